@@ -1,0 +1,47 @@
+/* common — the result enum shared by every module of the core, and a growable
+ * byte buffer with a hard maximum size (never truncates silently: appending
+ * past the maximum fails with TH_ERR_TOO_LARGE and leaves the buffer as it was).
+ * Ownership: a th_buf owns its data; th_buf_free releases it, th_buf_steal hands
+ * it to the caller. */
+#ifndef TH_COMMON_H
+#define TH_COMMON_H
+
+#include <stddef.h>
+
+typedef enum th_result {
+  TH_OK = 0,
+  TH_ERR_NOMEM,        /* allocation failed */
+  TH_ERR_INVALID,      /* input rejected (bad event, bad argument, bad cursor) */
+  TH_ERR_NOT_FOUND,    /* store: no item with that key (a normal outcome) */
+  TH_ERR_EXISTS,       /* store: create found the key taken (a normal outcome) */
+  TH_ERR_THROTTLED,    /* backend asked us to slow down */
+  TH_ERR_UNAVAILABLE,  /* backend unreachable or failing; may succeed later */
+  TH_ERR_TOO_LARGE,    /* a size limit was hit */
+  TH_ERR_TIMEOUT,      /* a deadline or budget ran out */
+  TH_ERR_IO,           /* file or socket error */
+  TH_ERR_INTERNAL      /* anything else: a bug or a broken invariant */
+} th_result;
+
+/* Short stable name of a result ("ok", "invalid", "throttled", ...). */
+const char *th_result_name(th_result r);
+
+typedef struct th_buf {
+  char *data;  /* NUL-terminated when non-NULL */
+  size_t len;
+  size_t cap;
+  size_t max;  /* appends that would exceed this fail */
+} th_buf;
+
+void th_buf_init(th_buf *b, size_t max);
+th_result th_buf_append(th_buf *b, const void *p, size_t n);
+th_result th_buf_append_str(th_buf *b, const char *s);
+void th_buf_reset(th_buf *b);           /* len = 0, keeps memory */
+char *th_buf_steal(th_buf *b, size_t *len); /* caller frees; buffer becomes empty */
+void th_buf_free(th_buf *b);
+
+/* Monotonic clock in milliseconds (for deadlines and durations). */
+double th_now_ms(void);
+
+#define TH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

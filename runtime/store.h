@@ -1,0 +1,57 @@
+/* store — the storage contract every backend implements (sqlite, dynamodb).
+ *
+ * Items travel as DynamoDB AttributeValue maps serialised as JSON text, e.g.
+ *   {"id":{"S":"6f1c..."},"created_at":{"N":"1703001234"},"done":{"BOOL":false}}
+ * This is exactly DynamoDB's wire form, so numbers stay exact decimal strings
+ * and both backends hold the same data. Keys are the string attribute `id`.
+ *
+ * Every operation is atomic. A failed condition is a normal result, not an
+ * error: create → TH_ERR_EXISTS, get/update/remove → TH_ERR_NOT_FOUND.
+ * Failures: TH_ERR_THROTTLED / TH_ERR_UNAVAILABLE (the route answers 503),
+ * TH_ERR_INVALID (400), anything else (500). On any result other than TH_OK the
+ * output pointers are left untouched, and s->error holds a one-line detail for
+ * the operator's log (never for the client).
+ *
+ * Ownership: strings returned through `char **` are malloc'd; the caller frees.
+ * A th_store is used by one thread at a time (one per worker).
+ */
+#ifndef TH_STORE_H
+#define TH_STORE_H
+
+#include "common.h"
+
+typedef struct th_store th_store;
+
+typedef struct th_store_ops {
+  /* item: AV map JSON that contains "id":{"S":id}. Creates only if absent. */
+  th_result (*create)(th_store *s, const char *id, const char *item);
+  /* *item_out: AV map JSON of the item. */
+  th_result (*get)(th_store *s, const char *id, char **item_out);
+  /* fields: AV map JSON of the attributes to set (never "id"); the other
+   * attributes are kept. Only if the item exists. *item_out: the new item. */
+  th_result (*update)(th_store *s, const char *id, const char *fields, char **item_out);
+  /* Deletes only if present. *old_out: the item as it was. */
+  th_result (*remove)(th_store *s, const char *id, char **old_out);
+  /* One page of at most `limit` (1..1000) items, starting after the key
+   * `after_id` (NULL: from the start). *items_out: JSON array of AV maps.
+   * *last_id_out: the key to pass as after_id for the next page, or NULL when
+   * no items remain after this page. Order is the backend's own, but stable:
+   * paging through visits every item that exists throughout exactly once. */
+  th_result (*scan)(th_store *s, int limit, const char *after_id, char **items_out,
+                    char **last_id_out);
+  void (*close)(th_store *s); /* frees s */
+} th_store_ops;
+
+struct th_store {
+  const th_store_ops *ops;
+  /* Names the data set ("sqlite:/abs/path.db", "dynamodb:Table"); cursors are
+   * bound to it so a cursor from another table is rejected. */
+  char identity[512];
+  char error[512]; /* detail of the last failure, for the log */
+};
+
+/* Opens the SQLite backend on the file at `path` (created if absent; WAL).
+ * On failure returns NULL and writes a one-line reason into err. */
+th_store *th_store_sqlite_open(const char *path, char *err, size_t errlen);
+
+#endif
