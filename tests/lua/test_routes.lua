@@ -247,6 +247,8 @@ T.test("body validation errors name their field", function()
     { "POST", "/tasks", '[{"task":"x"}]', "body" },
     { "POST", "/tasks", "3", "body" },
     { "POST", "/tasks", "true", "body" },
+    { "POST", "/tasks", '{"task": ' .. string.rep("[", 2000) .. string.rep("]", 2000) .. "}", "body" },
+    { "POST", "/tasks", '{"task": "x"} trailing', "body" },
     { "POST", "/tasks", "{}", "task" },
     { "POST", "/tasks", { status = "new" }, "task" },
     { "POST", "/tasks", '{"task": null}', "task" },
@@ -317,6 +319,8 @@ T.test("Content-Type", function()
     expect(call("POST", "/tasks", { body = { task = "x" }, headers = { ["content-type"] = ct } }), 201, "POST " .. ct)
   end
   expect(call("POST", "/tasks", { body = { task = "x" }, headers = {} }), 201, "no Content-Type")
+  expect_field_error(call("POST", "/tasks", { headers = { ["content-type"] = "text/plain" } }), "body",
+    "no body, text/plain")
   expect(call("PUT", "/tasks/" .. t.id, { body = { status = "completed" }, headers = {} }), 200, "PUT no Content-Type")
 end)
 
