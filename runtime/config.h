@@ -1,0 +1,34 @@
+/* config — the process configuration, read once from the environment at start.
+ * Names follow the AWS conventions first, then our own TASKHOST_* (see README).
+ * An invalid value fails th_config_from_env with one line naming the variable.
+ * Ownership: th_config owns its strings; th_config_free releases them. */
+#ifndef TH_CONFIG_H
+#define TH_CONFIG_H
+
+#include <stddef.h>
+
+#include "common.h"
+
+typedef enum th_store_kind { TH_STORE_SQLITE, TH_STORE_DYNAMODB } th_store_kind;
+
+typedef struct th_config {
+  th_store_kind store_kind;
+  char *sqlite_path;          /* TASKHOST_STORE=sqlite:<path> (default ./taskhost.db) */
+  char *table_name;           /* TABLE_NAME */
+  char *routes_dir;           /* TASKHOST_ROUTES (default: lua/ beside the binary) */
+  char *cors_origin;          /* TASKHOST_CORS_ORIGIN (default "*") */
+  char *cursor_secret;        /* TASKHOST_CURSOR_SECRET (default: fixed, see README) */
+  size_t max_body_bytes;      /* TASKHOST_MAX_BODY_BYTES (default 65536) */
+  size_t lua_memory_bytes;    /* TASKHOST_LUA_MEMORY_MB (default 64) */
+  long long lua_instructions; /* TASKHOST_LUA_INSTRUCTIONS per request (default 50M) */
+  int lua_timeout_ms;         /* TASKHOST_LUA_TIMEOUT_MS per request (default 5000) */
+  int workers;                /* TASKHOST_WORKERS for --serve (default 4) */
+  int log_level;              /* th_log_level; AWS_LAMBDA_LOG_LEVEL or TASKHOST_LOG_LEVEL */
+  int log_json;               /* AWS_LAMBDA_LOG_FORMAT: JSON (default) or Text */
+} th_config;
+
+/* exe_dir: folder of the running binary (for the default routes folder). */
+th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_t errlen);
+void th_config_free(th_config *c);
+
+#endif

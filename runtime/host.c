@@ -1,0 +1,849 @@
+/* The sandboxed Lua host and the request pipeline (see host.h). */
+#include "host.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <uuid/uuid.h>
+
+#include "event.h"
+#include "log.h"
+#include "lua_modules.h"
+
+#define HOOK_EVERY 1000        /* instructions between budget checks */
+#define MAX_SCRIPT_BYTES (1 << 20)
+
+typedef enum { STOP_NONE, STOP_BUDGET, STOP_DEADLINE } stop_reason;
+
+struct th_host {
+  const th_config *cfg;
+  th_store_binding binding;
+  lua_State *L;
+  size_t mem_used;
+  size_t mem_limit;
+  int mem_failed;          /* the allocator refused during this call */
+  long long instructions;  /* used by the current call */
+  long long budget;
+  double deadline_ms;
+  stop_reason stopped;
+  unsigned long long scripts_sig; /* fingerprint of the loaded *.lua files */
+  unsigned long long bad_sig;     /* fingerprint whose load failed (logged once) */
+  char *extra_dir;         /* th_host_run_script: the test script's folder */
+  int print_to_stdout;
+};
+
+/* ---- allocator with a cap ---- */
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  th_host *h = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    h->mem_used -= old;
+    return NULL;
+  }
+  if (nsize > old && h->mem_used - old + nsize > h->mem_limit) {
+    h->mem_failed = 1;
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (!p) {
+    h->mem_failed = 1;
+    return NULL;
+  }
+  h->mem_used = h->mem_used - old + nsize;
+  return p;
+}
+
+static th_host *host_of(lua_State *L) {
+  void *ud;
+  lua_getallocf(L, &ud);
+  return ud;
+}
+
+/* ---- budget: a count hook that re-arms itself once the script must stop,
+ * so a script's own pcall cannot swallow the stop ---- */
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  th_host *h = host_of(L);
+  if (h->stopped == STOP_NONE) {
+    h->instructions += HOOK_EVERY;
+    if (h->instructions > h->budget)
+      h->stopped = STOP_BUDGET;
+    else if (h->deadline_ms > 0 && th_now_ms() > h->deadline_ms)
+      h->stopped = STOP_DEADLINE;
+    else
+      return;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  }
+  luaL_error(L, "script stopped: %s",
+             h->stopped == STOP_BUDGET ? "instruction budget exhausted" : "deadline reached");
+}
+
+static void arm_budget(th_host *h, double deadline_ms) {
+  h->instructions = 0;
+  h->budget = h->cfg->lua_instructions;
+  h->stopped = STOP_NONE;
+  h->mem_failed = 0;
+  h->deadline_ms = deadline_ms;
+  lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+}
+
+static void disarm_budget(th_host *h) {
+  if (h->L)
+    lua_sethook(h->L, NULL, 0, 0);
+}
+
+/* ---- sandbox ---- */
+
+static int traceback_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* print: to the log (or stdout for test scripts); never to the proxy output. */
+static int sandbox_print(lua_State *L) {
+  th_host *h = host_of(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1)
+      luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  if (h->print_to_stdout) {
+    fputs(lua_tostring(L, -1), stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+  } else {
+    th_log(TH_LOG_INFO, th_lua_request_id(L), lua_tostring(L, -1), NULL, 0);
+  }
+  return 0;
+}
+
+static int valid_module_name(const char *name) {
+  if (!*name || strlen(name) > 64 || name[0] == '.')
+    return 0;
+  for (const char *p = name; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || (c == '.' && p[1] != '.' && p[1] != '\0')))
+      return 0;
+  }
+  return 1;
+}
+
+/* Reads dir/<name with . → />.lua; returns malloc'd text or NULL. */
+static char *read_script(const char *dir, const char *name, char *path, size_t pathlen,
+                         size_t *len) {
+  snprintf(path, pathlen, "%s/%s.lua", dir, name);
+  for (char *p = path + strlen(dir) + 1; *p && strcmp(p, ".lua") != 0; p++)
+    if (*p == '.')
+      *p = '/';
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  char *text = malloc(MAX_SCRIPT_BYTES + 1);
+  size_t n = text ? fread(text, 1, MAX_SCRIPT_BYTES + 1, f) : 0;
+  fclose(f);
+  if (!text || n > MAX_SCRIPT_BYTES) {
+    free(text);
+    return NULL;
+  }
+  text[n] = '\0';
+  *len = n;
+  return text;
+}
+
+typedef int (*native_opener)(lua_State *L);
+static const struct {
+  const char *name;
+  native_opener open;
+} natives[] = {{"json", luaopen_th_json},   {"store", luaopen_th_store}, {"uuid", luaopen_th_uuid},
+               {"clock", luaopen_th_clock}, {"log", luaopen_th_log}};
+
+/* require(name): native modules, then text scripts from the routes folder. */
+static int sandbox_require(lua_State *L) {
+  th_host *h = host_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, 2, name);
+  if (lua_toboolean(L, -1))
+    return 1;
+  lua_pop(L, 1);
+  for (size_t i = 0; i < TH_ARRAY_LEN(natives); i++) {
+    if (strcmp(name, natives[i].name) == 0) {
+      lua_pushlightuserdata(L, &h->binding);
+      lua_pushcclosure(L, natives[i].open, 1);
+      lua_call(L, 0, 1);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, 2, name);
+      return 1;
+    }
+  }
+  if (!valid_module_name(name))
+    return luaL_error(L, "module name '%s' is not allowed", name);
+  char path[4096];
+  size_t len = 0;
+  char *text = read_script(h->cfg->routes_dir, name, path, sizeof path, &len);
+  if (!text && h->extra_dir)
+    text = read_script(h->extra_dir, name, path, sizeof path, &len);
+  if (!text)
+    return luaL_error(L, "module '%s' not found in %s", name, h->cfg->routes_dir);
+  lua_pushfstring(L, "@%s", path);
+  int status = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t");
+  free(text);
+  if (status != LUA_OK)
+    return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 2, name);
+  return 1;
+}
+
+static const char *const removed_globals[] = {"dofile", "loadfile", "load", "collectgarbage",
+                                              "require", "module", "setfenv", "getfenv",
+                                              "loadstring", "rawlen_", NULL};
+
+/* Opens the allowed libraries and installs require/print; runs protected. */
+static int setup_sandbox(lua_State *L) {
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8}};
+  for (size_t i = 0; i < TH_ARRAY_LEN(libs); i++) {
+    luaL_requiref(L, libs[i].name, libs[i].func, 1);
+    lua_pop(L, 1);
+  }
+  for (int i = 0; removed_globals[i]; i++) {
+    lua_pushnil(L);
+    lua_setglobal(L, removed_globals[i]);
+  }
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  /* Hide the shared string metatable from getmetatable/setmetatable. */
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, "protected");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
+  th_json_setup(L);
+  lua_register(L, "require", sandbox_require);
+  lua_register(L, "print", sandbox_print);
+  th_lua_set_request_id(L, "init");
+  return 0;
+}
+
+/* Loads routes.lua and checks it returns a table with handle(); protected. */
+static int load_routes(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "routes");
+  lua_call(L, 1, 1);
+  if (lua_type(L, -1) != LUA_TTABLE)
+    return luaL_error(L, "routes.lua must return a table with a handle(request) function");
+  lua_getfield(L, -1, "handle");
+  if (lua_type(L, -1) != LUA_TFUNCTION)
+    return luaL_error(L, "routes.lua must return a table with a handle(request) function");
+  lua_setfield(L, LUA_REGISTRYINDEX, "th.handle");
+  return 0;
+}
+
+/* Fingerprint of the *.lua files (names, sizes, mtimes) in dir and below. */
+static unsigned long long scripts_fingerprint(const char *dir, int depth) {
+  unsigned long long sig = 1469598103934665603ULL;
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (stat(path, &st) != 0)
+      continue;
+    unsigned long long part = 0;
+    if (S_ISDIR(st.st_mode) && depth < 4) {
+      part = scripts_fingerprint(path, depth + 1);
+    } else {
+      size_t n = strlen(e->d_name);
+      if (n < 4 || strcmp(e->d_name + n - 4, ".lua") != 0)
+        continue;
+      part = (unsigned long long)st.st_mtim.tv_sec * 1000000007ULL +
+             (unsigned long long)st.st_mtim.tv_nsec + (unsigned long long)st.st_size * 31ULL +
+             (unsigned long long)st.st_ino;
+    }
+    for (const char *p = e->d_name; *p; p++)
+      part = (part ^ (unsigned char)*p) * 1099511628211ULL;
+    sig ^= part; /* order-independent: readdir order varies */
+  }
+  closedir(d);
+  return sig;
+}
+
+/* Builds a fresh state with the scripts loaded; NULL with err on failure. */
+static lua_State *build_state(th_host *h, char *err, size_t errlen) {
+  h->mem_used = 0;
+  h->mem_failed = 0;
+  lua_State *L = lua_newstate(capped_alloc, h);
+  if (!L) {
+    snprintf(err, errlen, "cannot create the Lua state: out of memory");
+    return NULL;
+  }
+  lua_pushcfunction(L, setup_sandbox);
+  int status = lua_pcall(L, 0, 0, 0);
+  if (status == LUA_OK) {
+    lua_pushcfunction(L, load_routes);
+    status = lua_pcall(L, 0, 0, 0);
+  }
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    snprintf(err, errlen, "cannot load the route scripts: %s", msg ? msg : "unknown error");
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char *err,
+                      size_t errlen) {
+  th_host *h = calloc(1, sizeof *h);
+  if (!h) {
+    snprintf(err, errlen, "out of memory");
+    return TH_ERR_NOMEM;
+  }
+  h->cfg = cfg;
+  h->binding.store = store;
+  h->binding.cursor_secret = (const unsigned char *)cfg->cursor_secret;
+  h->binding.cursor_secret_len = strlen(cfg->cursor_secret);
+  h->mem_limit = cfg->lua_memory_bytes;
+  h->scripts_sig = scripts_fingerprint(cfg->routes_dir, 0);
+  h->L = build_state(h, err, errlen);
+  if (!h->L) {
+    free(h);
+    return TH_ERR_INVALID;
+  }
+  *out = h;
+  return TH_OK;
+}
+
+th_result th_host_reload_if_changed(th_host *h, char *err, size_t errlen) {
+  unsigned long long sig = scripts_fingerprint(h->cfg->routes_dir, 0);
+  if (sig == h->scripts_sig && h->L)
+    return TH_OK;
+  if (sig == h->bad_sig && h->L)
+    return TH_OK; /* already reported; the old scripts stay in service */
+  /* The old state keeps its own allocator accounting: build the new one on a
+   * scratch host and move it over when it loaded. */
+  th_host scratch = *h;
+  lua_State *L = build_state(&scratch, err, errlen);
+  if (!L) {
+    h->bad_sig = sig;
+    return TH_ERR_INVALID;
+  }
+  if (h->L)
+    lua_close(h->L);
+  /* the new state's allocator userdata is &scratch: re-point it at h */
+  lua_setallocf(L, capped_alloc, h);
+  h->L = L;
+  h->mem_used = scratch.mem_used;
+  h->scripts_sig = sig;
+  h->bad_sig = 0;
+  th_log(TH_LOG_INFO, NULL, "route scripts reloaded", NULL, 0);
+  return TH_OK;
+}
+
+void th_host_free(th_host *h) {
+  if (!h)
+    return;
+  if (h->L)
+    lua_close(h->L);
+  free(h->extra_dir);
+  free(h);
+}
+
+/* ---- the pipeline ---- */
+
+typedef struct invocation {
+  th_host *h;
+  const char *event;
+  size_t event_len;
+  const th_invoke_ctx *ctx;
+  const char *request_id;
+  /* outputs */
+  int not_event;
+  char *err;
+  size_t errlen;
+  th_event_version version;
+  int status;
+  char method[16];
+  char path[256];
+} invocation;
+
+/* Pushes {status=, headers={...}, body=json} for an error message. */
+static void push_error_response(lua_State *L, int status, const char *message) {
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  lua_newtable(L);
+  lua_setfield(L, -2, "headers");
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, message);
+  lua_setfield(L, -2, "message");
+  lua_setfield(L, -2, "body");
+}
+
+static int header_present(lua_State *L, int headers, const char *name) {
+  lua_pushnil(L);
+  while (lua_next(L, headers)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && strcasecmp(lua_tostring(L, -1), name) == 0) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void set_default_header(lua_State *L, int headers, const char *name, const char *value) {
+  if (!header_present(L, headers, name)) {
+    lua_pushstring(L, value);
+    lua_setfield(L, headers, name);
+  }
+}
+
+/* Checks the route's response at idx and pushes the normalised one:
+ * {status=int, headers={string=string}, body=string}. Raises a plain-string
+ * error naming the problem when the response is malformed. */
+static void push_normalised_response(lua_State *L, th_host *h, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "route returned a %s, not a response table", luaL_typename(L, idx));
+  lua_createtable(L, 0, 3);
+  int out = lua_gettop(L);
+  lua_getfield(L, idx, "status");
+  lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+  if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (n == (lua_Number)(lua_Integer)n)
+      status = (lua_Integer)n;
+  }
+  if (status < 100 || status > 599)
+    luaL_error(L, "route returned an invalid status");
+  lua_pushinteger(L, status);
+  lua_setfield(L, out, "status");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  int headers = lua_gettop(L);
+  lua_getfield(L, idx, "headers");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) != LUA_TSTRING ||
+          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+        luaL_error(L, "route returned a header that is not a string");
+      const char *v = lua_tostring(L, -1);
+      if (strpbrk(v, "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n: "))
+        luaL_error(L, "route returned a header with a line break");
+      lua_pushvalue(L, -2);
+      lua_pushstring(L, v);
+      lua_rawset(L, headers);
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "route returned headers that are not a table");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "body");
+  int body_type = lua_type(L, -1);
+  if (body_type == LUA_TTABLE || body_type == LUA_TLIGHTUSERDATA) {
+    th_json_encode(L, -1);
+    lua_remove(L, -2);
+    set_default_header(L, headers, "Content-Type", "application/json");
+  } else if (body_type == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  } else if (body_type == LUA_TSTRING) {
+    set_default_header(L, headers, "Content-Type", "text/plain; charset=utf-8");
+  } else {
+    luaL_error(L, "route returned a body that is a %s", luaL_typename(L, -1));
+  }
+  lua_setfield(L, out, "body");
+  /* Every response, including our own errors: CORS and no sniffing. */
+  set_default_header(L, headers, "Access-Control-Allow-Origin", h->cfg->cors_origin);
+  set_default_header(L, headers, "Access-Control-Allow-Headers",
+                     "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token");
+  set_default_header(L, headers, "Access-Control-Allow-Methods",
+                     "GET, POST, PUT, DELETE, OPTIONS");
+  if (strcmp(h->cfg->cors_origin, "*") != 0)
+    set_default_header(L, headers, "Vary", "Origin");
+  lua_pushliteral(L, "nosniff");
+  lua_setfield(L, headers, "X-Content-Type-Options");
+  lua_setfield(L, out, "headers");
+  lua_remove(L, idx);
+}
+
+static void copy_field(lua_State *L, int t, const char *key, char *dst, size_t n) {
+  lua_getfield(L, t, key);
+  const char *s = lua_tostring(L, -1);
+  snprintf(dst, n, "%s", s ? s : "");
+  lua_pop(L, 1);
+}
+
+/* Normalises the response at index 2 (index 1: the host); protected. */
+static int normalise_protected(lua_State *L) {
+  push_normalised_response(L, lua_touserdata(L, 1), 2);
+  return 1;
+}
+
+/* Calls routes.handle(request) under the budget and pushes its response, or a
+ * 500 response after logging why the route failed. */
+static void push_route_response(lua_State *L, invocation *inv, int req) {
+  th_host *h = inv->h;
+  lua_pushcfunction(L, traceback_handler);
+  int handler = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "th.handle");
+  lua_pushvalue(L, req);
+  double deadline = th_now_ms() + h->cfg->lua_timeout_ms;
+  if (inv->ctx && inv->ctx->deadline_ms > 0 && inv->ctx->deadline_ms < deadline)
+    deadline = inv->ctx->deadline_ms;
+  arm_budget(h, deadline);
+  int status = lua_pcall(L, 1, 1, handler);
+  disarm_budget(h);
+  lua_remove(L, handler);
+  if (status == LUA_OK)
+    return;
+  const char *kind = h->stopped == STOP_BUDGET     ? "instruction_budget"
+                     : h->stopped == STOP_DEADLINE ? "deadline"
+                     : status == LUA_ERRMEM        ? "out_of_memory"
+                                                   : "script_error";
+  const char *msg = lua_tostring(L, -1);
+  th_log_field f[] = {TH_LOG_STR("kind", kind), TH_LOG_STR("error", msg ? msg : "?")};
+  th_log(TH_LOG_ERROR, inv->request_id, "route failed", f, (int)TH_ARRAY_LEN(f));
+  lua_pop(L, 1);
+  push_error_response(L, 500, "Internal server error");
+}
+
+/* Runs inside lua_pcall: event → route → normalised response → proxy JSON
+ * (left on the stack). */
+static int invoke_protected(lua_State *L) {
+  invocation *inv = lua_touserdata(L, 1);
+  th_host *h = inv->h;
+  th_event_info info;
+  lua_settop(L, 0);
+  th_lua_set_request_id(L, inv->request_id);
+  if (th_event_push_request(L, inv->event, inv->event_len, &info, inv->err, inv->errlen) !=
+      TH_OK) {
+    inv->not_event = 1;
+    return 0;
+  }
+  inv->version = info.version;
+  int req = lua_gettop(L);
+  copy_field(L, req, "method", inv->method, sizeof inv->method);
+  copy_field(L, req, "path", inv->path, sizeof inv->path);
+  lua_pushstring(L, inv->request_id);
+  lua_setfield(L, req, "request_id");
+  if (inv->ctx && inv->ctx->function_arn) {
+    lua_pushstring(L, inv->ctx->function_arn);
+    lua_setfield(L, req, "function_arn");
+  }
+
+  if (info.body_invalid)
+    push_error_response(L, 400, "Request body is declared base64 but is not valid base64");
+  else if (info.body_len > h->cfg->max_body_bytes)
+    push_error_response(L, 413, "Request body too large");
+  else
+    push_route_response(L, inv, req);
+
+  lua_pushcfunction(L, normalise_protected);
+  lua_pushlightuserdata(L, h);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    th_log_field f[] = {TH_LOG_STR("error", msg ? msg : "?")};
+    th_log(TH_LOG_ERROR, inv->request_id, "route returned an invalid response", f, 1);
+    lua_pop(L, 1);
+    push_error_response(L, 500, "Internal server error");
+    push_normalised_response(L, h, -1);
+  }
+  lua_getfield(L, -1, "status");
+  inv->status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  th_event_push_response_json(L, -1, info.version);
+  return 1;
+}
+
+/* Last resort after a failure of the host's own code (out of memory while
+ * building a response): a fresh 500 in the event's format; protected. */
+static int fallback_protected(lua_State *L) {
+  invocation *inv = lua_touserdata(L, 1);
+  push_error_response(L, 500, "Internal server error");
+  push_normalised_response(L, inv->h, -1);
+  th_event_push_response_json(L, -1, inv->version ? inv->version : TH_EVENT_V2);
+  inv->status = 500;
+  return 1;
+}
+
+static th_result rebuild_state(th_host *h, const char *request_id) {
+  char err[512];
+  if (h->L)
+    lua_close(h->L);
+  h->L = build_state(h, err, sizeof err);
+  th_log_field f[] = {TH_LOG_STR("error", err)};
+  if (!h->L) {
+    th_log(TH_LOG_ERROR, request_id, "cannot rebuild the Lua state", f, 1);
+    return TH_ERR_INTERNAL;
+  }
+  th_log(TH_LOG_WARN, request_id, "Lua state rebuilt after a stopped or failed script", NULL, 0);
+  return TH_OK;
+}
+
+static void new_request_id(char out[37]) {
+  uuid_t u;
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, out);
+}
+
+static th_result copy_top_string(lua_State *L, char **out, size_t *len) {
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  char *copy = s ? malloc(n + 1) : NULL;
+  if (!copy)
+    return TH_ERR_NOMEM;
+  memcpy(copy, s, n + 1);
+  *out = copy;
+  *len = n;
+  return TH_OK;
+}
+
+th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_invoke_ctx *ctx,
+                         char **response, size_t *response_len, th_invoke_result *res,
+                         char *err, size_t errlen) {
+  double started = th_now_ms();
+  char generated[37];
+  const char *rid = ctx ? ctx->request_id : NULL;
+  if (!rid) {
+    new_request_id(generated);
+    rid = generated;
+  }
+  if (!h->L && rebuild_state(h, rid) != TH_OK) {
+    snprintf(err, errlen, "the Lua state is not available");
+    return TH_ERR_INTERNAL;
+  }
+  invocation inv = {.h = h, .event = event, .event_len = len, .ctx = ctx, .request_id = rid,
+                    .err = err, .errlen = errlen};
+  lua_State *L = h->L;
+  lua_settop(L, 0);
+  lua_pushcfunction(L, invoke_protected);
+  lua_pushlightuserdata(L, &inv);
+  int status = lua_pcall(L, 1, 1, 0);
+  th_result rc = TH_OK;
+  if (status == LUA_OK && inv.not_event) {
+    rc = TH_ERR_INVALID;
+  } else if (status == LUA_OK) {
+    rc = copy_top_string(L, response, response_len);
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    th_log_field f[] = {TH_LOG_STR("error", msg ? msg : "?")};
+    th_log(TH_LOG_ERROR, rid, "host failed while handling the request", f, 1);
+    rc = rebuild_state(h, rid);
+    if (rc == TH_OK) {
+      L = h->L;
+      lua_settop(L, 0);
+      lua_pushcfunction(L, fallback_protected);
+      lua_pushlightuserdata(L, &inv);
+      rc = lua_pcall(L, 1, 1, 0) == LUA_OK ? copy_top_string(L, response, response_len)
+                                          : TH_ERR_INTERNAL;
+    }
+    if (rc != TH_OK)
+      snprintf(err, errlen, "cannot build a response: %s", th_result_name(rc));
+  }
+  if (h->L)
+    lua_settop(h->L, 0);
+  /* A stopped script or an exhausted heap leaves state we cannot trust. */
+  if (h->stopped != STOP_NONE || h->mem_failed)
+    rebuild_state(h, rid);
+  if (h->L)
+    lua_gc(h->L, LUA_GCSTEP, 0);
+  if (res) {
+    res->status = inv.status;
+    snprintf(res->request_id, sizeof res->request_id, "%s", rid);
+  }
+  if (rc == TH_OK) {
+    th_log_field f[] = {TH_LOG_STR("method", inv.method), TH_LOG_STR("path", inv.path),
+                        TH_LOG_NUM("status", inv.status),
+                        TH_LOG_NUM("durationMs", (double)(long long)((th_now_ms() - started) * 1000) / 1000.0)};
+    th_log(inv.status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, rid, "request", f,
+           (int)TH_ARRAY_LEN(f));
+  }
+  return rc;
+}
+
+/* ---- --serve ---- */
+
+typedef struct http_call {
+  th_host *h;
+  const th_http_request *req;
+  int status;
+  const char *message;
+} http_call;
+
+static int build_event_protected(lua_State *L) {
+  http_call *c = lua_touserdata(L, 1);
+  th_event_push_v2_from_http(L, c->req);
+  return 1;
+}
+
+static int error_json_protected(lua_State *L) {
+  http_call *c = lua_touserdata(L, 1);
+  push_error_response(L, c->status, c->message);
+  push_normalised_response(L, c->h, -1);
+  th_event_push_response_json(L, -1, TH_EVENT_V2);
+  return 1;
+}
+
+typedef struct read_call {
+  const char *json;
+  size_t len;
+  th_http_response *out;
+  th_result rc;
+} read_call;
+
+static int read_response_protected(lua_State *L) {
+  read_call *c = lua_touserdata(L, 1);
+  c->rc = th_event_read_v2_response(L, c->json, c->len, c->out);
+  return 0;
+}
+
+static th_result read_response(th_host *h, const char *json, size_t len, th_http_response *out) {
+  read_call rc = {json, len, out, TH_ERR_INTERNAL};
+  lua_pushcfunction(h->L, read_response_protected);
+  lua_pushlightuserdata(h->L, &rc);
+  if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
+    lua_settop(h->L, 0);
+    return TH_ERR_NOMEM;
+  }
+  return rc.rc;
+}
+
+th_result th_host_invoke_http(th_host *h, const th_http_request *req, th_http_response *out,
+                              th_invoke_result *res, char *err, size_t errlen) {
+  if (!h->L && rebuild_state(h, req->request_id) != TH_OK) {
+    snprintf(err, errlen, "the Lua state is not available");
+    return TH_ERR_INTERNAL;
+  }
+  http_call c = {.h = h, .req = req};
+  lua_settop(h->L, 0);
+  lua_pushcfunction(h->L, build_event_protected);
+  lua_pushlightuserdata(h->L, &c);
+  if (lua_pcall(h->L, 1, 1, 0) != LUA_OK) {
+    lua_settop(h->L, 0);
+    snprintf(err, errlen, "cannot build the event: out of memory");
+    return TH_ERR_NOMEM;
+  }
+  char *event = NULL, *response = NULL;
+  size_t event_len = 0, response_len = 0;
+  th_result rc = copy_top_string(h->L, &event, &event_len);
+  lua_settop(h->L, 0);
+  if (rc != TH_OK)
+    return rc;
+  th_invoke_ctx ctx = {.request_id = req->request_id};
+  rc = th_host_invoke(h, event, event_len, &ctx, &response, &response_len, res, err, errlen);
+  free(event);
+  if (rc != TH_OK)
+    return rc;
+  rc = read_response(h, response, response_len, out);
+  free(response);
+  if (rc != TH_OK)
+    snprintf(err, errlen, "cannot read the proxy response: %s", th_result_name(rc));
+  return rc;
+}
+
+th_result th_host_error_http(th_host *h, int status, const char *message, th_http_response *out) {
+  if (!h->L && rebuild_state(h, NULL) != TH_OK)
+    return TH_ERR_INTERNAL;
+  http_call c = {.h = h, .status = status, .message = message};
+  lua_settop(h->L, 0);
+  lua_pushcfunction(h->L, error_json_protected);
+  lua_pushlightuserdata(h->L, &c);
+  if (lua_pcall(h->L, 1, 1, 0) != LUA_OK) {
+    lua_settop(h->L, 0);
+    return TH_ERR_NOMEM;
+  }
+  char *json = NULL;
+  size_t len = 0;
+  th_result rc = copy_top_string(h->L, &json, &len);
+  lua_settop(h->L, 0);
+  if (rc == TH_OK) {
+    rc = read_response(h, json, len, out);
+    free(json);
+  }
+  return rc;
+}
+
+/* ---- --lua-test ---- */
+
+th_result th_host_run_script(th_host *h, const char *path, char *err, size_t errlen) {
+  char *slash = strrchr(path, '/');
+  free(h->extra_dir);
+  h->extra_dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+  h->print_to_stdout = 1;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return TH_ERR_IO;
+  }
+  char *text = malloc(MAX_SCRIPT_BYTES + 1);
+  size_t n = text ? fread(text, 1, MAX_SCRIPT_BYTES + 1, f) : 0;
+  fclose(f);
+  if (!text || n > MAX_SCRIPT_BYTES) {
+    free(text);
+    snprintf(err, errlen, "cannot read %s", path);
+    return TH_ERR_IO;
+  }
+  lua_State *L = h->L;
+  lua_settop(L, 0);
+  th_lua_set_request_id(L, "test");
+  lua_pushcfunction(L, traceback_handler);
+  char chunk[4200];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  int status = luaL_loadbufferx(L, text, n, chunk, "t");
+  free(text);
+  if (status == LUA_OK)
+    status = lua_pcall(L, 0, 0, 1);
+  if (status != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_settop(L, 0);
+    return TH_ERR_INVALID;
+  }
+  lua_settop(L, 0);
+  return TH_OK;
+}

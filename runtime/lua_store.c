@@ -1,0 +1,210 @@
+/* The store module: the store contract over plain Lua tables.
+ *
+ *   store.create(item)          → true | false (id taken) | nil, err
+ *   store.get(id)               → item | nil (absent) | nil, err
+ *   store.update(id, fields)    → new item | nil (absent) | nil, err
+ *   store.delete(id)            → old item | nil (absent) | nil, err
+ *   store.scan(limit, cursor)   → items, next_cursor_or_nil | nil, err
+ *
+ * err = {kind = "invalid"|"throttled"|"unavailable"|"internal", message = ...}.
+ * Misuse by the script (wrong argument types) raises. Backend details go to
+ * the log with the request id, never into err.message. C strings returned by
+ * the backend are copied onto the Lua stack and freed before anything that
+ * can raise. */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "log.h"
+#include "lua_modules.h"
+
+static th_store_binding *binding(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static const char *err_kind(th_result r) {
+  switch (r) {
+  case TH_ERR_INVALID: return "invalid";
+  case TH_ERR_THROTTLED: return "throttled";
+  case TH_ERR_UNAVAILABLE:
+  case TH_ERR_TIMEOUT: return "unavailable";
+  default: return "internal";
+  }
+}
+
+static const char *err_message(th_result r) {
+  switch (r) {
+  case TH_ERR_INVALID: return "the store rejected the request";
+  case TH_ERR_THROTTLED: return "the store is throttling requests";
+  case TH_ERR_UNAVAILABLE:
+  case TH_ERR_TIMEOUT: return "the store is unavailable";
+  default: return "the store failed";
+  }
+}
+
+/* Logs the failure and returns nil, err to the script. */
+static int push_failure(lua_State *L, const char *op, th_result r, const char *detail) {
+  th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_STR("kind", err_kind(r)),
+                      TH_LOG_STR("error", th_result_name(r)), TH_LOG_STR("detail", detail)};
+  th_log(r == TH_ERR_INVALID ? TH_LOG_WARN : TH_LOG_ERROR, th_lua_request_id(L),
+         "store operation failed", f, (int)TH_ARRAY_LEN(f));
+  lua_pushnil(L);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, err_kind(r));
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, err_message(r));
+  lua_setfield(L, -2, "message");
+  return 2;
+}
+
+/* Moves a backend-owned string onto the stack and frees it. */
+static void push_owned(lua_State *L, char *s) {
+  lua_pushstring(L, s);
+  free(s);
+}
+
+static void push_plain_from_json(lua_State *L, int idx) {
+  size_t len;
+  const char *text = lua_tolstring(L, idx, &len);
+  th_json_decode(L, text, len);
+  th_av_push_plain_item(L, -1);
+  lua_remove(L, -2);
+}
+
+static const char *check_id(lua_State *L, int arg) {
+  size_t len;
+  const char *id = luaL_checklstring(L, arg, &len);
+  luaL_argcheck(L, len > 0 && strlen(id) == len, arg, "id must be a non-empty string without NUL");
+  return id;
+}
+
+static int l_create(lua_State *L) {
+  th_store_binding *b = binding(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "id");
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return luaL_argerror(L, 1, "item.id must be a string");
+  const char *id = check_id(L, -1);
+  th_av_push_item(L, 1);
+  th_json_encode(L, -1);
+  th_result r = b->store->ops->create(b->store, id, lua_tostring(L, -1));
+  if (r == TH_OK || r == TH_ERR_EXISTS) {
+    lua_pushboolean(L, r == TH_OK);
+    return 1;
+  }
+  return push_failure(L, "create", r, b->store->error);
+}
+
+static int l_get(lua_State *L) {
+  th_store_binding *b = binding(L);
+  const char *id = check_id(L, 1);
+  char *item = NULL;
+  th_result r = b->store->ops->get(b->store, id, &item);
+  if (r == TH_ERR_NOT_FOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (r != TH_OK)
+    return push_failure(L, "get", r, b->store->error);
+  push_owned(L, item);
+  push_plain_from_json(L, -1);
+  return 1;
+}
+
+static int l_update(lua_State *L) {
+  th_store_binding *b = binding(L);
+  const char *id = check_id(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "id");
+  luaL_argcheck(L, lua_isnil(L, -1), 2, "fields must not change the id");
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  luaL_argcheck(L, lua_next(L, 2) != 0, 2, "fields must not be empty");
+  lua_settop(L, 2);
+  th_av_push_item(L, 2);
+  th_json_encode(L, -1);
+  char *item = NULL;
+  th_result r = b->store->ops->update(b->store, id, lua_tostring(L, -1), &item);
+  if (r == TH_ERR_NOT_FOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (r != TH_OK)
+    return push_failure(L, "update", r, b->store->error);
+  push_owned(L, item);
+  push_plain_from_json(L, -1);
+  return 1;
+}
+
+static int l_delete(lua_State *L) {
+  th_store_binding *b = binding(L);
+  const char *id = check_id(L, 1);
+  char *old = NULL;
+  th_result r = b->store->ops->remove(b->store, id, &old);
+  if (r == TH_ERR_NOT_FOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (r != TH_OK)
+    return push_failure(L, "delete", r, b->store->error);
+  push_owned(L, old);
+  push_plain_from_json(L, -1);
+  return 1;
+}
+
+static int l_scan(lua_State *L) {
+  th_store_binding *b = binding(L);
+  lua_Integer limit = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, limit >= 1 && limit <= 1000, 1, "limit must be from 1 to 1000");
+  char *after = NULL;
+  if (!lua_isnoneornil(L, 2)) {
+    const char *cursor = luaL_checkstring(L, 2);
+    if (th_cursor_open(b->cursor_secret, b->cursor_secret_len, b->store->identity, cursor,
+                       &after) != TH_OK)
+      return push_failure(L, "scan", TH_ERR_INVALID, "cursor was not issued by this store");
+  }
+  char *items = NULL, *last = NULL;
+  th_result r = b->store->ops->scan(b->store, (int)limit, after, &items, &last);
+  free(after);
+  if (r != TH_OK)
+    return push_failure(L, "scan", r, b->store->error);
+  char *next = NULL;
+  th_result sealed = TH_OK;
+  if (last) {
+    sealed = th_cursor_seal(b->cursor_secret, b->cursor_secret_len, b->store->identity, last, &next);
+    free(last);
+  }
+  push_owned(L, items);
+  if (sealed != TH_OK)
+    return push_failure(L, "scan", sealed, "cannot seal the cursor");
+  if (next)
+    push_owned(L, next);
+  else
+    lua_pushnil(L);
+  int next_idx = lua_gettop(L);
+  size_t len;
+  const char *text = lua_tolstring(L, next_idx - 1, &len);
+  th_json_decode(L, text, len);
+  int avs = lua_gettop(L);
+  lua_newtable(L);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, avs);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, avs, i);
+    th_av_push_plain_item(L, -1);
+    lua_rawseti(L, avs + 1, i);
+    lua_pop(L, 1);
+  }
+  th_json_mark_array(L, -1);
+  lua_pushvalue(L, next_idx);
+  return 2;
+}
+
+int luaopen_th_store(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"create", l_create}, {"get", l_get},   {"update", l_update},
+                                   {"delete", l_delete}, {"scan", l_scan}, {NULL, NULL}};
+  luaL_newlibtable(L, funcs);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  luaL_setfuncs(L, funcs, 1);
+  return 1;
+}

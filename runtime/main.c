@@ -1,0 +1,177 @@
+/* taskhost — entry point: reads the configuration, opens the store and the
+ * Lua host, and runs one of the modes:
+ *   --local FILE|-        one API Gateway event in, the proxy response out
+ *   --serve [HOST:]PORT   local HTTP server (default 127.0.0.1:3000)
+ *   --check               load configuration and scripts, then exit
+ *   --lua-test FILE       run a Lua test script inside the sandbox
+ * Exit status: 0 ran; 1 start-up failed (configuration, scripts, store);
+ * 2 bad usage or the input is not an API Gateway event. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "host.h"
+#include "log.h"
+#include "serve.h"
+#include "store.h"
+
+#define MAX_EVENT_BYTES (6 * 1024 * 1024 + 65536) /* Lambda's payload limit + envelope */
+
+static void usage(FILE *out) {
+  fputs("usage: taskhost --local FILE|-        run one API Gateway event, print the response\n"
+        "       taskhost --serve [HOST:]PORT   serve the API over HTTP (default 127.0.0.1:3000)\n"
+        "       taskhost --check               check configuration and route scripts\n"
+        "       taskhost --lua-test FILE       run a Lua test script in the sandbox\n"
+        "configuration comes from the environment: see README.md\n",
+        out);
+}
+
+/* The folder of the binary as invoked (a symlink's own folder, so a link at
+ * the repository root finds lua/ beside it). */
+static void exe_dir(const char *argv0, char *out, size_t n) {
+  const char *slash = strrchr(argv0, '/');
+  if (slash) {
+    snprintf(out, n, "%.*s", (int)(slash - argv0), argv0);
+    if (!*out)
+      snprintf(out, n, "/");
+    return;
+  }
+  char path[PATH_MAX];
+  ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (len <= 0) {
+    snprintf(out, n, ".");
+    return;
+  }
+  path[len] = '\0';
+  char *s = strrchr(path, '/');
+  if (s)
+    *s = '\0';
+  snprintf(out, n, "%s", path);
+}
+
+static th_store *open_store(const th_config *cfg, char *err, size_t errlen) {
+  if (cfg->store_kind == TH_STORE_SQLITE)
+    return th_store_sqlite_open(cfg->sqlite_path, err, errlen);
+  snprintf(err, errlen, "TASKHOST_STORE=dynamodb: the DynamoDB store is not part of this build yet");
+  return NULL;
+}
+
+static int read_all(const char *path, char **out, size_t *len, char *err, size_t errlen) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  th_buf b;
+  th_buf_init(&b, MAX_EVENT_BYTES);
+  char chunk[65536];
+  size_t n;
+  th_result rc = TH_OK;
+  while (rc == TH_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = th_buf_append(&b, chunk, n);
+  int failed = ferror(f);
+  if (f != stdin)
+    fclose(f);
+  if (rc != TH_OK || failed) {
+    snprintf(err, errlen, "cannot read %s: %s", path,
+             rc == TH_ERR_TOO_LARGE ? "larger than Lambda's 6 MB payload limit"
+                                    : failed ? "read error" : "out of memory");
+    th_buf_free(&b);
+    return -1;
+  }
+  if (!b.data)
+    th_buf_append(&b, "", 0);
+  *out = th_buf_steal(&b, len);
+  return 0;
+}
+
+static int run_local(th_host *host, const char *path) {
+  char err[1024];
+  char *event = NULL, *response = NULL;
+  size_t len = 0, rlen = 0;
+  if (read_all(path, &event, &len, err, sizeof err) != 0) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    return 2;
+  }
+  th_invoke_result res;
+  th_result rc = th_host_invoke(host, event, len, NULL, &response, &rlen, &res, err, sizeof err);
+  free(event);
+  if (rc == TH_ERR_INVALID) {
+    fprintf(stderr, "taskhost: %s: %s\n", strcmp(path, "-") == 0 ? "stdin" : path, err);
+    return 2;
+  }
+  if (rc != TH_OK) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    return 1;
+  }
+  fwrite(response, 1, rlen, stdout);
+  fputc('\n', stdout);
+  free(response);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : NULL;
+  const char *arg = argc > 2 ? argv[2] : NULL;
+  if (!mode || strcmp(mode, "--help") == 0 || strcmp(mode, "-h") == 0) {
+    usage(mode ? stdout : stderr);
+    return mode ? 0 : 2;
+  }
+  int known = strcmp(mode, "--local") == 0 || strcmp(mode, "--serve") == 0 ||
+              strcmp(mode, "--check") == 0 || strcmp(mode, "--lua-test") == 0;
+  if (!known || ((strcmp(mode, "--local") == 0 || strcmp(mode, "--lua-test") == 0) && !arg) ||
+      argc > 3) {
+    fprintf(stderr, "taskhost: bad arguments\n");
+    usage(stderr);
+    return 2;
+  }
+
+  char dir[PATH_MAX], err[1024];
+  exe_dir(argv[0], dir, sizeof dir);
+  th_config cfg;
+  if (th_config_from_env(&cfg, dir, err, sizeof err) != TH_OK) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    return 1;
+  }
+  th_log_configure((th_log_level)cfg.log_level, cfg.log_json);
+  int status = 1;
+  th_store *store = NULL;
+  th_host *host = NULL;
+
+  if (strcmp(mode, "--serve") == 0) {
+    status = th_serve_run(&cfg, arg ? arg : "127.0.0.1:3000", open_store, err, sizeof err);
+    if (status != 0)
+      fprintf(stderr, "taskhost: %s\n", err);
+    goto done;
+  }
+  store = open_store(&cfg, err, sizeof err);
+  if (!store) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    goto done;
+  }
+  if (th_host_new(&cfg, store, &host, err, sizeof err) != TH_OK) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    goto done;
+  }
+  if (strcmp(mode, "--check") == 0) {
+    printf("ok: configuration and route scripts (%s) load\n", cfg.routes_dir);
+    status = 0;
+  } else if (strcmp(mode, "--local") == 0) {
+    status = run_local(host, arg);
+  } else {
+    status = th_host_run_script(host, arg, err, sizeof err) == TH_OK ? 0 : 1;
+    if (status)
+      fprintf(stderr, "taskhost: %s\n", err);
+  }
+done:
+  th_host_free(host);
+  if (store)
+    store->ops->close(store);
+  th_config_free(&cfg);
+  th_log_shutdown();
+  return status;
+}
