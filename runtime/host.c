@@ -183,7 +183,10 @@ static const struct {
 /* require(name): native modules, then text scripts from the routes folder. */
 static int sandbox_require(lua_State *L) {
   th_host *h = host_of(L);
-  const char *name = luaL_checkstring(L, 1);
+  size_t name_len;
+  const char *name = luaL_checklstring(L, 1, &name_len);
+  if (strlen(name) != name_len)
+    return luaL_error(L, "module name must not contain NUL");
   lua_settop(L, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, 2, name);
