@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages taskhost needs, only when one is missing.
+#   scripts/deps.sh          build and run (compiler, CMake, libraries)
+#   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind)
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config
+  liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
+  libsqlite3-dev libmicrohttpd-dev ca-certificates)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(curl jq valgrind)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "deps.sh: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
