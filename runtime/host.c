@@ -494,10 +494,11 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   } else if (body_type == LUA_TNIL) {
     lua_pop(L, 1);
     lua_pushliteral(L, "");
-  } else if (body_type == LUA_TSTRING) {
+  } else if (body_type == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
     set_default_header(L, headers, "Content-Type", "text/plain; charset=utf-8");
   } else {
-    luaL_error(L, "route returned a body that is a %s", luaL_typename(L, -1));
+    if (body_type != LUA_TSTRING)
+      luaL_error(L, "route returned a body that is a %s", luaL_typename(L, -1));
   }
   lua_setfield(L, out, "body");
   /* Every response, including our own errors: CORS and no sniffing. */
