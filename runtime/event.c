@@ -353,7 +353,10 @@ th_result th_event_push_request(lua_State *L, const char *json, size_t len, th_e
   push_upper(L, method);
   lua_setfield(L, req, "method");
   const char *stage = field_str(L, rc, "stage");
-  set_str(L, req, "raw_path", raw_path);
+  /* REST APIs give the path without the stage in `path` and the path the
+   * client used (stage or base path included) in requestContext.path. */
+  const char *client_path = v == TH_EVENT_V1 ? field_str(L, rc, "path") : NULL;
+  set_str(L, req, "raw_path", client_path ? client_path : raw_path);
   push_normalised_path(L, raw_path, stage);
   lua_setfield(L, req, "path");
   set_str(L, req, "stage", stage);

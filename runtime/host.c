@@ -230,7 +230,7 @@ static int sandbox_require(lua_State *L) {
 
 static const char *const removed_globals[] = {"dofile", "loadfile", "load", "collectgarbage",
                                               "require", "module", "setfenv", "getfenv",
-                                              "loadstring", "rawlen_", NULL};
+                                              "loadstring", NULL};
 
 /* Opens the allowed libraries and installs require/print; runs protected. */
 static int setup_sandbox(lua_State *L) {
