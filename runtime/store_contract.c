@@ -1,0 +1,534 @@
+/* store_contract — see store_contract.h. JSON is never parsed by hand here:
+ * an in-memory SQLite database compares documents, extracts fields, and keeps
+ * the sets of ids a scan must (not) return. */
+#include "store_contract.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#define N_SCAN 260        /* items of the scan checks */
+#define MAX_PAGES 100000  /* a scan that has not ended by then never will */
+
+typedef struct ct {
+  FILE *report;
+  int checks, failures;
+  sqlite3 *j;       /* JSON engine and scan bookkeeping */
+  char prefix[16];  /* "ct-<tag>-": marks the ids of this run */
+} ct;
+
+/* Outputs preset to this must still point to it after a failed operation. */
+static char untouched[] = "untouched";
+
+static int expect(ct *c, int ok, int line, const char *fmt, ...) {
+  va_list ap;
+  c->checks++;
+  if (ok)
+    return 1;
+  c->failures++;
+  fprintf(c->report, "FAIL store_contract.c:%d: ", line);
+  va_start(ap, fmt);
+  vfprintf(c->report, fmt, ap);
+  va_end(ap);
+  fputc('\n', c->report);
+  return 0;
+}
+#define EXPECT(cond, ...) expect(c, (cond) != 0, __LINE__, __VA_ARGS__)
+/* A result check that also demands the detail line store.h promises. */
+#define EXPECT_R(got, want, what)                                                               \
+  expect(c, (got) == (want) && ((want) == TH_OK || s->error[0]), __LINE__,                      \
+         "%s: got %s, want %s (error: '%s')", what, th_result_name(got), th_result_name(want),  \
+         s->error)
+
+/* Runs one helper query with up to three text parameters; keeps a copy of
+ * the first row's first column (text and integer). A failing query is a
+ * failed check: it means a store returned something that is not JSON. */
+static int jrun(ct *c, const char *sql, const char *a, const char *b, const char *d, char **text,
+                long long *num) {
+  sqlite3_stmt *st = NULL;
+  const char *v[3] = {a, b, d};
+  int rc, rows = 0;
+  if (sqlite3_prepare_v2(c->j, sql, -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  for (int i = 0; i < 3 && i < sqlite3_bind_parameter_count(st); i++)
+    sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rows++)
+      continue;
+    if (num)
+      *num = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+    if (text && sqlite3_column_type(st, 0) != SQLITE_NULL)
+      *text = strdup((const char *)sqlite3_column_text(st, 0));
+  }
+  if (rc == SQLITE_DONE) {
+    sqlite3_finalize(st);
+    return 1;
+  }
+out:
+  expect(c, 0, __LINE__, "helper query failed: %s [%s]", sqlite3_errmsg(c->j), sql);
+  sqlite3_finalize(st);
+  return 0;
+}
+
+/* The first column of the first row as an integer; -1 when absent or on error. */
+static long long jnum(ct *c, const char *sql, const char *a, const char *b, const char *d) {
+  long long n = -1;
+  return jrun(c, sql, a, b, d, NULL, &n) ? n : -1;
+}
+
+/* The first column of the first row as text (caller frees); NULL when absent. */
+static char *jstr(ct *c, const char *sql, const char *a, const char *b, const char *d) {
+  char *t = NULL;
+  jrun(c, sql, a, b, d, &t, NULL);
+  return t;
+}
+
+/* Semantic JSON equality: both documents flattened to (path of decoded keys,
+ * type, decoded atom) rows, compared as sets both ways. */
+static const char same_sql[] =
+  "WITH RECURSIVE"
+  " ta AS (SELECT id, parent, key, type, atom FROM json_tree(?1)),"
+  " pa(id, path) AS (SELECT id, '' FROM ta WHERE parent IS NULL UNION ALL"
+  "  SELECT ta.id, pa.path || '/' || quote(ta.key) FROM ta JOIN pa ON ta.parent = pa.id),"
+  " tb AS (SELECT id, parent, key, type, atom FROM json_tree(?2)),"
+  " pb(id, path) AS (SELECT id, '' FROM tb WHERE parent IS NULL UNION ALL"
+  "  SELECT tb.id, pb.path || '/' || quote(tb.key) FROM tb JOIN pb ON tb.parent = pb.id),"
+  " a AS (SELECT path, type, atom FROM ta JOIN pa USING (id)),"
+  " b AS (SELECT path, type, atom FROM tb JOIN pb USING (id))"
+  " SELECT NOT EXISTS (SELECT * FROM a EXCEPT SELECT * FROM b)"
+  "  AND NOT EXISTS (SELECT * FROM b EXCEPT SELECT * FROM a)";
+
+static int jsame(ct *c, const char *x, const char *y) {
+  if (!x || !y || x == untouched || y == untouched ||
+      jnum(c, "SELECT json_valid(?1) AND json_valid(?2)", x, y, NULL) != 1)
+    return 0;
+  return jnum(c, same_sql, x, y, NULL) == 1;
+}
+
+/* A fresh id of this run. */
+static void new_id(ct *c, char out[64]) {
+  uuid_t u;
+  char hex[37];
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, hex);
+  snprintf(out, 64, "%s%s", c->prefix, hex);
+}
+
+/* Frees an output unless it is still the sentinel. */
+static void drop(char *p) {
+  if (p != untouched)
+    free(p);
+}
+
+/* The operations, with s->error cleared first so each check sees the detail
+ * of its own call. */
+static th_result op_create(th_store *s, const char *id, const char *item) {
+  s->error[0] = '\0';
+  return s->ops->create(s, id, item);
+}
+static th_result op_get(th_store *s, const char *id, char **out) {
+  s->error[0] = '\0';
+  return s->ops->get(s, id, out);
+}
+static th_result op_update(th_store *s, const char *id, const char *fields, char **out) {
+  s->error[0] = '\0';
+  return s->ops->update(s, id, fields, out);
+}
+static th_result op_remove(th_store *s, const char *id, char **out) {
+  s->error[0] = '\0';
+  return s->ops->remove(s, id, out);
+}
+static th_result op_scan(th_store *s, int limit, const char *after, char **items, char **last) {
+  s->error[0] = '\0';
+  return s->ops->scan(s, limit, after, items, last);
+}
+
+/* get must return a document equal to `want`. */
+static void expect_item(ct *c, th_store *s, const char *id, const char *want, const char *what) {
+  char *got = untouched;
+  th_result r = op_get(s, id, &got);
+  EXPECT_R(r, TH_OK, what);
+  EXPECT(jsame(c, got, want), "%s: got %s, want %s", what, got, want);
+  drop(got);
+}
+
+/* get must report the id absent and leave its output alone. */
+static void expect_absent(ct *c, th_store *s, const char *id, const char *what) {
+  char *got = untouched;
+  th_result r = op_get(s, id, &got);
+  EXPECT_R(r, TH_ERR_NOT_FOUND, what);
+  EXPECT(got == untouched, "%s: output written on failure", what);
+  drop(got);
+}
+
+/* create/get/update/remove and their failed conditions. */
+static void t_crud(ct *c, th_store *s) {
+  char id[64], missing[64], item[512], other[512], want[512];
+  char *out = untouched;
+  th_result r;
+  new_id(c, id);
+  new_id(c, missing);
+  snprintf(item, sizeof item,
+           "{\"id\":{\"S\":\"%s\"},\"title\":{\"S\":\"first\"},\"count\":{\"N\":\"1\"},"
+           "\"done\":{\"BOOL\":false},\"m\":{\"M\":{\"a\":{\"S\":\"x\"},\"b\":{\"N\":\"2\"}}}}",
+           id);
+  snprintf(other, sizeof other, "{\"id\":{\"S\":\"%s\"},\"title\":{\"S\":\"second\"}}", id);
+  snprintf(want, sizeof want,
+           "{\"id\":{\"S\":\"%s\"},\"title\":{\"S\":\"new\"},\"count\":{\"S\":\"one\"},"
+           "\"done\":{\"BOOL\":false},\"m\":{\"M\":{\"c\":{\"BOOL\":true}}},"
+           "\"tags\":{\"L\":[{\"S\":\"a\"}]}}",
+           id);
+  static const char fields[] = "{\"title\":{\"S\":\"new\"},\"count\":{\"S\":\"one\"},"
+                               "\"m\":{\"M\":{\"c\":{\"BOOL\":true}}},\"tags\":{\"L\":[{\"S\":\"a\"}]}}";
+
+  r = op_create(s, id, item);
+  EXPECT_R(r, TH_OK, "create");
+  expect_item(c, s, id, item, "get after create");
+  r = op_create(s, id, other);
+  EXPECT_R(r, TH_ERR_EXISTS, "create of an existing id");
+  expect_item(c, s, id, item, "get after refused create");
+  expect_absent(c, s, missing, "get of a missing id");
+
+  r = op_update(s, id, fields, &out);
+  EXPECT_R(r, TH_OK, "update");
+  EXPECT(jsame(c, out, want), "update returned %s, want %s", out, want);
+  drop(out);
+  expect_item(c, s, id, want, "get after update (set fields, kept others, N→S, M replaced)");
+
+  out = untouched;
+  r = op_update(s, missing, fields, &out);
+  EXPECT_R(r, TH_ERR_NOT_FOUND, "update of a missing id");
+  EXPECT(out == untouched, "update of a missing id wrote its output");
+  drop(out);
+  expect_absent(c, s, missing, "get after update of a missing id (must not create)");
+
+  out = untouched;
+  r = op_remove(s, id, &out);
+  EXPECT_R(r, TH_OK, "remove");
+  EXPECT(jsame(c, out, want), "remove returned %s, want %s", out, want);
+  drop(out);
+  expect_absent(c, s, id, "get after remove");
+  out = untouched;
+  r = op_remove(s, id, &out);
+  EXPECT_R(r, TH_ERR_NOT_FOUND, "second remove");
+  EXPECT(out == untouched, "second remove wrote its output");
+  drop(out);
+
+  r = op_create(s, id, other);
+  EXPECT_R(r, TH_OK, "create after remove (the id is free again)");
+  expect_item(c, s, id, other, "get after re-create");
+  out = untouched;
+  op_remove(s, id, &out);
+  drop(out);
+}
+
+/* Every AttributeValue kind, with the values a careless JSON layer breaks. */
+#define VALUES                                                                                  \
+  "\"n1\":{\"N\":\"1703001234\"},\"n2\":{\"N\":\"9007199254740993\"},\"n3\":{\"N\":\"-0.5\"},"  \
+  "\"n4\":{\"N\":\"123456789012345678901234567890\"},"                                          \
+  "\"su\":{\"S\":\"h\\u00e9llo \\u65e5\\u672c \\ud83c\\udf89 \xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x8e\x89\"}," \
+  "\"se\":{\"S\":\"q\\\" b\\\\ s\\/ n\\n t\\t c\\u0001\\u001f\"},\"s0\":{\"S\":\"\"},"          \
+  "\"bt\":{\"BOOL\":true},\"bf\":{\"BOOL\":false},\"nu\":{\"NULL\":true},"                      \
+  "\"l0\":{\"L\":[]},\"l\":{\"L\":[{\"S\":\"a\"},{\"N\":\"2\"},{\"BOOL\":true},{\"NULL\":true}," \
+  "{\"L\":[]},{\"M\":{}}]},\"m0\":{\"M\":{}},"                                                  \
+  "\"m\":{\"M\":{\"in\":{\"M\":{\"deep\":{\"L\":[{\"N\":\"-0.5\"}]}}},\"s\":{\"S\":\"x\"}}}"
+
+static const struct {
+  const char *path, *want;
+} exact[] = {
+  {"$.n1.N", "1703001234"},
+  {"$.n2.N", "9007199254740993"},
+  {"$.n3.N", "-0.5"},
+  {"$.n4.N", "123456789012345678901234567890"},
+  {"$.su.S", "h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89 \xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x8e\x89"},
+  {"$.se.S", "q\" b\\ s/ n\n t\t c\x01\x1f"},
+  {"$.s0.S", ""},
+};
+
+static void expect_exact(ct *c, const char *doc, const char *what) {
+  for (size_t i = 0; i < TH_ARRAY_LEN(exact); i++) {
+    char *got = doc && doc != untouched ? jstr(c, "SELECT json_extract(?1, ?2)", doc, exact[i].path, NULL) : NULL;
+    EXPECT(got && strcmp(got, exact[i].want) == 0, "%s: %s is '%s', want '%s'", what, exact[i].path,
+           got ? got : "(none)", exact[i].want);
+    free(got);
+  }
+}
+
+/* Values survive create/get and update exactly. */
+static void t_values(ct *c, th_store *s) {
+  char id[64], id2[64], item[2048], item2[2048], bare[128];
+  char *out = untouched;
+  th_result r;
+  new_id(c, id);
+  new_id(c, id2);
+  snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"}," VALUES "}", id);
+  snprintf(item2, sizeof item2, "{\"id\":{\"S\":\"%s\"}," VALUES "}", id2);
+  snprintf(bare, sizeof bare, "{\"id\":{\"S\":\"%s\"}}", id2);
+
+  r = op_create(s, id, item);
+  EXPECT_R(r, TH_OK, "create with every kind of value");
+  r = op_get(s, id, &out);
+  EXPECT_R(r, TH_OK, "get with every kind of value");
+  EXPECT(jsame(c, out, item), "values changed: got %s, want %s", out, item);
+  expect_exact(c, out, "get");
+  drop(out);
+
+  r = op_create(s, id2, bare);
+  EXPECT_R(r, TH_OK, "create of a bare item");
+  out = untouched;
+  r = op_update(s, id2, "{" VALUES "}", &out);
+  EXPECT_R(r, TH_OK, "update with every kind of value");
+  EXPECT(jsame(c, out, item2), "update returned %s, want %s", out, item2);
+  expect_exact(c, out, "update");
+  drop(out);
+  expect_item(c, s, id2, item2, "get after update with every kind of value");
+
+  out = untouched;
+  op_remove(s, id, &out);
+  drop(out);
+  out = untouched;
+  op_remove(s, id2, &out);
+  drop(out);
+}
+
+/* Malformed requests are INVALID, change nothing and write no output. */
+static void t_invalid(ct *c, th_store *s) {
+  char id[64], item[256], long_id[1026], long_item[1200];
+  char bad[8][256];
+  char *out, *last;
+  th_result r;
+  new_id(c, id);
+  memset(long_id, 'a', 1025);
+  long_id[1025] = '\0';
+  snprintf(long_item, sizeof long_item, "{\"id\":{\"S\":\"%s\"}}", long_id);
+  snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"t\":{\"S\":\"x\"}}", id);
+  snprintf(bad[0], sizeof bad[0], "{\"t\":{\"S\":\"no id\"}}");
+  snprintf(bad[1], sizeof bad[1], "{\"id\":{\"S\":\"%sx\"}}", id);
+  snprintf(bad[2], sizeof bad[2], "{\"id\":{\"N\":\"1\"}}");
+  snprintf(bad[3], sizeof bad[3], "{\"id\":{\"S\":\"%s\"}", id);
+  snprintf(bad[4], sizeof bad[4], "[{\"id\":{\"S\":\"%s\"}}]", id);
+  snprintf(bad[5], sizeof bad[5], "{\"id\":{\"S\":\"%s\"},\"t\":null}", id);
+  snprintf(bad[6], sizeof bad[6], "{\"id\":{\"S\":\"%s\"},\"t\":\"plain\"}", id);
+  snprintf(bad[7], sizeof bad[7], "{\"id\":\"%s\"}", id);
+  const struct {
+    const char *id, *item, *what;
+  } creates[] = {
+    {id, bad[0], "item without id"}, {id, bad[1], "id mismatch"},
+    {id, bad[2], "id not a string"}, {id, bad[3], "malformed JSON"},
+    {id, bad[4], "not an object"},   {id, bad[5], "attribute value null"},
+    {id, bad[6], "attribute value not an object"}, {id, bad[7], "id not an AttributeValue"},
+    {id, "", "empty text"},          {id, NULL, "NULL item"},
+    {"", "{\"id\":{\"S\":\"\"}}", "empty id"}, {long_id, long_item, "id over 1024 bytes"},
+    {NULL, item, "NULL id"},
+  };
+  for (size_t i = 0; i < TH_ARRAY_LEN(creates); i++) {
+    r = op_create(s, creates[i].id, creates[i].item);
+    EXPECT_R(r, TH_ERR_INVALID, creates[i].what);
+  }
+  expect_absent(c, s, id, "get after refused creates");
+  out = untouched;
+  r = op_get(s, "", &out);
+  EXPECT_R(r, TH_ERR_INVALID, "get of the empty id");
+  EXPECT(out == untouched, "get of the empty id wrote its output");
+
+  r = op_create(s, id, item);
+  EXPECT_R(r, TH_OK, "create");
+  char with_id[128];
+  snprintf(with_id, sizeof with_id, "{\"id\":{\"S\":\"%s\"},\"t\":{\"S\":\"y\"}}", id);
+  const struct {
+    const char *fields, *what;
+  } updates[] = {
+    {with_id, "fields containing id"}, {"{\"t\":{\"S\":\"y\"}", "malformed fields"},
+    {"[]", "fields not an object"},   {"{\"t\":null}", "field value null"},
+    {"", "empty fields text"},        {NULL, "NULL fields"},
+  };
+  for (size_t i = 0; i < TH_ARRAY_LEN(updates); i++) {
+    out = untouched;
+    r = op_update(s, id, updates[i].fields, &out);
+    EXPECT_R(r, TH_ERR_INVALID, updates[i].what);
+    EXPECT(out == untouched, "%s: output written on failure", updates[i].what);
+    drop(out);
+  }
+  expect_item(c, s, id, item, "get after refused updates");
+
+  static const int limits[] = {0, 1001, -1};
+  for (size_t i = 0; i < TH_ARRAY_LEN(limits); i++) {
+    out = last = untouched;
+    r = op_scan(s, limits[i], NULL, &out, &last);
+    EXPECT_R(r, TH_ERR_INVALID, "scan with a limit outside 1..1000");
+    EXPECT(out == untouched && last == untouched, "scan limit %d: output written", limits[i]);
+    drop(out);
+    drop(last);
+  }
+  out = untouched;
+  op_remove(s, id, &out);
+  drop(out);
+}
+
+/* Called between two pages of a scan (pass = the scan's number). */
+typedef void (*between_fn)(ct *c, th_store *s, const char *pass);
+
+/* Pages through the whole store, recording this run's ids in seen(pass).
+ * Checks each page: valid array of at most `limit` items, each with an id;
+ * progress; and that the scan ends with last_id NULL. */
+static void scan_all(ct *c, th_store *s, int limit, const char *pass, between_fn between) {
+  char *after = NULL;
+  int pages = 0;
+  for (;;) {
+    char *items = untouched, *last = untouched;
+    th_result r = op_scan(s, limit, after, &items, &last);
+    if (!EXPECT_R(r, TH_OK, "scan") ||
+        !EXPECT(items && items != untouched && last != untouched, "scan: outputs not written")) {
+      drop(items);
+      drop(last);
+      break;
+    }
+    long long n = jnum(c, "SELECT CASE WHEN json_valid(?1) AND json_type(?1) = 'array'"
+                          " THEN json_array_length(?1) END", items, NULL, NULL);
+    EXPECT(n >= 0 && n <= limit, "scan limit %d: page of %lld items", limit, n);
+    /* Writes between pages may empty what was left, hence `between`. */
+    EXPECT(!after || n > 0 || between, "scan limit %d: empty page after last_id '%s'", limit, after);
+    EXPECT(n <= 0 || jnum(c, "SELECT count(*) FROM json_each(?1)"
+                             " WHERE json_type(value, '$.id.S') IS NOT 'text'", items, NULL, NULL) == 0,
+           "scan: an item without an id: %s", items);
+    if (n > 0)
+      jnum(c, "INSERT INTO seen SELECT ?2, json_extract(value, '$.id.S'), json_extract(value, '$.n.N')"
+              " FROM json_each(?1) WHERE substr(json_extract(value, '$.id.S'), 1, length(?3)) = ?3",
+           items, pass, c->prefix);
+    EXPECT(!last || !after || strcmp(last, after) != 0, "scan: last_id '%s' repeated", after);
+    free(items);
+    int stuck = last && after && strcmp(last, after) == 0;
+    free(after);
+    after = last;
+    if (!after || stuck || !EXPECT(++pages < MAX_PAGES, "scan limit %d: no end", limit))
+      break;
+    if (between)
+      between(c, s, pass);
+  }
+  free(after);
+}
+
+/* Writes between pages: removes two items the scan has not returned yet,
+ * creates two new ones, updates one it has returned. */
+static void churn(ct *c, th_store *s, const char *pass) {
+  char *out, *id, fresh[64], item[128];
+  th_result r;
+  for (int i = 0; i < 2; i++) {
+    if (!(id = jstr(c, "SELECT id FROM want WHERE id NOT IN (SELECT id FROM seen WHERE pass = ?1)"
+                       " ORDER BY random() LIMIT 1", pass, NULL, NULL)))
+      break;
+    out = untouched;
+    r = op_remove(s, id, &out);
+    EXPECT_R(r, TH_OK, "remove between pages");
+    drop(out);
+    jnum(c, "DELETE FROM want WHERE id = ?1", id, NULL, NULL);
+    jnum(c, "INSERT INTO other VALUES (?1)", id, NULL, NULL);
+    free(id);
+  }
+  for (int i = 0; i < 2; i++) {
+    new_id(c, fresh);
+    snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"n\":{\"N\":\"-1\"}}", fresh);
+    r = op_create(s, fresh, item);
+    EXPECT_R(r, TH_OK, "create between pages");
+    jnum(c, "INSERT INTO other VALUES (?1)", fresh, NULL, NULL);
+  }
+  if ((id = jstr(c, "SELECT id FROM want WHERE id IN (SELECT id FROM seen WHERE pass = ?1)"
+                    " ORDER BY random() LIMIT 1", pass, NULL, NULL))) {
+    out = untouched;
+    r = op_update(s, id, "{\"touched\":{\"BOOL\":true}}", &out);
+    EXPECT_R(r, TH_OK, "update between pages");
+    drop(out);
+    free(id);
+  }
+}
+
+/* One scan's verdict: every item that existed throughout (want) returned
+ * exactly once, unchanged; nothing of this run returned that never existed. */
+static void check_pass(ct *c, const char *pass, const char *what) {
+  long long dup = jnum(c, "SELECT count(*) FROM (SELECT id FROM seen WHERE pass = ?1"
+                          " GROUP BY id HAVING count(*) > 1)", pass, NULL, NULL);
+  long long miss = jnum(c, "SELECT count(*) FROM want"
+                           " WHERE id NOT IN (SELECT id FROM seen WHERE pass = ?1)", pass, NULL, NULL);
+  long long odd = jnum(c, "SELECT count(*) FROM seen WHERE pass = ?1 AND id NOT IN"
+                          " (SELECT id FROM want UNION SELECT id FROM other)", pass, NULL, NULL);
+  long long changed = jnum(c, "SELECT count(*) FROM seen JOIN want USING (id)"
+                              " WHERE pass = ?1 AND seen.n IS NOT want.n", pass, NULL, NULL);
+  EXPECT(dup == 0, "%s: %lld items returned twice", what, dup);
+  EXPECT(miss == 0, "%s: %lld items never returned", what, miss);
+  EXPECT(odd == 0, "%s: %lld unknown items of this run returned", what, odd);
+  EXPECT(changed == 0, "%s: %lld items returned with the wrong content", what, changed);
+}
+
+/* Paging visits each item once, at several page sizes, and also while the
+ * store changes between pages. Removes every item it created. */
+static void t_scan(ct *c, th_store *s) {
+  static const int limits[] = {1, 25, 26, 100, 1000};
+  char id[64], item[128], num[16], what[64];
+  char *out, *left;
+  th_result r;
+  int made = 0;
+  for (int i = 0; i < N_SCAN; i++) {
+    new_id(c, id);
+    snprintf(num, sizeof num, "%d", i);
+    snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"n\":{\"N\":\"%s\"}}", id, num);
+    r = op_create(s, id, item);
+    made += r == TH_OK;
+    jnum(c, "INSERT INTO want VALUES (?1, ?2)", id, num, NULL);
+  }
+  EXPECT(made == N_SCAN, "scan setup: created %d of %d items (%s)", made, N_SCAN, s->error);
+  for (size_t i = 0; i < TH_ARRAY_LEN(limits); i++) {
+    snprintf(num, sizeof num, "%zu", i);
+    snprintf(what, sizeof what, "scan with limit %d", limits[i]);
+    scan_all(c, s, limits[i], num, NULL);
+    check_pass(c, num, what);
+  }
+  scan_all(c, s, 10, "99", churn);
+  check_pass(c, "99", "scan with writes between pages");
+
+  while ((left = jstr(c, "SELECT id FROM want UNION SELECT id FROM other LIMIT 1", NULL, NULL, NULL))) {
+    out = untouched;
+    op_remove(s, left, &out);
+    drop(out);
+    int gone = jrun(c, "DELETE FROM want WHERE id = ?1", left, NULL, NULL, NULL, NULL) &&
+               jrun(c, "DELETE FROM other WHERE id = ?1", left, NULL, NULL, NULL, NULL);
+    free(left);
+    if (!gone)
+      break;
+  }
+}
+
+int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *report) {
+  static const struct {
+    const char *name;
+    void (*run)(ct *c, th_store *s);
+  } groups[] = {{"crud", t_crud}, {"values", t_values}, {"invalid", t_invalid}, {"scan", t_scan}};
+  ct cc = {.report = report ? report : stderr}, *c = &cc;
+  uuid_t u;
+  char hex[37];
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, hex);
+  snprintf(c->prefix, sizeof c->prefix, "ct-%.8s-", hex);
+  /* want: this run's items that exist throughout; other: the ones created or
+   * removed during a scan (may or may not be returned); seen: what scans returned. */
+  if (sqlite3_open(":memory:", &c->j) != SQLITE_OK ||
+      sqlite3_exec(c->j, "CREATE TABLE want (id TEXT PRIMARY KEY, n TEXT);"
+                         "CREATE TABLE other (id TEXT PRIMARY KEY);"
+                         "CREATE TABLE seen (pass TEXT, id TEXT, n TEXT)",
+                   NULL, NULL, NULL) != SQLITE_OK) {
+    EXPECT(0, "cannot set up the helper database: %s", sqlite3_errmsg(c->j));
+    goto out;
+  }
+  for (size_t i = 0; i < TH_ARRAY_LEN(groups); i++) {
+    th_store *s = open_fresh(ctx);
+    if (!EXPECT(s, "%s: open_fresh failed", groups[i].name))
+      continue;
+    groups[i].run(c, s);
+    s->ops->close(s);
+  }
+out:
+  fprintf(c->report, "store contract (%s): %d checks, %d failed\n", c->prefix, c->checks, c->failures);
+  sqlite3_close(c->j);
+  return c->failures;
+}

@@ -1,0 +1,359 @@
+/* store_sqlite — the embedded backend of the store contract (store.h).
+ *
+ * One table `items(id TEXT PRIMARY KEY, doc TEXT)` holds each item's AV-map
+ * JSON. All JSON work (validation, merge of updated fields, the scan's array)
+ * is done by SQLite's JSON1 functions, so this file never parses JSON itself.
+ * WAL + busy_timeout let several th_store handles (one per worker thread) share
+ * one file; every operation is one autocommit statement, hence atomic.
+ * Statements are prepared once at open and reset on every path.
+ */
+#include "store.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define MAX_ID 1024 /* == TH_CURSOR_MAX_KEY: every key must fit in a cursor */
+
+enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_COUNT };
+
+/* Returns NULL when ?1 is acceptable, else the reason. ?2 is 'fields' for
+ * update fields (must not hold "id"), 'item' for a whole item (must hold
+ * exactly "id":{"S":?3}).
+ * Every attribute value must be an object: a JSON null would make json_patch
+ * delete the attribute instead of setting it. CASE stops at the first failing
+ * test, so the JSON functions never see malformed text. */
+static const char *const sql_text[ST_COUNT] = {
+  [ST_CHECK] =
+    "SELECT CASE"
+    " WHEN ?1 IS NULL OR NOT json_valid(?1) THEN 'not valid JSON'"
+    " WHEN json_type(?1) IS NOT 'object' THEN 'not a JSON object'"
+    " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE type <> 'object')"
+    "  THEN 'an attribute value is not an AttributeValue object'"
+    " WHEN ?2 = 'fields' AND EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'id')"
+    "  THEN 'fields must not contain id'"
+    " WHEN ?2 = 'item' AND (json_type(?1, '$.id.S') IS NOT 'text'"
+    "  OR json_extract(?1, '$.id.S') IS NOT ?3"
+    "  OR (SELECT count(*) FROM json_each(?1, '$.id')) <> 1)"
+    "  THEN 'item must contain \"id\":{\"S\":<the id>}'"
+    " END",
+  [ST_CREATE] = "INSERT INTO items (id, doc) VALUES (?1, json(?2)) ON CONFLICT (id) DO NOTHING",
+  [ST_GET] = "SELECT doc FROM items WHERE id = ?1",
+  /* Remove the fields being set, then add them: a plain merge patch would
+   * merge {"N":..} into {"S":..} or keep old keys of a replaced M. */
+  [ST_UPDATE] =
+    "UPDATE items SET doc = json_patch(json_patch(doc,"
+    " (SELECT json_group_object(key, json('null')) FROM json_each(?1))), ?1)"
+    " WHERE id = ?2 RETURNING doc",
+  [ST_REMOVE] = "DELETE FROM items WHERE id = ?1 RETURNING doc",
+  /* One statement is one read transaction: the page and the test for a next
+   * row see the same snapshot, so last_id is NULL exactly when nothing is left.
+   * '' sorts before every (non-empty) id and keeps the primary-key seek. */
+  [ST_SCAN] =
+    "WITH ahead AS MATERIALIZED (SELECT id, doc FROM items WHERE id > coalesce(?1, '')"
+    "  ORDER BY id LIMIT ?2 + 1),"
+    " page AS (SELECT id, doc FROM ahead ORDER BY id LIMIT ?2)"
+    " SELECT (SELECT json_group_array(json(doc)) FROM page),"
+    "  CASE WHEN (SELECT count(*) FROM ahead) > ?2 THEN (SELECT max(id) FROM page) END",
+};
+
+typedef struct sq_store {
+  th_store base; /* first: a th_store * is a sq_store * */
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+} sq_store;
+
+/* One place decides which SQLite failures a route may retry (503) and which
+ * are bugs (500); BUSY here means the busy timeout already ran out. */
+static th_result map_rc(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return TH_ERR_UNAVAILABLE;
+  case SQLITE_FULL:
+  case SQLITE_IOERR: return TH_ERR_IO;
+  case SQLITE_NOMEM: return TH_ERR_NOMEM;
+  default: return TH_ERR_INTERNAL;
+  }
+}
+
+/* The contract wants a detail line on every non-OK result; keep it here. */
+static th_result fail(sq_store *q, th_result r, const char *what, const char *detail) {
+  snprintf(q->base.error, sizeof q->base.error, "sqlite %s: %s", what, detail);
+  return r;
+}
+
+/* Copies a text column out before the statement is reset (which frees it).
+ * A SQL NULL gives *out = NULL. */
+static th_result dup_col(sqlite3_stmt *st, int col, char **out) {
+  *out = NULL;
+  if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    return TH_OK;
+  const unsigned char *t = sqlite3_column_text(st, col);
+  int n = sqlite3_column_bytes(st, col);
+  if (!t)
+    return TH_ERR_NOMEM;
+  char *p = malloc((size_t)n + 1);
+  if (!p)
+    return TH_ERR_NOMEM;
+  memcpy(p, t, (size_t)n);
+  p[n] = '\0';
+  *out = p;
+  return TH_OK;
+}
+
+/* Runs a bound statement to completion (a RETURNING statement commits only
+ * then) and always resets it. Our statements yield at most one row; *found
+ * says whether it did, and c0/c1 (when non-NULL) receive copies of its first
+ * two columns, caller frees. On failure nothing is returned. */
+static th_result run(sq_store *q, sqlite3_stmt *st, const char *what, int *found, char **c0,
+                     char **c1) {
+  th_result r = TH_OK;
+  char *v0 = NULL, *v1 = NULL;
+  int rc, rows = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rows++)
+      continue;
+    if ((c0 && (r = dup_col(st, 0, &v0)) != TH_OK) || (c1 && (r = dup_col(st, 1, &v1)) != TH_OK)) {
+      fail(q, r, what, "out of memory");
+      goto out;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    r = fail(q, map_rc(rc), what, sqlite3_errmsg(q->db));
+    goto out;
+  }
+  *found = rows > 0;
+  if (c0)
+    *c0 = v0;
+  if (c1)
+    *c1 = v1;
+  v0 = v1 = NULL;
+out:
+  free(v0);
+  free(v1);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return r;
+}
+
+/* Binds text parameters 1..n (NULL binds SQL NULL); on failure the statement
+ * is reset so the next operation starts clean. */
+static th_result bind(sq_store *q, sqlite3_stmt *st, const char *what, int n, const char *const *v) {
+  for (int i = 0; i < n; i++) {
+    int rc = v[i] ? sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC) : sqlite3_bind_null(st, i + 1);
+    if (rc != SQLITE_OK) {
+      th_result r = fail(q, map_rc(rc), what, sqlite3_errmsg(q->db));
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      return r;
+    }
+  }
+  return TH_OK;
+}
+
+/* Ids are bounded so every key fits in a pagination cursor. */
+static th_result check_id(sq_store *q, const char *what, const char *id) {
+  if (!id || !id[0] || strlen(id) > MAX_ID)
+    return fail(q, TH_ERR_INVALID, what, "id must be 1..1024 bytes");
+  return TH_OK;
+}
+
+/* Rejects a document before it reaches the table (see sql_text[ST_CHECK]). */
+static th_result check_doc(sq_store *q, const char *what, const char *doc, int is_fields,
+                           const char *id) {
+  const char *v[3] = {doc, is_fields ? "fields" : "item", id};
+  char *why = NULL;
+  int found = 0;
+  th_result r = bind(q, q->st[ST_CHECK], what, 3, v);
+  if (r == TH_OK)
+    r = run(q, q->st[ST_CHECK], what, &found, &why, NULL);
+  if (r == TH_OK && why)
+    r = fail(q, TH_ERR_INVALID, what, why);
+  free(why);
+  return r;
+}
+
+static th_result sq_create(th_store *s, const char *id, const char *item) {
+  sq_store *q = (sq_store *)s;
+  const char *v[2] = {id, item};
+  int found;
+  th_result r;
+  if ((r = check_id(q, "create", id)) != TH_OK || (r = check_doc(q, "create", item, 0, id)) != TH_OK ||
+      (r = bind(q, q->st[ST_CREATE], "create", 2, v)) != TH_OK ||
+      (r = run(q, q->st[ST_CREATE], "create", &found, NULL, NULL)) != TH_OK)
+    return r;
+  if (sqlite3_changes(q->db) == 0)
+    return fail(q, TH_ERR_EXISTS, "create", "an item with that id exists");
+  return TH_OK;
+}
+
+/* get and remove differ only in the statement: both return one doc by id. */
+static th_result by_id(sq_store *q, int which, const char *what, const char *id, char **out) {
+  int found = 0;
+  char *doc = NULL;
+  th_result r;
+  if ((r = check_id(q, what, id)) != TH_OK || (r = bind(q, q->st[which], what, 1, &id)) != TH_OK ||
+      (r = run(q, q->st[which], what, &found, &doc, NULL)) != TH_OK)
+    return r;
+  if (!found)
+    return fail(q, TH_ERR_NOT_FOUND, what, "no item with that id");
+  *out = doc;
+  return TH_OK;
+}
+
+static th_result sq_get(th_store *s, const char *id, char **item_out) {
+  return by_id((sq_store *)s, ST_GET, "get", id, item_out);
+}
+
+static th_result sq_remove(th_store *s, const char *id, char **old_out) {
+  return by_id((sq_store *)s, ST_REMOVE, "remove", id, old_out);
+}
+
+static th_result sq_update(th_store *s, const char *id, const char *fields, char **item_out) {
+  sq_store *q = (sq_store *)s;
+  const char *v[2] = {fields, id};
+  int found = 0;
+  char *doc = NULL;
+  th_result r;
+  if ((r = check_id(q, "update", id)) != TH_OK ||
+      (r = check_doc(q, "update", fields, 1, NULL)) != TH_OK ||
+      (r = bind(q, q->st[ST_UPDATE], "update", 2, v)) != TH_OK ||
+      (r = run(q, q->st[ST_UPDATE], "update", &found, &doc, NULL)) != TH_OK)
+    return r;
+  if (!found)
+    return fail(q, TH_ERR_NOT_FOUND, "update", "no item with that id");
+  *item_out = doc;
+  return TH_OK;
+}
+
+static th_result sq_scan(th_store *s, int limit, const char *after_id, char **items_out,
+                         char **last_id_out) {
+  sq_store *q = (sq_store *)s;
+  sqlite3_stmt *st = q->st[ST_SCAN];
+  char *items = NULL, *last = NULL;
+  int found = 0, rc;
+  th_result r;
+  if (limit < 1 || limit > 1000)
+    return fail(q, TH_ERR_INVALID, "scan", "limit must be 1..1000");
+  if (after_id && (r = check_id(q, "scan", after_id)) != TH_OK)
+    return r;
+  if ((r = bind(q, st, "scan", 1, &after_id)) != TH_OK)
+    return r;
+  if ((rc = sqlite3_bind_int(st, 2, limit)) != SQLITE_OK) {
+    r = fail(q, map_rc(rc), "scan", sqlite3_errmsg(q->db));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+  }
+  if ((r = run(q, st, "scan", &found, &items, &last)) != TH_OK)
+    return r;
+  if (!found || !items) {
+    free(items);
+    free(last);
+    return fail(q, TH_ERR_INTERNAL, "scan", "no result row");
+  }
+  *items_out = items;
+  *last_id_out = last;
+  return TH_OK;
+}
+
+static void sq_close(th_store *s) {
+  sq_store *q = (sq_store *)s;
+  if (!q)
+    return;
+  for (int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(q->st[i]);
+  sqlite3_close(q->db);
+  free(q);
+}
+
+static const th_store_ops sq_ops = {sq_create, sq_get, sq_update, sq_remove, sq_scan, sq_close};
+
+/* Cursors are bound to the identity, so it must name the file the same way
+ * whatever the working directory: realpath of the directory + the file name
+ * (the file itself may be a fresh one). */
+static int make_identity(const char *path, char *out, size_t outlen) {
+  const char *slash = strrchr(path, '/');
+  char dir[PATH_MAX] = ".";
+  if (slash) {
+    size_t n = slash == path ? 1 : (size_t)(slash - path); /* "/x.db": the root */
+    if (n >= sizeof dir)
+      return -1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+  }
+  char *abs = realpath(dir, NULL);
+  if (!abs)
+    return -1;
+  int n = snprintf(out, outlen, "sqlite:%s%s%s", abs, strcmp(abs, "/") ? "/" : "",
+                   slash ? slash + 1 : path);
+  free(abs);
+  return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+th_store *th_store_sqlite_open(const char *path, char *err, size_t errlen) {
+  sq_store *q = NULL;
+  sqlite3_stmt *jm = NULL;
+  char *mode = NULL;
+  const char *why = "out of memory";
+  int found = 0;
+  th_result r;
+  if (!path || !path[0]) {
+    snprintf(err, errlen, "cannot open SQLite database: empty path");
+    return NULL;
+  }
+  if (!(q = calloc(1, sizeof *q)))
+    goto fail;
+  q->base.ops = &sq_ops;
+  /* The busy timeout goes first: switching a fresh file to WAL and creating
+   * the table race with the other workers opening it at the same time.
+   * journal_mode=WAL answers with the mode it got rather than failing. */
+  if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+      sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK)
+    goto fail_db;
+  /* Switching a fresh file to WAL while another connection opens it can fail
+   * with SQLITE_BUSY without ever calling the busy handler: retry ourselves. */
+  double t0 = th_now_ms();
+  while ((r = run(q, jm, "open", &found, &mode, NULL)) == TH_ERR_UNAVAILABLE &&
+         th_now_ms() - t0 < BUSY_TIMEOUT_MS)
+    sqlite3_sleep(5);
+  if (r != TH_OK) {
+    why = q->base.error;
+    goto fail;
+  }
+  if (!mode || strcmp(mode, "wal") != 0) {
+    why = "the database could not be switched to WAL mode";
+    goto fail;
+  }
+  if (sqlite3_exec(q->db,
+                   "PRAGMA synchronous=NORMAL;"
+                   "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY NOT NULL,"
+                   " doc TEXT NOT NULL) WITHOUT ROWID",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    goto fail_db;
+  for (int i = 0; i < ST_COUNT; i++)
+    if (sqlite3_prepare_v3(q->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL) !=
+        SQLITE_OK)
+      goto fail_db;
+  if (make_identity(path, q->base.identity, sizeof q->base.identity) != 0) {
+    why = "cannot resolve its absolute path";
+    goto fail;
+  }
+  sqlite3_finalize(jm);
+  free(mode);
+  return &q->base;
+fail_db:
+  if (q->db)
+    why = sqlite3_errmsg(q->db);
+fail:
+  snprintf(err, errlen, "cannot open SQLite database '%s': %s", path, why);
+  sqlite3_finalize(jm);
+  free(mode);
+  sq_close(q ? &q->base : NULL);
+  return NULL;
+}
