@@ -8,10 +8,16 @@ packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
   libsqlite3-dev libmicrohttpd-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl jq valgrind)
+  packages+=(curl jq valgrind python3-botocore python3-boto3 awscli)
 fi
 
 missing=()
+# Node.js and npm run dynalite (a DynamoDB-compatible server) in the tests.
+# Some machines carry a vendor nodejs that bundles npm: only install when absent.
+if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
