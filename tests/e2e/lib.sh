@@ -308,8 +308,8 @@ serve_start() {
   return 1
 }
 
-# serve_stop [SIGNAL]: sends SIGNAL (default TERM), waits up to 10 s, and
-# sets SERVE_RC to its exit status (137 and a failure when it had to be killed).
+# serve_stop [SIGNAL]: sends SIGNAL (default TERM), waits up to 10 s, sets
+# SERVE_RC to its exit status and checks that it is 0 (a clean shutdown).
 SERVE_RC=""
 serve_stop() {
   local sig=${1:-TERM} i
@@ -327,6 +327,7 @@ serve_stop() {
   wait "$SERVER_PID" 2>/dev/null
   SERVE_RC=$?
   SERVER_PID=""
+  check_eq "server on port $PORT exits 0 after SIG$sig" 0 "$SERVE_RC"
 }
 
 # http METHOD PATH [curl args...]: one request to the server. Sets STATUS,

@@ -139,6 +139,19 @@ validation() {
   api "$v" POST /tasks -B -b "$(printf '{"task":"caf\xe9"}' | base64 -w0)"
   expect_error "$v task that is not UTF-8" 400 task "^'task' must be valid UTF-8 text$"
 
+  api "$v" POST /tasks -b "$(json_task "$(repeat_char 😀 1000)")"
+  expect "$v 1000 × 😀 (4-byte characters)" 201 '.task.task | length == 1000'
+  api "$v" POST /tasks -b "$(json_task "$(repeat_char 😀 1001)")"
+  expect_error "$v 1001 × 😀" 400 task "^'task' must be at most 1000 characters$"
+  api "$v" POST /tasks -b '{"task":"a\u0000b"}'
+  expect "$v task with an escaped NUL" 201 '.task.task == "a\u0000b"'
+  api "$v" GET "/tasks/$(jq -r '.id' <<<"$BODY")"
+  expect "$v task with a NUL reads back whole" 200 '.task == "a\u0000b"'
+  api "$v" POST /tasks -b "$(repeat_char '[' 60000)"
+  expect_error "$v 60000 nested arrays" 400 body "^Request body is not valid JSON"
+  api "$v" POST /tasks -b "{\"task\":\"x\",\"status\":$(repeat_char '[' 2000)}"
+  expect_error "$v deeply nested status" 400 body "^Request body is not valid JSON"
+
   # status / priority
   for bad in '"done"' '"NEW"' '""' '" new"' 1 null '["new"]'; do
     api "$v" POST /tasks -b "{\"task\":\"x\",\"status\":$bad}"
@@ -239,6 +252,8 @@ validation() {
   expect_error "$v truncated cursor" 400 next "^'next' is not a valid pagination token$"
   TASKHOST_CURSOR_SECRET=another-secret api "$v" GET /tasks -q "next=$cursor"
   expect_error "$v cursor sealed under another secret" 400 next "^'next' is not a valid pagination token$"
+  TASKHOST_STORE="sqlite:$TMP/other.db" api "$v" GET /tasks -q "next=$cursor"
+  expect_error "$v cursor from another database" 400 next "^'next' is not a valid pagination token$"
 }
 
 # ---- routing, methods, CORS -------------------------------------------------------

@@ -156,6 +156,15 @@ f="$TMP/64k.json"
 http POST /tasks "${JSON[@]}" --data-binary "@$f"
 expect "a body of exactly 65536 bytes" 201 '.task.task == "x"'
 echo "$(jq -r '.id' <<<"$BODY")" >>"$ALL_IDS"
+http POST /tasks "${JSON[@]}" -H 'Transfer-Encoding: chunked' --data-binary "@$f"
+expect "a chunked body of exactly 65536 bytes" 201 '.task.task == "x"'
+echo "$(jq -r '.id' <<<"$BODY")" >>"$ALL_IDS"
+f="$TMP/64k1.json"
+{ printf '{"task":"x"'; repeat_char ' ' $((65537 - 12)); printf '}'; } >"$f"
+http POST /tasks "${JSON[@]}" --data-binary "@$f"
+expect "a body of 65537 bytes" 413 '.message == "Request body too large"'
+http POST /tasks "${JSON[@]}" -H 'Expect: 100-continue' --data-binary "@$f"
+expect "a body of 65537 bytes with Expect: 100-continue" 413 '.message == "Request body too large"'
 http GET "/tasks/$id"
 expect "the server still answers after 413s" 200
 
@@ -219,9 +228,19 @@ check "413 request lines carry requestId and durationMs like every other request
   jq -e -s 'map(select(.message == "request" and .status == 413)) | length > 0 and all(.[];
     (.requestId | type) == "string" and (.durationMs | type) == "number")' "$SERVE_LOG"
 
-section "SIGTERM, restart on the same database"
+section "SIGTERM drains an in-flight request; restart on the same database"
+# A create whose 40 KB body trickles in over ~2.5 s: SIGTERM arrives mid-upload.
+f="$TMP/slow.json"
+{ printf '{"task":"slow upload"'; repeat_char ' ' $((40000 - 22)); printf '}'; } >"$f"
+curl -s --max-time 30 --limit-rate 16k -o "$TMP/slow.out" -w '%{http_code}' -X POST "${JSON[@]}" \
+  --data-binary "@$f" "$BASE_URL/tasks" >"$TMP/slow.code" &
+slow_pid=$!
+sleep 0.7
 serve_stop TERM
-check_eq "SIGTERM: exit 0" 0 "$SERVE_RC"
+wait "$slow_pid"
+check_eq "the upload in flight at SIGTERM still gets its 201" 201 "$(cat "$TMP/slow.code")"
+slow_id=$(jq -r '.id // empty' "$TMP/slow.out" 2>/dev/null)
+[ -n "$slow_id" ] && echo "$slow_id" >>"$ALL_IDS"
 check "SIGTERM: 'shutting down' logged" \
   jq -e -s 'any(.[]; .message == "shutting down" and .signal == "SIGTERM")' "$SERVE_LOG"
 check "SIGTERM: the port is free again" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null"
@@ -230,11 +249,12 @@ http GET "/tasks/$id"
 expect "after restart: the task is there" 200 '. == $u' --argjson u "$updated"
 http GET "/tasks/$gone"
 expect "after restart: the deleted task is still gone" 404
+http GET "/tasks/${slow_id:-$ABSENT_ID}"
+expect "after restart: the task created during shutdown is there" 200 '.task == "slow upload"'
 paginate "after restart, limit 100" 100 fetch_http "$ALL_IDS"
 
 section "SIGINT"
 serve_stop INT
-check_eq "SIGINT: exit 0" 0 "$SERVE_RC"
 check "SIGINT: 'shutting down' logged" \
   jq -e -s 'any(.[]; .message == "shutting down" and .signal == "SIGINT")' "$SERVE_LOG"
 
@@ -311,7 +331,6 @@ reload_steps() {
 reload_steps
 if [ -n "$SERVER_PID" ]; then
   serve_stop TERM
-  check_eq "hot-reload server: exit 0 on SIGTERM" 0 "$SERVE_RC"
 else
   echo "   (hot reload: the remaining steps were skipped because the server died)"
 fi
@@ -331,7 +350,6 @@ serve_start || fail "server starts for the port-in-use test"
 run_serve_fail "port in use" 1 "127.0.0.1:$PORT"
 check_match "port in use: says so" 'in use' "$(grep -v '"level"' "$TMP/sf.err")"
 serve_stop TERM
-check_eq "exit 0 after the port-in-use test" 0 "$SERVE_RC"
 run_serve_fail "bad listen address" 2 "127.0.0.1:notaport"
 run_serve_fail "port out of range" 2 "127.0.0.1:70000"
 cp -R "$ROUTES_DIR" "$TMP/broken"
@@ -341,8 +359,8 @@ check_match "broken routes.lua: names file and line" 'routes\.lua:30:' "$(cat "$
 run_serve_fail "bad TASKHOST_WORKERS" 1 "127.0.0.1:0" TASKHOST_WORKERS=zero
 check_match "bad TASKHOST_WORKERS: names it" 'TASKHOST_WORKERS' "$(cat "$TMP/sf.err")"
 
-section "port 0"
-"$TASKHOST_BIN" --serve 127.0.0.1:0 </dev/null >/dev/null 2>"$TMP/p0.log" &
+section "port 0, one worker"
+TASKHOST_WORKERS=1 "$TASKHOST_BIN" --serve 127.0.0.1:0 </dev/null >/dev/null 2>"$TMP/p0.log" &
 SERVER_PID=$!
 addr=""
 for i in $(seq 1 100); do
@@ -353,7 +371,14 @@ done
 check_match "port 0: the listening line gives the bound address" '^127\.0\.0\.1:[0-9]+$' "$addr"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$addr/tasks")
 check_eq "port 0: answers on the bound address" 200 "$code"
+pids=()
+for i in $(seq 1 12); do
+  curl -s --max-time 30 -o /dev/null -w '%{http_code}' -X POST "${JSON[@]}" \
+    --data-binary "{\"task\":\"one worker $i\"}" "http://$addr/tasks" >"$TMP/w1.$i" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+check_eq "one worker: 12 concurrent creates all 201" "$(printf '201%.0s' $(seq 12))" "$(cat "$TMP"/w1.*)"
 serve_stop TERM
-check_eq "port 0: exit 0" 0 "$SERVE_RC"
 
 finish
