@@ -314,7 +314,7 @@ static unsigned long long scripts_fingerprint(const char *dir, int depth) {
 
 /* Builds a fresh state with the scripts loaded; NULL with err on failure. */
 static lua_State *build_state(th_host *h, char *err, size_t errlen) {
-  h->mem_used = 0;
+  h->mem_used = 0; /* counts this state only; the caller accounts for others */
   h->mem_failed = 0;
   lua_State *L = lua_newstate(capped_alloc, h);
   if (!L) {
@@ -364,20 +364,19 @@ th_result th_host_reload_if_changed(th_host *h, char *err, size_t errlen) {
     return TH_OK;
   if (sig == h->bad_sig && h->L)
     return TH_OK; /* already reported; the old scripts stay in service */
-  /* The old state keeps its own allocator accounting: build the new one on a
-   * scratch host and move it over when it loaded. */
-  th_host scratch = *h;
-  lua_State *L = build_state(&scratch, err, errlen);
+  /* Both states allocate through h while the new one loads: the counter
+   * holds their sum until the old one is closed (which subtracts its part). */
+  size_t old_used = h->mem_used;
+  lua_State *L = build_state(h, err, errlen);
   if (!L) {
+    h->mem_used = old_used;
     h->bad_sig = sig;
     return TH_ERR_INVALID;
   }
+  h->mem_used += old_used;
   if (h->L)
     lua_close(h->L);
-  /* the new state's allocator userdata is &scratch: re-point it at h */
-  lua_setallocf(L, capped_alloc, h);
   h->L = L;
-  h->mem_used = scratch.mem_used;
   h->scripts_sig = sig;
   h->bad_sig = 0;
   th_log(TH_LOG_INFO, NULL, "route scripts reloaded", NULL, 0);
