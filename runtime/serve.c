@@ -1,5 +1,7 @@
 #include "serve.h"
 
+#include <uuid/uuid.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,6 +59,7 @@ typedef struct server {
 typedef struct request_ctx {
   char *raw_query;         /* as sent, without '?' */
   long long time_epoch_ms; /* when the request line arrived */
+  double started_ms;       /* th_now_ms() then, for durationMs */
   th_buf body;             /* max = cfg->max_body_bytes */
   int started;             /* the access handler saw the headers */
   int too_large;           /* body past the limit: discard the rest, answer 413 */
@@ -312,6 +315,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     return NULL;
   }
   rq->time_epoch_ms = epoch_ms();
+  rq->started_ms = th_now_ms();
   th_buf_init(&rq->body, s->cfg->max_body_bytes);
   pthread_mutex_lock(&s->lock);
   s->inflight++;
@@ -386,13 +390,21 @@ static enum MHD_Result send_response(struct MHD_Connection *c, const th_http_res
 
 /* Answers status/message without running a route (413, or 500 when the
  * request could not be collected): the host writes the usual JSON and CORS. */
-static enum MHD_Result answer_error(server *s, struct MHD_Connection *c, const char *method,
-                                    const char *path, int status, const char *message) {
+static enum MHD_Result answer_error(server *s, struct MHD_Connection *c, const request_ctx *rq,
+                                    const char *method, const char *path, int status,
+                                    const char *message) {
   th_http_response resp = {0};
   /* The same record the host writes for the requests it runs. */
+  uuid_t u;
+  char request_id[37];
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, request_id);
+  double ms = rq ? th_now_ms() - rq->started_ms : 0;
   th_log_field f[] = {TH_LOG_STR("method", method), TH_LOG_STR("path", path),
-                      TH_LOG_NUM("status", status), TH_LOG_STR("reason", message)};
-  th_log(TH_LOG_INFO, NULL, "request", f, (int)TH_ARRAY_LEN(f));
+                      TH_LOG_NUM("status", status), TH_LOG_STR("reason", message),
+                      TH_LOG_NUM("durationMs", (double)(long long)(ms * 1000) / 1000.0)};
+  th_log(status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, request_id, "request", f,
+         (int)TH_ARRAY_LEN(f));
   worker *w = checkout(s);
   th_result rc = th_host_error_http(w->host, status, message, &resp);
   checkin(s, w);
@@ -453,7 +465,7 @@ static enum MHD_Result answer_route(server *s, struct MHD_Connection *c, request
     hl.names = calloc(hl.cap, sizeof *hl.names);
     hl.values = calloc(hl.cap, sizeof *hl.values);
     if (!hl.names || !hl.values) {
-      ok = answer_error(s, c, method, path, 500, "Internal server error");
+      ok = answer_error(s, c, rq, method, path, 500, "Internal server error");
       goto done;
     }
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hl);
@@ -515,7 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && length_exceeds(cl, s->cfg->max_body_bytes))
-      return answer_error(s, c, method, url, 413, "Request body too large");
+      return answer_error(s, c, rq, method, url, 413, "Request body too large");
     return MHD_YES;
   }
   if (*upload_data_size > 0) {
@@ -535,9 +547,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (rq->too_large)
-    return answer_error(s, c, method, url, 413, "Request body too large");
+    return answer_error(s, c, rq, method, url, 413, "Request body too large");
   if (rq->failed)
-    return answer_error(s, c, method, url, 500, "Internal server error");
+    return answer_error(s, c, rq, method, url, 500, "Internal server error");
   return answer_route(s, c, rq, url, method);
 }
 
