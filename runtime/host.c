@@ -539,7 +539,9 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (inv->ctx && inv->ctx->deadline_ms > 0 && inv->ctx->deadline_ms < deadline)
     deadline = inv->ctx->deadline_ms;
   arm_budget(h, deadline);
+  h->binding.store->deadline_ms = deadline;
   int status = lua_pcall(L, 1, 1, handler);
+  h->binding.store->deadline_ms = 0;
   disarm_budget(h);
   lua_remove(L, handler);
   if (status == LUA_OK)

@@ -48,6 +48,10 @@ struct th_store {
    * bound to it so a cursor from another table is rejected. */
   char identity[512];
   char error[512]; /* detail of the last failure, for the log */
+  /* th_now_ms() time by which each operation must have ended (the host sets
+   * it per request from the Lambda deadline); 0 = only the backend's own
+   * timeouts. A backend gives up with TH_ERR_TIMEOUT rather than pass it. */
+  double deadline_ms;
 };
 
 /* Opens the SQLite backend on the file at `path` (created if absent; WAL).
