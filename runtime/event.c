@@ -183,11 +183,16 @@ static void add_query_value(lua_State *L, int single, int multi, int name, int v
 
 /* Form-decodes s[0..len) ('+' is a space, %XX an octet) and pushes it. */
 static void push_form_decoded(lua_State *L, const char *s, size_t len) {
+  if (len == 0) { /* curl_easy_unescape reads a length of 0 as "use strlen" */
+    lua_pushliteral(L, "");
+    return;
+  }
   char *copy = malloc(len + 1);
   if (!copy)
     luaL_error(L, "not enough memory");
   for (size_t i = 0; i < len; i++)
     copy[i] = s[i] == '+' ? ' ' : s[i];
+  copy[len] = '\0';
   int outlen = 0;
   char *dec = curl_easy_unescape(NULL, copy, (int)len, &outlen);
   free(copy);

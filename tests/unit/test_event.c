@@ -206,7 +206,7 @@ static const edge edges[] = {
      TH_OK, "/t", NULL, 1},
     {"null members", "{\"httpMethod\":\"GET\",\"path\":\"/t\",\"headers\":null,\"multiValueHeaders\":null,\"queryStringParameters\":null,\"multiValueQueryStringParameters\":null,\"pathParameters\":null,\"body\":null,\"isBase64Encoded\":null}",
      TH_OK, "/t", NULL, 0},
-    {"v2 encoded query", "{\"version\":\"2.0\",\"rawPath\":\"/t\",\"rawQueryString\":\"a=1%202&b=x+y&c\",\"requestContext\":{\"http\":{\"method\":\"GET\"}}}",
+    {"v2 encoded query", "{\"version\":\"2.0\",\"rawPath\":\"/t\",\"rawQueryString\":\"a=1%202&b=x+y&c&d=&=e&&\",\"requestContext\":{\"http\":{\"method\":\"GET\"}}}",
      TH_OK, "/t", NULL, 0},
 };
 
@@ -276,6 +276,8 @@ int main(void) {
       CHECK_STR(str_field(L, lua_gettop(L), "a"), "1 2");
       CHECK_STR(str_field(L, lua_gettop(L), "b"), "x y");
       CHECK_STR(str_field(L, lua_gettop(L), "c"), "");
+      CHECK_STR(str_field(L, lua_gettop(L), "d"), ""); /* empty value: no read past it */
+      CHECK_STR(str_field(L, lua_gettop(L), ""), "e");
       lua_pop(L, 1);
     }
   }
