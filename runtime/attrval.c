@@ -15,6 +15,22 @@
 
 static void push_av(lua_State *L, int idx, int depth);
 
+/* Pushes a marked array of convert(element) for the sequence at idx. */
+static void push_converted_list(lua_State *L, int idx, int depth,
+                                void (*convert)(lua_State *, int, int)) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    convert(L, -1, depth + 1);
+    lua_rawseti(L, out, i);
+    lua_pop(L, 1);
+  }
+  th_json_mark_array(L, out);
+}
+
 /* Classifies a table: 1 = array (sequence 1..n or marked), 0 = map with string
  * keys; raises on anything else. */
 static int table_is_array(lua_State *L, int idx) {
@@ -84,20 +100,12 @@ static void push_av(lua_State *L, int idx, int depth) {
     lua_setfield(L, -2, "NULL");
     break;
   case LUA_TTABLE: {
-    int array = table_is_array(L, idx);
-    lua_newtable(L);
-    int out = lua_gettop(L);
-    if (array) {
-      lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-      for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, idx, i);
-        push_av(L, -1, depth + 1);
-        lua_rawseti(L, out, i);
-        lua_pop(L, 1);
-      }
-      th_json_mark_array(L, out);
+    if (table_is_array(L, idx)) {
+      push_converted_list(L, idx, depth, push_av);
       lua_setfield(L, -2, "L");
     } else {
+      lua_newtable(L);
+      int out = lua_gettop(L);
       lua_pushnil(L);
       while (lua_next(L, idx)) {
         push_av(L, -1, depth + 1);
@@ -140,19 +148,6 @@ static void push_number_from_text(lua_State *L, const char *s) {
     luaL_error(L, "stored number '%s' is not a number", s);
 }
 
-static void push_plain_list(lua_State *L, int idx, int depth) {
-  lua_newtable(L);
-  int out = lua_gettop(L);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    push_plain(L, -1, depth + 1);
-    lua_rawseti(L, out, i);
-    lua_pop(L, 1);
-  }
-  th_json_mark_array(L, out);
-}
-
 static void push_plain(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > AV_MAX_DEPTH + 1)
@@ -179,7 +174,7 @@ static void push_plain(lua_State *L, int idx, int depth) {
   } else if ((strcmp(type, "L") == 0 || strcmp(type, "SS") == 0 || strcmp(type, "NS") == 0) &&
              lua_type(L, payload) == LUA_TTABLE) {
     if (type[0] == 'L') {
-      push_plain_list(L, payload, depth);
+      push_converted_list(L, payload, depth, push_plain);
     } else { /* sets come back as lists of strings or numbers */
       lua_newtable(L);
       lua_Integer n = (lua_Integer)lua_rawlen(L, payload);

@@ -151,25 +151,41 @@ static int valid_module_name(const char *name) {
   return 1;
 }
 
-/* Reads dir/<name with . → />.lua; returns malloc'd text or NULL. */
-static char *read_script(const char *dir, const char *name, char *path, size_t pathlen,
-                         size_t *len) {
-  snprintf(path, pathlen, "%s/%s.lua", dir, name);
-  for (char *p = path + strlen(dir) + 1; *p && strcmp(p, ".lua") != 0; p++)
-    if (*p == '.')
-      *p = '/';
+/* Reads a whole script (at most MAX_SCRIPT_BYTES). Returns malloc'd text
+ * (caller frees), or NULL with the reason in err. */
+static char *read_text_file(const char *path, size_t *len, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
-  if (!f)
+  if (!f) {
+    int e = errno;
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+    errno = e; /* read_script tells "absent" from "unreadable" by it */
     return NULL;
+  }
   char *text = malloc(MAX_SCRIPT_BYTES + 1);
   size_t n = text ? fread(text, 1, MAX_SCRIPT_BYTES + 1, f) : 0;
+  int failed = ferror(f);
   fclose(f);
-  if (!text || n > MAX_SCRIPT_BYTES) {
+  if (!text || failed || n > MAX_SCRIPT_BYTES) {
+    snprintf(err, errlen, "cannot read %s: %s", path,
+             !text ? "out of memory" : failed ? "read error" : "larger than 1 MiB");
     free(text);
     return NULL;
   }
   text[n] = '\0';
   *len = n;
+  return text;
+}
+
+/* Reads dir/<name with . → />.lua. NULL with err when it is absent or
+ * unreadable; *missing tells the two apart. */
+static char *read_script(const char *dir, const char *name, char *path, size_t pathlen,
+                         size_t *len, int *missing, char *err, size_t errlen) {
+  snprintf(path, pathlen, "%s/%s.lua", dir, name);
+  for (char *p = path + strlen(dir) + 1; *p && strcmp(p, ".lua") != 0; p++)
+    if (*p == '.')
+      *p = '/';
+  char *text = read_text_file(path, len, err, errlen);
+  *missing = !text && errno == ENOENT;
   return text;
 }
 
@@ -205,13 +221,17 @@ static int sandbox_require(lua_State *L) {
   }
   if (!valid_module_name(name))
     return luaL_error(L, "module name '%s' is not allowed", name);
-  char path[4096];
+  char path[4096], why[4200];
   size_t len = 0;
-  char *text = read_script(h->cfg->routes_dir, name, path, sizeof path, &len);
-  if (!text && h->extra_dir)
-    text = read_script(h->extra_dir, name, path, sizeof path, &len);
-  if (!text)
+  int missing = 0;
+  char *text = read_script(h->cfg->routes_dir, name, path, sizeof path, &len, &missing, why,
+                           sizeof why);
+  if (!text && missing && h->extra_dir)
+    text = read_script(h->extra_dir, name, path, sizeof path, &len, &missing, why, sizeof why);
+  if (!text && missing)
     return luaL_error(L, "module '%s' not found in %s", name, h->cfg->routes_dir);
+  if (!text)
+    return luaL_error(L, "module '%s': %s", name, why);
   lua_pushfstring(L, "@%s", path);
   int status = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t");
   free(text);
@@ -821,19 +841,10 @@ th_result th_host_run_script(th_host *h, const char *path, char *err, size_t err
   free(h->extra_dir);
   h->extra_dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
   h->print_to_stdout = 1;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+  size_t n = 0;
+  char *text = read_text_file(path, &n, err, errlen);
+  if (!text)
     return TH_ERR_IO;
-  }
-  char *text = malloc(MAX_SCRIPT_BYTES + 1);
-  size_t n = text ? fread(text, 1, MAX_SCRIPT_BYTES + 1, f) : 0;
-  fclose(f);
-  if (!text || n > MAX_SCRIPT_BYTES) {
-    free(text);
-    snprintf(err, errlen, "cannot read %s", path);
-    return TH_ERR_IO;
-  }
   lua_State *L = h->L;
   lua_settop(L, 0);
   th_lua_set_request_id(L, "test");
