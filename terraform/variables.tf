@@ -1,0 +1,164 @@
+# Every input of the root module. Each one has a type, a description and, where a bad value
+# would only fail half-way through an apply, a validation that fails at plan time instead.
+# The README's Deployment section lists them in a table.
+
+variable "name" {
+  description = "Base name of every resource: the Lambda function and its IAM role, the API, the log groups; the table is \"<name>-tasks\". Use a different name for each copy of the stack in one account and region."
+  type        = string
+  default     = "taskhost"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,39}$", var.name))
+    error_message = "name must start with a letter and have at most 40 letters, digits, '-' or '_' (it becomes the function name and part of the IAM role name)."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy to. null uses the AWS CLI/SDK default (AWS_REGION, AWS_DEFAULT_REGION, or the profile's region)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like us-east-1."
+  }
+}
+
+variable "package_path" {
+  description = "The Lambda zip written by scripts/package.sh, relative to this directory (terraform/) or absolute. Its SHA-256 is the function's source_code_hash, so a re-zipped package is redeployed."
+  type        = string
+  default     = "../dist/taskhost-lambda.zip"
+
+  validation {
+    condition     = endswith(var.package_path, ".zip")
+    error_message = "package_path must name the .zip file written by scripts/package.sh."
+  }
+}
+
+variable "memory_size" {
+  description = "Lambda memory in MB (CPU is proportional to it). 128 is plenty for taskhost; the price per GB-second is the same at every size."
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "memory_size must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "timeout" {
+  description = "Lambda timeout in seconds. The route scripts' budget and the DynamoDB retries end before it. API Gateway HTTP APIs give up after 30 s, so a longer timeout would only be billed."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 30 && floor(var.timeout) == var.timeout
+    error_message = "timeout must be a whole number of seconds from 1 to 30 (the HTTP API integration limit)."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions of the function: a hard cap on parallel instances (and so on cost and on DynamoDB load). null leaves the function on the account's unreserved pool; 0 stops all invocations."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.reserved_concurrency == null || try(var.reserved_concurrency >= 0 && floor(var.reserved_concurrency) == var.reserved_concurrency, false)
+    error_message = "reserved_concurrency must be null or a whole number >= 0."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level, passed by Lambda's advanced logging controls as AWS_LAMBDA_LOG_LEVEL (which taskhost reads); Lambda also drops JSON lines below it."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of both log groups (the function's and the API's access log), in days."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "cors_origin" {
+  description = "The one origin allowed to call the API from a browser (\"*\" for any). Used at both layers from this one value: API Gateway's CORS configuration (preflight) and the function's TASKHOST_CORS_ORIGIN (every response)."
+  type        = string
+  default     = "*"
+
+  validation {
+    condition     = var.cors_origin == "*" || can(regex("^https?://[^/*\\s]+$", var.cors_origin))
+    error_message = "cors_origin must be \"*\" or an origin such as https://app.example.com (scheme and host, optional port, no path or trailing slash)."
+  }
+}
+
+variable "cors_max_age" {
+  description = "Seconds a browser may cache a CORS preflight answered by API Gateway (the function's own preflight answer uses 600)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.cors_max_age >= 0 && var.cors_max_age <= 86400 && floor(var.cors_max_age) == var.cors_max_age
+    error_message = "cors_max_age must be a whole number of seconds from 0 to 86400."
+  }
+}
+
+variable "stage_name" {
+  description = "API Gateway stage. \"$default\" serves at the API's root URL; another name (e.g. \"dev\") puts it in the path (…/dev/tasks), which taskhost strips."
+  type        = string
+  default     = "$default"
+
+  validation {
+    condition     = var.stage_name == "$default" || can(regex("^[A-Za-z0-9_-]{1,128}$", var.stage_name))
+    error_message = "stage_name must be \"$default\" or letters, digits, '-' and '_'."
+  }
+}
+
+variable "throttling_rate_limit" {
+  description = "Stage throttling: steady-state requests per second across all routes (API Gateway answers 429 above it)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.throttling_rate_limit > 0
+    error_message = "throttling_rate_limit must be positive."
+  }
+}
+
+variable "throttling_burst_limit" {
+  description = "Stage throttling: the burst of requests allowed above the rate limit."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.throttling_burst_limit >= 0 && floor(var.throttling_burst_limit) == var.throttling_burst_limit
+    error_message = "throttling_burst_limit must be a whole number >= 0."
+  }
+}
+
+variable "deletion_protection" {
+  description = "DynamoDB deletion protection. Keep it true; scripts/teardown.sh sets it to false (one apply) just before it destroys the stack."
+  type        = bool
+  default     = true
+}
+
+variable "enable_tracing" {
+  description = "X-Ray active tracing of the function. Adds the X-Ray write actions (which have no resource-level permissions, hence Resource \"*\") to the function's role only when true."
+  type        = bool
+  default     = false
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (added to Project = \"taskhost\" and ManagedBy = \"terraform\")."
+  type        = map(string)
+  default     = {}
+}

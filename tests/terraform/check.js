@@ -1,0 +1,710 @@
+#!/usr/bin/env node
+// Terraform consistency checks, without a Terraform binary.
+//
+//   node check.js [REPO_ROOT]      (check.sh runs it; REPO_ROOT defaults to ../..)
+//
+// Every .tf file under REPO_ROOT/terraform is converted to JSON with @cdktf/hcl2json (the
+// HCL parser Terraform uses, compiled to WebAssembly); a file that does not parse fails.
+// Then each check below prints one line, "ok - …" or "FAIL - …: why", and the run ends
+// with "N passed, N failed" (exit 1 when anything failed).
+//
+// The checks tie the configuration to the code it deploys: the handler and runtime to the
+// package scripts/package.sh writes, TABLE_NAME to the table resource, the IAM DynamoDB
+// actions to the operations runtime/dynamodb.c sends, CORS at both layers to one variable.
+// A policy must be an aws_iam_policy_document data source (so it can be read here); a
+// jsonencode() policy or a managed policy attachment fails the IAM checks.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const { parse } = require("@cdktf/hcl2json");
+
+const ROOT = path.resolve(process.argv[2] || path.join(__dirname, "..", ".."));
+const TF = path.join(ROOT, "terraform");
+const DDB_SOURCE = "runtime/dynamodb.c";
+const PACKAGE_SCRIPT = "scripts/package.sh";
+
+// Every operation of the DynamoDB_20120810 JSON API (botocore's dynamodb service model).
+const DYNAMODB_OPERATIONS = new Set(
+  ("BatchExecuteStatement BatchGetItem BatchWriteItem CreateBackup CreateGlobalTable CreateTable " +
+    "DeleteBackup DeleteItem DeleteResourcePolicy DeleteTable DescribeBackup " +
+    "DescribeContinuousBackups DescribeContributorInsights DescribeEndpoints DescribeExport " +
+    "DescribeGlobalTable DescribeGlobalTableSettings DescribeImport " +
+    "DescribeKinesisStreamingDestination DescribeLimits DescribeTable " +
+    "DescribeTableReplicaAutoScaling DescribeTimeToLive DisableKinesisStreamingDestination " +
+    "EnableKinesisStreamingDestination ExecuteStatement ExecuteTransaction " +
+    "ExportTableToPointInTime GetItem GetResourcePolicy ImportTable ListBackups " +
+    "ListContributorInsights ListExports ListGlobalTables ListImports ListTables " +
+    "ListTagsOfResource PutItem PutResourcePolicy Query RestoreTableFromBackup " +
+    "RestoreTableToPointInTime Scan TagResource TransactGetItems TransactWriteItems " +
+    "UntagResource UpdateContinuousBackups UpdateContributorInsights UpdateGlobalTable " +
+    "UpdateGlobalTableSettings UpdateItem UpdateKinesisStreamingDestination UpdateTable " +
+    "UpdateTableReplicaAutoScaling UpdateTimeToLive").split(" ")
+);
+const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+  1827, 2192, 2557, 2922, 3288, 3653];
+
+let passed = 0;
+let failed = 0;
+function report(name, problem) {
+  if (problem) {
+    failed++;
+    console.log(`FAIL - ${name}: ${problem}`);
+  } else {
+    passed++;
+    console.log(`ok - ${name}`);
+  }
+}
+// Runs fn, which returns null/undefined when fine or a string saying what is wrong; an
+// exception (a missing block, say) is a failure too, never a crash of the whole run.
+function check(name, fn) {
+  let problem;
+  try {
+    problem = fn();
+  } catch (e) {
+    problem = e instanceof CheckError ? e.message : `check crashed: ${e.stack || e}`;
+  }
+  report(name, problem || null);
+}
+class CheckError extends Error {}
+function need(cond, message) {
+  if (!cond) throw new CheckError(message);
+}
+
+// ------------------------------------------------------------------ reading the files
+
+function tfFiles(dir) {
+  const out = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith(".")) continue; // .terraform/, editor files
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...tfFiles(p));
+    else if (entry.isFile() && entry.name.endsWith(".tf")) out.push(p);
+  }
+  return out.sort();
+}
+
+// One Terraform module = one directory. Its parsed files merged: kind -> type -> name -> [body]
+// for resource/data, kind -> name -> [body] for variable/output/module, lists for the rest.
+function emptyModule(dir) {
+  return { dir, resource: {}, data: {}, variable: {}, output: {}, module: {}, locals: [],
+    terraform: [], provider: {} };
+}
+function mergeInto(mod, json) {
+  for (const [kind, value] of Object.entries(json)) {
+    if (kind === "resource" || kind === "data") {
+      for (const [type, byName] of Object.entries(value)) {
+        mod[kind][type] = mod[kind][type] || {};
+        for (const [name, bodies] of Object.entries(byName)) {
+          mod[kind][type][name] = (mod[kind][type][name] || []).concat(bodies);
+        }
+      }
+    } else if (kind === "variable" || kind === "output" || kind === "module" || kind === "provider") {
+      for (const [name, bodies] of Object.entries(value)) {
+        mod[kind][name] = (mod[kind][name] || []).concat(bodies);
+      }
+    } else if (kind === "locals" || kind === "terraform") {
+      mod[kind] = mod[kind].concat(value);
+    } else {
+      mod[kind] = value;
+    }
+  }
+}
+
+// "${expr}" -> "expr"; anything else -> null.
+function expr(v) {
+  if (typeof v !== "string") return null;
+  const m = /^\$\{([\s\S]*)\}$/.exec(v);
+  return m ? m[1].trim() : null;
+}
+function first(body, key) {
+  const v = body && body[key];
+  return Array.isArray(v) ? v[0] : v;
+}
+function blocks(body, key) {
+  const v = body && body[key];
+  return Array.isArray(v) ? v : v ? [v] : [];
+}
+function all(mod, kind, type) {
+  const out = [];
+  for (const [name, bodies] of Object.entries(mod[kind][type] || {})) {
+    for (const body of bodies) out.push({ name, body, mod });
+  }
+  return out;
+}
+function everywhere(modules, kind, type) {
+  return modules.flatMap((m) => all(m, kind, type));
+}
+function varDefault(mod, name) {
+  const bodies = mod.variable[name];
+  return bodies && bodies[0] ? bodies[0].default : undefined;
+}
+function rel(p) {
+  return path.relative(ROOT, p) || ".";
+}
+
+// The module call(s) in other modules whose source is this module's directory.
+function callersOf(modules, mod) {
+  const out = [];
+  for (const parent of modules) {
+    for (const [name, bodies] of Object.entries(parent.module)) {
+      for (const body of bodies) {
+        if (typeof body.source === "string" && path.resolve(parent.dir, body.source) === mod.dir) {
+          out.push({ parent, name, body });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Follows an expression through module variables up to the root: "var.table.name" inside a
+// module called with table = aws_dynamodb_table.tasks becomes "aws_dynamodb_table.tasks.name".
+// Returns [{ mod, expr }] (one per caller; a module called twice yields two).
+function resolve(modules, mod, e) {
+  const m = /^var\.([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+)*)$/.exec(e);
+  if (!m) return [{ mod, expr: e }];
+  const callers = callersOf(modules, mod);
+  if (callers.length === 0) return [{ mod, expr: e }]; // a root variable
+  return callers.flatMap(({ parent, body }) => {
+    const arg = body[m[1]];
+    const inner = expr(arg);
+    if (inner === null) return [{ mod: parent, expr: JSON.stringify(arg) }];
+    return resolve(modules, parent, inner + m[2]);
+  });
+}
+
+// IAM statements of an aws_iam_policy_document body: static ones and dynamic ones (with the
+// for_each that guards them).
+function statementsOf(doc) {
+  const out = [];
+  for (const s of blocks(doc.body, "statement")) out.push({ doc, s, guard: null });
+  for (const dyn of blocks(doc.body, "dynamic")) {
+    for (const d of blocks(dyn, "statement")) {
+      for (const s of blocks(d, "content")) out.push({ doc, s, guard: d.for_each });
+    }
+  }
+  return out;
+}
+function list(v) {
+  if (v === undefined || v === null) return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+// String literals of a C file (comments removed, adjacent literals joined).
+function cStringLiterals(text) {
+  const out = [];
+  let i = 0;
+  let pending = null; // literal being joined with the next adjacent one
+  const n = text.length;
+  while (i < n) {
+    const c = text[i];
+    if (c === "/" && text[i + 1] === "/") {
+      while (i < n && text[i] !== "\n") i++;
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? n : end + 2;
+    } else if (c === '"' || c === "'") {
+      let j = i + 1;
+      let s = "";
+      while (j < n && text[j] !== c) {
+        if (text[j] === "\\") {
+          s += text[j + 1];
+          j += 2;
+        } else {
+          s += text[j++];
+        }
+      }
+      if (c === '"') pending = (pending === null ? "" : pending) + s;
+      i = j + 1;
+      continue;
+    } else if (/\s/.test(c)) {
+      i++;
+      continue;
+    } else {
+      i++;
+    }
+    if (pending !== null) {
+      out.push(pending);
+      pending = null;
+    }
+  }
+  if (pending !== null) out.push(pending);
+  return out;
+}
+
+// The DynamoDB operations the runtime sends: literals "DynamoDB_20120810.<Op>" and literals
+// that are exactly an operation name ("PutItem"), in runtime/dynamodb.c and any other
+// runtime/*dynamodb*.c.
+function runtimeOperations() {
+  const main = path.join(ROOT, DDB_SOURCE);
+  need(fs.existsSync(main), `${DDB_SOURCE} not found, so the DynamoDB operations the runtime ` +
+    `sends cannot be derived (the DynamoDB client lands there; until it does this check fails)`);
+  const files = [main].concat(fs.readdirSync(path.join(ROOT, "runtime"))
+    .filter((f) => /dynamodb.*\.c$/.test(f) && f !== "dynamodb.c")
+    .map((f) => path.join(ROOT, "runtime", f)));
+  const ops = new Set();
+  for (const f of files) {
+    for (const lit of cStringLiterals(fs.readFileSync(f, "utf8"))) {
+      const target = /^DynamoDB_20120810\.([A-Za-z]+)$/.exec(lit);
+      if (target) ops.add(target[1]);
+      else if (DYNAMODB_OPERATIONS.has(lit)) ops.add(lit);
+    }
+  }
+  need(ops.size > 0, `no DynamoDB operation name found in ${files.map(rel).join(", ")} ` +
+    `(expected literals such as "PutItem" or "DynamoDB_20120810.PutItem")`);
+  return ops;
+}
+
+function setDiff(a, b) {
+  return [...a].filter((x) => !b.has(x)).sort();
+}
+
+// ------------------------------------------------------------------------------ main
+
+async function main() {
+  if (!fs.existsSync(TF)) {
+    report("terraform/ exists", `${rel(TF)} not found`);
+    return;
+  }
+  const files = tfFiles(TF);
+  const modulesByDir = new Map();
+  const parsed = [];
+  let parseFailures = 0;
+  if (files.length === 0) report("terraform/ has .tf files", "none found");
+  for (const f of files) {
+    let json;
+    try {
+      json = await parse(path.basename(f), fs.readFileSync(f, "utf8"));
+    } catch (e) {
+      report(`parse ${rel(f)}`, String(e.message || e).replace(/\s+/g, " "));
+      parseFailures++;
+      continue;
+    }
+    report(`parse ${rel(f)}`, null);
+    parsed.push(json);
+    const dir = path.dirname(f);
+    if (!modulesByDir.has(dir)) modulesByDir.set(dir, emptyModule(dir));
+    mergeInto(modulesByDir.get(dir), json);
+  }
+  const modules = [...modulesByDir.values()];
+  const root = modulesByDir.get(TF) || emptyModule(TF);
+
+  // ---------------------------------------------------------------- versions
+  check("versions: terraform >= 1.5 and the aws provider pinned to ~> 5.x", () => {
+    const tf = root.terraform[0] || {};
+    need(/^>=\s*1\.(5|[6-9]|\d\d)/.test(tf.required_version || ""),
+      `required_version is ${JSON.stringify(tf.required_version)}`);
+    const aws = (first(tf, "required_providers") || {}).aws || {};
+    need(aws.source === "hashicorp/aws", `aws provider source is ${JSON.stringify(aws.source)}`);
+    need(/^~>\s*5\.\d+/.test(aws.version || ""), `aws provider version is ${JSON.stringify(aws.version)}`);
+  });
+
+  // ---------------------------------------------------------------- the function
+  const functions = everywhere(modules, "resource", "aws_lambda_function");
+  const fn = functions[0];
+  const fnNeeded = () => need(functions.length === 1,
+    `expected exactly one aws_lambda_function, found ${functions.length}`);
+
+  check("lambda: runtime is provided.al2023", () => {
+    fnNeeded();
+    need(fn.body.runtime === "provided.al2023", `runtime is ${JSON.stringify(fn.body.runtime)}`);
+  });
+
+  check(`lambda: handler is "bootstrap", the binary's name at the root of the zip ${PACKAGE_SCRIPT} writes`, () => {
+    fnNeeded();
+    need(fn.body.handler === "bootstrap", `handler is ${JSON.stringify(fn.body.handler)}`);
+    const script = path.join(ROOT, PACKAGE_SCRIPT);
+    need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found (it writes the zip; until it lands ` +
+      `the handler cannot be checked against it)`);
+    const text = fs.readFileSync(script, "utf8");
+    need(/\bbootstrap\b/.test(text), `${PACKAGE_SCRIPT} never names "bootstrap", the file ` +
+      `provided.al2023 runs`);
+  });
+
+  check(`lambda: package_path defaults to the zip ${PACKAGE_SCRIPT} writes`, () => {
+    fnNeeded();
+    const v = varDefault(root, "package_path");
+    need(typeof v === "string", "root variable package_path has no default");
+    const script = path.join(ROOT, PACKAGE_SCRIPT);
+    need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found`);
+    const text = fs.readFileSync(script, "utf8");
+    need(text.includes(path.basename(v)), `${PACKAGE_SCRIPT} does not mention ${path.basename(v)}`);
+    need(path.resolve(TF, v) === path.join(ROOT, "dist", path.basename(v)),
+      `default ${v} is not dist/${path.basename(v)} seen from terraform/`);
+  });
+
+  check("lambda: architectures is [\"x86_64\"]", () => {
+    fnNeeded();
+    need(JSON.stringify(fn.body.architectures) === '["x86_64"]',
+      `architectures is ${JSON.stringify(fn.body.architectures)}`);
+  });
+
+  check("lambda: source_code_hash = filebase64sha256(filename)", () => {
+    fnNeeded();
+    const file = expr(fn.body.filename);
+    need(file, `filename is ${JSON.stringify(fn.body.filename)}`);
+    const hash = expr(fn.body.source_code_hash);
+    need(hash, "source_code_hash is missing");
+    need(hash.replace(/\s+/g, "") === `filebase64sha256(${file})`.replace(/\s+/g, ""),
+      `source_code_hash is ${JSON.stringify(fn.body.source_code_hash)}`);
+  });
+
+  // TABLE_NAME: the function's environment, followed through module variables to the root.
+  let tableResource = null;
+  check("lambda: TABLE_NAME is the aws_dynamodb_table resource's name (no literal, set once)", () => {
+    fnNeeded();
+    const vars = first(fn.body, "environment") ? first(first(fn.body, "environment"), "variables") : undefined;
+    need(vars !== undefined, "the function has no environment variables");
+    let e;
+    if (typeof vars === "object" && vars !== null) {
+      need("TABLE_NAME" in vars, "no TABLE_NAME in the environment");
+      e = expr(vars.TABLE_NAME);
+      need(e, `TABLE_NAME is the literal ${JSON.stringify(vars.TABLE_NAME)}`);
+    } else {
+      const m = /\bTABLE_NAME\s*=\s*([A-Za-z0-9_.-]+)\s*[,}\n]/.exec(String(vars));
+      need(m, `no TABLE_NAME = <reference> in ${JSON.stringify(vars)}`);
+      e = m[1];
+      // In merge(a, b, {TABLE_NAME = …}) the last argument wins: TABLE_NAME must be in it.
+      const inner = expr(vars) || "";
+      if (/^merge\(/.test(inner)) {
+        const lastObj = inner.lastIndexOf("{");
+        need(lastObj >= 0 && inner.indexOf("TABLE_NAME", lastObj) > lastObj,
+          "TABLE_NAME is not in merge()'s last argument, so another map could override it");
+      }
+    }
+    const targets = resolve(modules, fn.mod, e);
+    for (const t of targets) {
+      const m = /^aws_dynamodb_table\.([A-Za-z0-9_-]+)\.name$/.exec(t.expr);
+      need(m, `TABLE_NAME = ${e} resolves to ${t.expr} in ${rel(t.mod.dir)}, not aws_dynamodb_table.<x>.name`);
+      need(all(t.mod, "resource", "aws_dynamodb_table").some((r) => r.name === m[1]),
+        `aws_dynamodb_table.${m[1]} is not defined in ${rel(t.mod.dir)}`);
+      tableResource = { mod: t.mod, name: m[1] };
+    }
+    let count = 0;
+    const walk = (v) => {
+      if (typeof v === "string") count += (v.match(/\bTABLE_NAME"?\s*=[^=]/g) || []).length;
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === "object") {
+        for (const [k, x] of Object.entries(v)) {
+          if (k === "TABLE_NAME") count++;
+          walk(x);
+        }
+      }
+    };
+    parsed.forEach(walk);
+    need(count === 1, `TABLE_NAME is assigned ${count} times in terraform/ (once expected)`);
+  });
+
+  // ---------------------------------------------------------------- the table
+  const tables = everywhere(modules, "resource", "aws_dynamodb_table");
+  const table = () => {
+    need(tables.length === 1, `expected exactly one aws_dynamodb_table, found ${tables.length}`);
+    return tables[0].body;
+  };
+  check("dynamodb: billing_mode is PAY_PER_REQUEST", () => {
+    const t = table();
+    need(t.billing_mode === "PAY_PER_REQUEST", `billing_mode is ${JSON.stringify(t.billing_mode)}`);
+  });
+  check("dynamodb: hash key is id, a string (S)", () => {
+    const t = table();
+    need(t.hash_key === "id", `hash_key is ${JSON.stringify(t.hash_key)}`);
+    need(t.range_key === undefined, "the table has a range key; the runtime keys items by id only");
+    const attrs = blocks(t, "attribute");
+    need(attrs.length === 1 && attrs[0].name === "id" && attrs[0].type === "S",
+      `attributes are ${JSON.stringify(attrs)}`);
+  });
+  check("dynamodb: point-in-time recovery enabled", () => {
+    const p = first(table(), "point_in_time_recovery");
+    need(p && p.enabled === true, `point_in_time_recovery is ${JSON.stringify(p)}`);
+  });
+  check("dynamodb: server-side encryption enabled", () => {
+    const s = first(table(), "server_side_encryption");
+    need(s && s.enabled === true, `server_side_encryption is ${JSON.stringify(s)}`);
+  });
+  check("dynamodb: deletion_protection_enabled = var.deletion_protection (default true)", () => {
+    const t = table();
+    need(expr(t.deletion_protection_enabled) === "var.deletion_protection",
+      `deletion_protection_enabled is ${JSON.stringify(t.deletion_protection_enabled)}`);
+    const v = varDefault(root, "deletion_protection");
+    need(v === true, `variable deletion_protection defaults to ${JSON.stringify(v)}`);
+  });
+
+  // ---------------------------------------------------------------- IAM
+  const docs = everywhere(modules, "data", "aws_iam_policy_document");
+  const statements = docs.flatMap(statementsOf);
+
+  check(`iam: DynamoDB actions are exactly the operations ${DDB_SOURCE} sends`, () => {
+    const ops = runtimeOperations();
+    const wanted = new Set([...ops].map((o) => `dynamodb:${o}`));
+    const granted = new Set(statements.flatMap(({ s }) => list(s.actions))
+      .filter((a) => typeof a === "string" && /^dynamodb:/i.test(a)));
+    const missing = setDiff(wanted, granted);
+    const extra = setDiff(granted, wanted);
+    need(missing.length + extra.length === 0,
+      (missing.length ? `the runtime sends but the role may not: ${missing.join(", ")}` : "") +
+      (missing.length && extra.length ? "; " : "") +
+      (extra.length ? `the role may but the runtime never sends: ${extra.join(", ")}` : ""));
+  });
+
+  check("iam: the DynamoDB statements' only resource is the table's ARN", () => {
+    const ddb = statements.filter(({ s }) => list(s.actions).some((a) => /^dynamodb:/i.test(a)));
+    need(ddb.length > 0, "no statement grants a dynamodb: action");
+    for (const { doc, s } of ddb) {
+      const res = list(s.resources);
+      need(res.length === 1, `${doc.name}: resources are ${JSON.stringify(res)}`);
+      const e = expr(res[0]);
+      need(e, `${doc.name}: resource is the literal ${JSON.stringify(res[0])}`);
+      for (const t of resolve(modules, doc.mod, e)) {
+        const m = /^aws_dynamodb_table\.([A-Za-z0-9_-]+)\.arn$/.exec(t.expr);
+        need(m, `${doc.name}: resource ${e} resolves to ${t.expr}, not aws_dynamodb_table.<x>.arn`);
+        need(!tableResource || tableResource.name === m[1],
+          `the policy names aws_dynamodb_table.${m[1]} but TABLE_NAME is aws_dynamodb_table.${tableResource && tableResource.name}`);
+      }
+    }
+  });
+
+  check("iam: no \"*\" in any action or resource (X-Ray's statement aside)", () => {
+    need(statements.length > 0, "no aws_iam_policy_document statement found");
+    const bad = [];
+    for (const { doc, s } of statements) {
+      const actions = list(s.actions);
+      if (s.not_actions || s.not_resources) bad.push(`${doc.name}: not_actions/not_resources`);
+      const xray = actions.length > 0 && actions.every((a) => /^xray:[A-Za-z]+$/.test(a));
+      for (const a of actions) if (String(a).includes("*")) bad.push(`${doc.name}: action ${a}`);
+      for (const r of list(s.resources)) {
+        if (!String(r).includes("*")) continue;
+        if (xray) continue; // X-Ray's write actions have no resource-level permissions
+        // The log streams of one log group: "${aws_cloudwatch_log_group.x.arn}:*".
+        if (/^\$\{aws_cloudwatch_log_group\.[A-Za-z0-9_-]+\.arn\}:\*$/.test(r)) continue;
+        bad.push(`${doc.name}: resource ${r}`);
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("iam: X-Ray's statement exists only when var.enable_tracing", () => {
+    for (const { doc, s, guard } of statements) {
+      if (!list(s.actions).some((a) => /^xray:/.test(a))) continue;
+      need(guard && /var\.enable_tracing/.test(String(guard)),
+        `${doc.name}: the xray statement is not a dynamic block guarded by var.enable_tracing`);
+    }
+  });
+
+  check("iam: log writes are CreateLogStream + PutLogEvents on the function's own log group", () => {
+    fnNeeded();
+    const logs = statements.filter(({ s }) => list(s.actions).some((a) => /^logs:/i.test(a)));
+    need(logs.length === 1, `expected one statement with logs: actions, found ${logs.length}`);
+    const { s } = logs[0];
+    const acts = list(s.actions).slice().sort();
+    need(JSON.stringify(acts) === '["logs:CreateLogStream","logs:PutLogEvents"]',
+      `actions are ${JSON.stringify(acts)}`);
+    const res = list(s.resources);
+    const m = res.length === 1 && /^\$\{aws_cloudwatch_log_group\.([A-Za-z0-9_-]+)\.arn\}:\*$/.exec(res[0]);
+    need(m, `resources are ${JSON.stringify(res)}`);
+    const group = all(fn.mod, "resource", "aws_cloudwatch_log_group").find((g) => g.name === m[1]);
+    need(group, `aws_cloudwatch_log_group.${m[1]} is not in the function's module`);
+    const fname = expr(fn.body.function_name);
+    need(group.body.name === `/aws/lambda/\${${fname}}`,
+      `the log group is ${JSON.stringify(group.body.name)}, not /aws/lambda/<function_name>`);
+  });
+
+  check("iam: policies are aws_iam_policy_document data sources; no managed policy attachments", () => {
+    const bad = [];
+    for (const type of ["aws_iam_role_policy_attachment", "aws_iam_policy_attachment",
+      "aws_iam_role_policies_exclusive", "aws_iam_role_policy_attachments_exclusive"]) {
+      for (const r of everywhere(modules, "resource", type)) bad.push(`${type}.${r.name}`);
+    }
+    for (const r of everywhere(modules, "resource", "aws_iam_role")) {
+      if (r.body.managed_policy_arns !== undefined) bad.push(`aws_iam_role.${r.name}.managed_policy_arns`);
+      if (r.body.inline_policy !== undefined) bad.push(`aws_iam_role.${r.name}.inline_policy`);
+      if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.assume_role_policy) || "")) {
+        bad.push(`aws_iam_role.${r.name}.assume_role_policy`);
+      }
+    }
+    for (const type of ["aws_iam_role_policy", "aws_iam_policy"]) {
+      for (const r of everywhere(modules, "resource", type)) {
+        if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.policy) || "")) {
+          bad.push(`${type}.${r.name}.policy is not a data.aws_iam_policy_document`);
+        }
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("iam: the role is assumed by lambda.amazonaws.com only", () => {
+    const roles = everywhere(modules, "resource", "aws_iam_role");
+    need(roles.length === 1, `expected one aws_iam_role, found ${roles.length}`);
+    const docName = /^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json$/.exec(expr(roles[0].body.assume_role_policy) || "");
+    need(docName, "assume_role_policy is not a data.aws_iam_policy_document");
+    const doc = all(roles[0].mod, "data", "aws_iam_policy_document").find((d) => d.name === docName[1]);
+    need(doc, `data.aws_iam_policy_document.${docName[1]} not found`);
+    for (const { s } of statementsOf(doc)) {
+      need(JSON.stringify(list(s.actions)) === '["sts:AssumeRole"]', `actions ${JSON.stringify(s.actions)}`);
+      for (const p of blocks(s, "principals")) {
+        need(p.type === "Service" && JSON.stringify(list(p.identifiers)) === '["lambda.amazonaws.com"]',
+          `principal ${JSON.stringify(p)}`);
+      }
+    }
+    const fnRole = expr(fn && fn.body.role);
+    need(fnRole === `aws_iam_role.${roles[0].name}.arn`, `the function's role is ${JSON.stringify(fn && fn.body.role)}`);
+  });
+
+  // ---------------------------------------------------------------- logs
+  check("logs: every log group has a retention CloudWatch accepts", () => {
+    const groups = everywhere(modules, "resource", "aws_cloudwatch_log_group");
+    need(groups.length >= 2, `expected the function's and the access log's groups, found ${groups.length}`);
+    for (const g of groups) {
+      const r = g.body.retention_in_days;
+      need(r !== undefined, `aws_cloudwatch_log_group.${g.name} has no retention_in_days`);
+      const e = expr(r);
+      if (e === null) {
+        need(RETENTION_DAYS.includes(r), `aws_cloudwatch_log_group.${g.name} retention ${r}`);
+        continue;
+      }
+      for (const t of resolve(modules, g.mod, e)) {
+        const v = /^var\.([A-Za-z0-9_-]+)$/.exec(t.expr);
+        need(v, `aws_cloudwatch_log_group.${g.name} retention is ${t.expr}`);
+        const d = varDefault(t.mod, v[1]);
+        need(RETENTION_DAYS.includes(d), `variable ${v[1]} defaults to ${JSON.stringify(d)}, not an allowed retention`);
+        need((t.mod.variable[v[1]] || [{}])[0].validation,
+          `variable ${v[1]} has no validation of the allowed retention values`);
+      }
+    }
+  });
+
+  check("lambda: JSON logs into the Terraform-created log group, created first (depends_on)", () => {
+    fnNeeded();
+    const lc = first(fn.body, "logging_config");
+    need(lc, "no logging_config block");
+    need(lc.log_format === "JSON", `log_format is ${JSON.stringify(lc.log_format)}`);
+    const m = /^aws_cloudwatch_log_group\.([A-Za-z0-9_-]+)\.name$/.exec(expr(lc.log_group) || "");
+    need(m, `log_group is ${JSON.stringify(lc.log_group)}`);
+    const deps = list(fn.body.depends_on).map((d) => expr(d) || d);
+    need(deps.includes(`aws_cloudwatch_log_group.${m[1]}`),
+      `depends_on ${JSON.stringify(deps)} lacks aws_cloudwatch_log_group.${m[1]}`);
+  });
+
+  // ---------------------------------------------------------------- API Gateway
+  const integrations = everywhere(modules, "resource", "aws_apigatewayv2_integration");
+  check("api: integration is AWS_PROXY, POST, payload_format_version \"2.0\" set explicitly", () => {
+    need(integrations.length >= 1, "no aws_apigatewayv2_integration");
+    for (const { name, body } of integrations) {
+      need(body.integration_type === "AWS_PROXY", `${name}: integration_type ${JSON.stringify(body.integration_type)}`);
+      need(body.integration_method === "POST", `${name}: integration_method ${JSON.stringify(body.integration_method)}`);
+      need(body.payload_format_version === "2.0",
+        `${name}: payload_format_version ${JSON.stringify(body.payload_format_version)}`);
+      need(/\.(invoke_arn|function_arn|arn)$/.test(expr(body.integration_uri) || ""),
+        `${name}: integration_uri ${JSON.stringify(body.integration_uri)}`);
+    }
+  });
+
+  const apis = everywhere(modules, "resource", "aws_apigatewayv2_api");
+  check("api: HTTP API with CORS from var.cors_origin, the same value as TASKHOST_CORS_ORIGIN", () => {
+    need(apis.length === 1, `expected one aws_apigatewayv2_api, found ${apis.length}`);
+    const api = apis[0].body;
+    need(api.protocol_type === "HTTP", `protocol_type ${JSON.stringify(api.protocol_type)}`);
+    const cors = first(api, "cors_configuration");
+    need(cors, "no cors_configuration");
+    need(JSON.stringify(cors.allow_origins) === '["${var.cors_origin}"]',
+      `allow_origins ${JSON.stringify(cors.allow_origins)}`);
+    const methods = new Set(list(cors.allow_methods));
+    const missing = ["GET", "POST", "PUT", "DELETE", "OPTIONS"].filter((x) => !methods.has(x) && !methods.has("*"));
+    need(missing.length === 0, `allow_methods lacks ${missing.join(", ")}`);
+    const headers = new Set(list(cors.allow_headers).map((h) => h.toLowerCase()));
+    need(headers.has("content-type"), "allow_headers lacks content-type");
+    need(cors.max_age !== undefined, "no max_age");
+    // The function's TASKHOST_CORS_ORIGIN, in its environment or in a module call's.
+    fnNeeded();
+    const envs = [first(first(fn.body, "environment"), "variables")]
+      .concat(callersOf(modules, fn.mod).map((c) => c.body.environment));
+    let found = null;
+    for (const env of envs) {
+      if (env && typeof env === "object" && "TASKHOST_CORS_ORIGIN" in env) found = env.TASKHOST_CORS_ORIGIN;
+      else if (typeof env === "string") {
+        const m = /\bTASKHOST_CORS_ORIGIN\s*=\s*([A-Za-z0-9_.-]+)/.exec(env);
+        if (m) found = "${" + m[1] + "}";
+      }
+    }
+    need(found === "${var.cors_origin}", `TASKHOST_CORS_ORIGIN is ${JSON.stringify(found)}, not var.cors_origin`);
+  });
+
+  check("api: routes reach the integration", () => {
+    const routes = everywhere(modules, "resource", "aws_apigatewayv2_route");
+    need(routes.length >= 1, "no aws_apigatewayv2_route");
+    for (const { name, body } of routes) {
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(body.target || ""),
+        `${name}: target ${JSON.stringify(body.target)}`);
+    }
+  });
+
+  const stages = everywhere(modules, "resource", "aws_apigatewayv2_stage");
+  check("api: stage auto-deploys with throttling set", () => {
+    need(stages.length === 1, `expected one aws_apigatewayv2_stage, found ${stages.length}`);
+    const st = stages[0].body;
+    need(st.auto_deploy === true, `auto_deploy ${JSON.stringify(st.auto_deploy)}`);
+    const d = first(st, "default_route_settings");
+    need(d && d.throttling_burst_limit !== undefined && d.throttling_rate_limit !== undefined,
+      `default_route_settings ${JSON.stringify(d)} lacks throttling_burst_limit/throttling_rate_limit`);
+  });
+
+  check("api: JSON access logs to a Terraform-created log group", () => {
+    need(stages.length === 1, `expected one aws_apigatewayv2_stage, found ${stages.length}`);
+    const a = first(stages[0].body, "access_log_settings");
+    need(a, "no access_log_settings");
+    const m = /^aws_cloudwatch_log_group\.([A-Za-z0-9_-]+)\.arn$/.exec(expr(a.destination_arn) || "");
+    need(m && all(stages[0].mod, "resource", "aws_cloudwatch_log_group").some((g) => g.name === m[1]),
+      `destination_arn ${JSON.stringify(a.destination_arn)} is not a log group of this module`);
+    const f = String(a.format || "");
+    need(/^\$\{jsonencode\(/.test(f), "format is not jsonencode({...})");
+    const fields = ["$context.requestId", "$context.identity.sourceIp", "$context.requestTime",
+      "$context.httpMethod", "$context.routeKey", "$context.status", "$context.protocol",
+      "$context.responseLength", "$context.integrationErrorMessage"];
+    const lacking = fields.filter((x) => !f.includes(`"${x}"`));
+    need(lacking.length === 0, `format lacks ${lacking.join(", ")}`);
+  });
+
+  check("api: Lambda permission for apigateway.amazonaws.com, scoped to this API", () => {
+    const perms = everywhere(modules, "resource", "aws_lambda_permission");
+    need(perms.length >= 1, "no aws_lambda_permission");
+    for (const { name, body } of perms) {
+      need(body.principal === "apigateway.amazonaws.com", `${name}: principal ${JSON.stringify(body.principal)}`);
+      need(body.action === "lambda:InvokeFunction", `${name}: action ${JSON.stringify(body.action)}`);
+      need(/^\$\{aws_apigatewayv2_api\.[A-Za-z0-9_-]+\.execution_arn\}\/./.test(body.source_arn || ""),
+        `${name}: source_arn ${JSON.stringify(body.source_arn)} is not under the API's execution_arn`);
+    }
+  });
+
+  // ---------------------------------------------------------------- variables and outputs
+  check("variables: every variable has a description and a type", () => {
+    const bad = [];
+    for (const m of modules) {
+      for (const [name, bodies] of Object.entries(m.variable)) {
+        for (const b of bodies) {
+          if (typeof b.description !== "string" || b.description.trim() === "") bad.push(`${rel(m.dir)}: ${name} (description)`);
+          if (b.type === undefined) bad.push(`${rel(m.dir)}: ${name} (type)`);
+        }
+      }
+    }
+    need(bad.length === 0, `missing: ${bad.join(", ")}`);
+  });
+
+  check("outputs: api_endpoint (the stage URL), table_name, function_name, log_group", () => {
+    const wanted = ["api_endpoint", "table_name", "function_name", "log_group"];
+    const missing = wanted.filter((o) => !root.output[o]);
+    need(missing.length === 0, `missing ${missing.join(", ")}`);
+    const v = String(root.output.api_endpoint[0].value);
+    need(/aws_apigatewayv2_stage\.[A-Za-z0-9_-]+\.invoke_url/.test(v), `api_endpoint is ${v}`);
+    const undocumented = Object.entries(root.output).filter(([, b]) => !b[0].description).map(([n]) => n);
+    need(undocumented.length === 0, `outputs without a description: ${undocumented.join(", ")}`);
+  });
+
+  if (parseFailures) console.log(`(${parseFailures} file(s) did not parse; the checks above saw the others only)`);
+}
+
+main()
+  .catch((e) => report("run", String(e.stack || e)))
+  .finally(() => {
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  });

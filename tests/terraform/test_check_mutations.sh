@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Proves the Terraform checks can fail (CTest: terraform.check_mutations).
+#
+# Copies terraform/ into a scratch repository with a stand-in runtime/dynamodb.c (the five
+# operations) and scripts/package.sh, checks that check.sh passes there, then breaks one
+# thing at a time — a wildcard action, a missing or extra DynamoDB operation, a literal
+# TABLE_NAME, payload format 1.0, a log group without retention, a syntax error, ... — and
+# requires check.sh to exit 1 with the expected check failing. Independent of the state of the
+# real runtime and package script, so it tests the checker only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+
+fresh() {
+  rm -rf "$scratch/repo"
+  mkdir -p "$scratch/repo/runtime" "$scratch/repo/scripts"
+  cp -r "$repo/terraform" "$scratch/repo/terraform"
+  rm -rf "$scratch/repo/terraform/.terraform"
+  cat > "$scratch/repo/runtime/dynamodb.c" <<'EOF'
+/* Stand-in for the DynamoDB client. A "Query" in a comment is not an operation. */
+#define TARGET_PREFIX "DynamoDB_20120810."
+static const char *const OPS[] = {"PutItem", "GetItem", "UpdateItem", "DeleteItem", "Scan"};
+static const char *msg = "Scan failed"; // "BatchWriteItem" in a line comment neither
+EOF
+  cat > "$scratch/repo/scripts/package.sh" <<'EOF'
+#!/usr/bin/env bash
+# stand-in: the binary becomes bootstrap at the zip root
+cp build/taskhost "$stage/bootstrap"
+(cd "$stage" && zip -qr "$root/dist/taskhost-lambda.zip" bootstrap lua lib)
+EOF
+}
+
+# run_check → sets $out and $rc
+run_check() {
+  set +e
+  out=$("$here/check.sh" "$scratch/repo" 2>&1)
+  rc=$?
+  set -e
+}
+
+# mutate "what" FILE PERL-SUBSTITUTION "expected failing check (substring)"
+mutate() {
+  local what=$1 file=$2 subst=$3 expect=$4
+  fresh
+  local target="$scratch/repo/$file"
+  if [ "$subst" = "DELETE" ]; then
+    rm -f "$target"
+  else
+    [ -f "$target" ] || { bad "$what: $file does not exist in the scratch copy"; return; }
+    cp "$target" "$scratch/before"
+    perl -0pi -e "$subst" "$target"
+    if cmp -s "$target" "$scratch/before"; then
+      bad "$what: the mutation did not change $file (update this test)"
+      return
+    fi
+  fi
+  run_check
+  if [ "$rc" -eq 1 ] && grep -q "^FAIL - .*$expect" <<<"$out"; then
+    ok "$what: caught by '$expect'"
+  else
+    bad "$what: expected exit 1 and a FAIL line with '$expect'; got exit $rc:"
+    grep -E '^(FAIL|[0-9]+ passed)' <<<"$out" | sed 's/^/    /'
+  fi
+}
+
+fresh
+run_check
+if [ "$rc" -eq 0 ] && grep -q '^[0-9]* passed, 0 failed$' <<<"$out"; then
+  ok "unchanged terraform/ passes every check"
+else
+  bad "unchanged terraform/ should pass; got exit $rc:"
+  grep -E '^(FAIL|[0-9]+ passed)' <<<"$out" | sed 's/^/    /'
+fi
+
+L=terraform/modules/lambda/main.tf
+M=terraform/main.tf
+mutate 'wildcard action "dynamodb:*"' $L 's/"dynamodb:DeleteItem",/"dynamodb:DeleteItem",\n      "dynamodb:*",/' 'no "\*" in any action'
+mutate 'wildcard action also breaks the action set' $L 's/"dynamodb:DeleteItem",/"dynamodb:DeleteItem",\n      "dynamodb:*",/' 'may but the runtime never sends: dynamodb:\*'
+mutate 'action missing (Scan)' $L 's/\s*"dynamodb:Scan",//' 'the runtime sends but the role may not: dynamodb:Scan'
+mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Scan",/"dynamodb:Scan",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
+mutate 'runtime sends a new operation (DynamoDB_20120810.Query)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Query";/m' 'the runtime sends but the role may not: dynamodb:Query'
+mutate 'runtime sends a new operation ("TransactWriteItems")' runtime/dynamodb.c 's/"Scan"\}/"Scan", "TransactWriteItems"}/' 'may not: dynamodb:TransactWriteItems'
+mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
+mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'
+mutate 'DynamoDB statement on a literal ARN' $L 's/resources = \[var\.table\.arn\]/resources = ["arn:aws:dynamodb:us-east-1:123456789012:table\/tasks"]/' 'resource is the literal'
+mutate 'X-Ray statement without the enable_tracing guard' $L 's/for_each = var\.enable_tracing \? \[1\] : \[\]/for_each = [1]/' 'only when var.enable_tracing'
+mutate 'logs:CreateLogGroup granted' $L 's/"logs:CreateLogStream",/"logs:CreateLogGroup",\n      "logs:CreateLogStream",/' 'log writes are CreateLogStream'
+mutate 'log resource arn:aws:logs:*:*:*' $L 's/resources = \["\$\{aws_cloudwatch_log_group\.function\.arn\}:\*"\]/resources = ["arn:aws:logs:*:*:*"]/' 'no "\*" in any action'
+mutate 'managed policy attachment' $L 's/\z/\nresource "aws_iam_role_policy_attachment" "basic" {\n  role       = aws_iam_role.function.name\n  policy_arn = "arn:aws:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole"\n}\n/' 'no managed policy attachments'
+mutate 'jsonencode() policy (unreadable here)' $L 's/policy = data\.aws_iam_policy_document\.permissions\.json/policy = jsonencode({ Statement = [] })/' 'is not a data.aws_iam_policy_document'
+mutate 'handler "main"' $L 's/handler\s*=\s*"bootstrap"/handler = "main"/' 'handler is "bootstrap"'
+mutate 'package.sh no longer writes bootstrap' scripts/package.sh 's/bootstrap/taskhost/g' 'never names "bootstrap"'
+mutate 'runtime provided.al2' $L 's/"provided\.al2023"/"provided.al2"/' 'runtime is provided.al2023'
+mutate 'architectures arm64' $L 's/\["x86_64"\]/["arm64"]/' 'architectures is'
+mutate 'source_code_hash removed' $L 's/\n\s*source_code_hash[^\n]*//' 'source_code_hash = filebase64sha256'
+mutate 'literal TABLE_NAME' $L 's/TABLE_NAME = var\.table\.name/TABLE_NAME = "taskhost-tasks"/' 'TABLE_NAME is the aws_dynamodb_table'
+mutate 'TABLE_NAME overridable from the environment map' $M 's/TASKHOST_CORS_ORIGIN   = var\.cors_origin/TABLE_NAME = "other"\n    TASKHOST_CORS_ORIGIN   = var.cors_origin/' 'TABLE_NAME is the aws_dynamodb_table'
+mutate 'module handed another name' $M 's/table = aws_dynamodb_table\.tasks/table = { name = "tasks", arn = aws_dynamodb_table.tasks.arn }/' 'TABLE_NAME is the aws_dynamodb_table'
+mutate 'payload_format_version 1.0' $M 's/payload_format_version = "2\.0"/payload_format_version = "1.0"/' 'payload_format_version "2.0"'
+mutate 'payload_format_version left implicit' $M 's/\n\s*payload_format_version[^\n]*//' 'payload_format_version "2.0"'
+mutate 'access log group without retention' $M 's/(name\s*=\s*"\/aws\/apigateway\/\$\{var\.name\}\/access"\n)\s*retention_in_days[^\n]*\n/$1/' 'every log group has a retention'
+mutate 'function log group without retention' $L 's/(name\s*=\s*"\/aws\/lambda\/\$\{var\.name\}"\n)\s*retention_in_days[^\n]*\n/$1/' 'every log group has a retention'
+mutate 'retention default 0 (never expire)' terraform/variables.tf 's/default     = 14/default     = 0/' 'every log group has a retention'
+mutate 'function not depending on its log group' $L 's/\n\s*aws_cloudwatch_log_group\.function,\n/\n/' 'created first (depends_on)'
+mutate 'point-in-time recovery off' $M 's/(point_in_time_recovery \{\n\s*enabled = )true/${1}false/' 'point-in-time recovery enabled'
+mutate 'server-side encryption off' $M 's/(server_side_encryption \{\n\s*enabled = )true/${1}false/' 'server-side encryption enabled'
+mutate 'billing PROVISIONED' $M 's/"PAY_PER_REQUEST"/"PROVISIONED"/' 'billing_mode is PAY_PER_REQUEST'
+mutate 'deletion protection hard-coded off' $M 's/deletion_protection_enabled = var\.deletion_protection/deletion_protection_enabled = false/' 'deletion_protection_enabled = var.deletion_protection'
+mutate 'CORS origin literal at the gateway' $M 's/allow_origins = \[var\.cors_origin\]/allow_origins = ["*"]/' 'CORS from var.cors_origin'
+mutate 'stage without throttling' $M 's/\n\s*throttling_burst_limit = var\.throttling_burst_limit//' 'throttling set'
+mutate 'Lambda permission for any source' $M 's/\n\s*source_arn\s*=[^\n]*//' 'scoped to this API'
+mutate 'variable without a description' terraform/variables.tf 's/\n\s*description = "X-Ray active tracing[^\n]*//' 'every variable has a description'
+mutate 'module variable without a type' terraform/modules/lambda/variables.tf 's/(variable "timeout" \{\n[^}]*?)\n\s*type\s*=\s*number/$1/' 'every variable has a description and a type'
+mutate 'api_endpoint output missing' terraform/outputs.tf 's/output "api_endpoint"/output "api_url"/' 'outputs: api_endpoint'
+mutate 'a syntax error' terraform/outputs.tf 's/\z/\noutput "broken" {\n  value = [\n}\n/' 'parse terraform/outputs.tf'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
