@@ -396,6 +396,14 @@ async function main() {
     need(count === 1, `TABLE_NAME is assigned ${count} times in terraform/ (once expected)`);
   });
 
+  check("lambda: TASKHOST_STORE is \"dynamodb\" (no silent SQLite fallback without TABLE_NAME)", () => {
+    fnNeeded();
+    const vars = first(first(fn.body, "environment"), "variables");
+    const v = typeof vars === "object" && vars !== null ? vars.TASKHOST_STORE
+      : (/\bTASKHOST_STORE\s*=\s*"([^"]*)"/.exec(String(vars)) || [])[1];
+    need(v === "dynamodb", `TASKHOST_STORE is ${JSON.stringify(v)}`);
+  });
+
   // ---------------------------------------------------------------- the table
   const tables = everywhere(modules, "resource", "aws_dynamodb_table");
   const table = () => {

@@ -105,9 +105,12 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : var.reserved_concurrency
 
   environment {
-    # TABLE_NAME last: it always comes from the table resource.
+    # Last, so var.environment cannot override them: TABLE_NAME always comes from the table
+    # resource, and the explicit store makes a missing TABLE_NAME an init error ("needs
+    # TABLE_NAME") instead of a fallback to the embedded SQLite store.
     variables = merge(var.environment, {
-      TABLE_NAME = var.table.name
+      TASKHOST_STORE = "dynamodb"
+      TABLE_NAME     = var.table.name
     })
   }
 

@@ -17,7 +17,7 @@ variable "table" {
 }
 
 variable "environment" {
-  description = "Further environment variables of the function (TABLE_NAME is set from var.table and cannot be overridden here)."
+  description = "Further environment variables of the function (TASKHOST_STORE=dynamodb and TABLE_NAME from var.table are set by the module and cannot be overridden here)."
   type        = map(string)
   default     = {}
 }
