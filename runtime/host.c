@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,16 +105,56 @@ static void disarm_budget(th_host *h) {
 
 /* ---- sandbox ---- */
 
+/* Message handler for route calls. It runs no script code (no __tostring):
+ * after the budget hook raises, Lua calls the handler with hooks disabled, so
+ * script code here could never be stopped. */
 static int traceback_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
-  if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
+  if (!msg)
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   luaL_traceback(L, L, msg, 1);
   return 1;
+}
+
+/* xpcall(f, msgh, ...) for scripts. Lua runs a message handler with hooks off
+ * when the error came from the budget hook, so a handler that loops would
+ * escape the budget. Here the handler runs after the error has unwound, as an
+ * ordinary protected call with the hook active again. */
+static int sandbox_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  for (int i = 3; i <= n; i++)
+    lua_pushvalue(L, i);
+  int base = n + 1; /* the handler's slot */
+  if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_replace(L, base);
+    return lua_gettop(L) - base + 1;
+  }
+  /* stack: ..., handler, error */
+  int status = lua_pcall(L, 1, 1, 0);
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  if (status != LUA_OK && status != LUA_ERRRUN)
+    return lua_error(L); /* out of memory: not the script's to catch */
+  return 2;
+}
+
+/* setmetatable for scripts: no __gc. Finalizers run with hooks disabled, so a
+ * looping __gc could never be stopped (and would run again at lua_close). */
+static int sandbox_setmetatable(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "__gc metamethods are not allowed in route scripts");
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "th.setmetatable");
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
 }
 
 /* print: to the log (or stdout for test scripts); never to the proxy output. */
@@ -278,6 +319,10 @@ static int setup_sandbox(lua_State *L) {
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 2);
   th_json_setup(L);
+  lua_getglobal(L, "setmetatable");
+  lua_setfield(L, LUA_REGISTRYINDEX, "th.setmetatable");
+  lua_register(L, "setmetatable", sandbox_setmetatable);
+  lua_register(L, "xpcall", sandbox_xpcall);
   lua_register(L, "require", sandbox_require);
   lua_register(L, "print", sandbox_print);
   th_lua_set_request_id(L, "init");
@@ -647,6 +692,8 @@ static th_result rebuild_state(th_host *h, const char *request_id) {
     th_log(TH_LOG_ERROR, request_id, "cannot rebuild the Lua state", f, 1);
     return TH_ERR_INTERNAL;
   }
+  /* A memory bomb leaves the heap grown: hand the freed pages back. */
+  malloc_trim(0);
   th_log(TH_LOG_WARN, request_id, "Lua state rebuilt after a stopped or failed script", NULL, 0);
   return TH_OK;
 }
