@@ -6,7 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "log.h"
+#include "sigv4.h"
 
 static const char *env(const char *name) {
   const char *v = getenv(name);
@@ -35,6 +37,117 @@ static th_result env_int(const char *name, long long def, long long lo, long lon
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* Names of DynamoDB tables: 3..255 of [A-Za-z0-9_.-]. */
+static int valid_table(const char *s) {
+  size_t n = strlen(s);
+  if (n < 3 || n > 255)
+    return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_' || *s == '-' || *s == '.'))
+      return 0;
+  return 1;
+}
+
+/* Region names: letters, digits and '-' ("eu-west-1", "us-gov-west-1"). */
+static int valid_region(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > 64)
+    return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '-'))
+      return 0;
+  return 1;
+}
+
+/* Credentials are visible ASCII (what SigV4 can carry); an access key id
+ * also has no '/' or ','. The value never appears in the message. */
+static th_result check_secret(const char *name, const char *v, size_t max, int key_id, char *err,
+                              size_t errlen) {
+  size_t n = strlen(v);
+  int ok = n <= max;
+  for (const char *p = v; ok && *p; p++)
+    ok = *p > 0x20 && *p < 0x7f && !(key_id && (*p == '/' || *p == ','));
+  if (ok)
+    return TH_OK;
+  snprintf(err, errlen, "invalid %s (value not shown): %s", name,
+           n > max ? "too long" : "must be printable ASCII without spaces");
+  return TH_ERR_INVALID;
+}
+
+/* The DynamoDB settings (config.h); called only for TASKHOST_STORE=dynamodb. */
+static th_result read_aws(th_config *c, char *err, size_t errlen) {
+  long long n;
+  const char *region_var = env("AWS_REGION") ? "AWS_REGION" : "AWS_DEFAULT_REGION";
+  const char *region = env(region_var);
+  if (!valid_table(c->table_name)) {
+    snprintf(err, errlen, "invalid TABLE_NAME='%.100s': DynamoDB table names are 3 to 255 characters "
+             "of A-Z a-z 0-9 _ - .", c->table_name);
+    return TH_ERR_INVALID;
+  }
+  if (!region) {
+    snprintf(err, errlen, "TASKHOST_STORE=dynamodb needs AWS_REGION (or AWS_DEFAULT_REGION) to be set");
+    return TH_ERR_INVALID;
+  }
+  if (!valid_region(region)) {
+    snprintf(err, errlen, "invalid %s='%.100s': expected a region name such as eu-west-1", region_var,
+             region);
+    return TH_ERR_INVALID;
+  }
+  const char *akid = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
+  const char *token = env("AWS_SESSION_TOKEN");
+  if (!akid || !secret) {
+    snprintf(err, errlen, "TASKHOST_STORE=dynamodb needs AWS credentials: %s not set (on Lambda "
+             "they come from the function's role)",
+             !akid && !secret ? "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are"
+             : !akid          ? "AWS_ACCESS_KEY_ID is"
+                              : "AWS_SECRET_ACCESS_KEY is");
+    return TH_ERR_INVALID;
+  }
+  if (check_secret("AWS_ACCESS_KEY_ID", akid, TH_SIGV4_MAX_CREDENTIAL, 1, err, errlen) ||
+      check_secret("AWS_SECRET_ACCESS_KEY", secret, TH_SIGV4_MAX_CREDENTIAL, 0, err, errlen) ||
+      (token && check_secret("AWS_SESSION_TOKEN", token, TH_SIGV4_MAX_TOKEN, 0, err, errlen)))
+    return TH_ERR_INVALID;
+
+  const char *ignore = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+  int use_env = !(ignore && strcasecmp(ignore, "true") == 0);
+  const char *endpoint_var = use_env && env("AWS_ENDPOINT_URL_DYNAMODB") ? "AWS_ENDPOINT_URL_DYNAMODB"
+                             : use_env && env("AWS_ENDPOINT_URL")        ? "AWS_ENDPOINT_URL"
+                                                                         : NULL;
+  if (endpoint_var) {
+    const char *url = env(endpoint_var), *why = NULL;
+    th_http_url parsed;
+    if (th_http_parse_url(url, &parsed, &why) != TH_OK) {
+      /* A URL with user information may carry a password: not echoed. */
+      if (strchr(url, '@'))
+        snprintf(err, errlen, "invalid %s (value not shown): %s", endpoint_var, why);
+      else
+        snprintf(err, errlen, "invalid %s='%.200s': %s", endpoint_var, url, why);
+      return TH_ERR_INVALID;
+    }
+    c->dynamodb_endpoint = strdup(url);
+  } else {
+    size_t len = strlen(region) + 64;
+    if ((c->dynamodb_endpoint = malloc(len)))
+      snprintf(c->dynamodb_endpoint, len, "https://dynamodb.%s.amazonaws.com%s", region,
+               strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+  }
+  if (env_int("AWS_MAX_ATTEMPTS", 3, 1, 20, &n, err, errlen))
+    return TH_ERR_INVALID;
+  c->aws_max_attempts = (int)n;
+  c->aws_region = strdup(region);
+  c->aws_access_key_id = strdup(akid);
+  c->aws_secret_access_key = strdup(secret);
+  c->aws_session_token = dup_or_null(token);
+  if (!c->dynamodb_endpoint || !c->aws_region || !c->aws_access_key_id ||
+      !c->aws_secret_access_key || (token && !c->aws_session_token)) {
+    snprintf(err, errlen, "out of memory reading the configuration");
+    return TH_ERR_NOMEM;
+  }
+  return TH_OK;
+}
+
 th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_t errlen) {
   th_result rc = TH_ERR_INVALID;
   memset(c, 0, sizeof *c);
@@ -60,6 +173,9 @@ th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_
     snprintf(err, errlen, "TASKHOST_STORE=dynamodb needs TABLE_NAME to be set");
     goto fail;
   }
+  if (c->store_kind == TH_STORE_DYNAMODB && (rc = read_aws(c, err, errlen)) != TH_OK)
+    goto fail;
+  rc = TH_ERR_INVALID;
 
   const char *routes = env("TASKHOST_ROUTES");
   if (routes) {
@@ -129,7 +245,20 @@ fail:
   return rc;
 }
 
+/* Secrets do not outlive their use in freed heap memory. */
+static void wipe_free(char *s) {
+  if (s) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
 void th_config_free(th_config *c) {
+  free(c->aws_region);
+  wipe_free(c->aws_access_key_id);
+  wipe_free(c->aws_secret_access_key);
+  wipe_free(c->aws_session_token);
+  free(c->dynamodb_endpoint);
   free(c->sqlite_path);
   free(c->table_name);
   free(c->routes_dir);

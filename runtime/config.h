@@ -25,9 +25,25 @@ typedef struct th_config {
   int workers;                /* TASKHOST_WORKERS for --serve (default 4) */
   int log_level;              /* th_log_level; AWS_LAMBDA_LOG_LEVEL or TASKHOST_LOG_LEVEL */
   int log_json;               /* AWS_LAMBDA_LOG_FORMAT: JSON (default) or Text */
+
+  /* DynamoDB: read and checked only when store_kind is TH_STORE_DYNAMODB
+   * (all NULL / 0 otherwise). The credentials are secrets: no error message
+   * or log line ever shows them. Credentials come from the environment only
+   * (Lambda sets them from the function's role); no profiles, no IMDS. */
+  char *aws_region;            /* AWS_REGION, else AWS_DEFAULT_REGION */
+  char *aws_access_key_id;     /* AWS_ACCESS_KEY_ID */
+  char *aws_secret_access_key; /* AWS_SECRET_ACCESS_KEY */
+  char *aws_session_token;     /* AWS_SESSION_TOKEN, or NULL */
+  /* AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL (both ignored when
+   * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else
+   * https://dynamodb.<region>.amazonaws.com (.com.cn for cn-* regions).
+   * Checked: http or https, a host, an optional port, no path/query/userinfo. */
+  char *dynamodb_endpoint;
+  int aws_max_attempts;        /* AWS_MAX_ATTEMPTS, 1..20 (default 3) */
 } th_config;
 
 /* exe_dir: folder of the running binary (for the default routes folder). */
+/* th_config_free wipes the credential strings before freeing them. */
 th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_t errlen);
 void th_config_free(th_config *c);
 

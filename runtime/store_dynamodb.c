@@ -1,0 +1,329 @@
+/* store_dynamodb — see store_dynamodb.h. Every operation is one DynamoDB
+ * request (retried by th_ddb_call), except:
+ *   - a create whose retry meets ConditionalCheckFailed after an earlier
+ *     attempt may have landed: a consistent GetItem decides whether the item
+ *     there is ours (same content: success) or someone else's (EXISTS);
+ *   - scan, which asks for one item more than it needs and repeats the
+ *     request while DynamoDB returns short pages, so a page is full whenever
+ *     items remain and last_id is NULL exactly when none do.
+ */
+#include "store_dynamodb.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dynamodb.h"
+#include "log.h"
+
+#define MAX_ID 1024                /* == TH_CURSOR_MAX_KEY: every key fits in a cursor */
+#define MAX_PAGE_BYTES (64u << 20) /* one scan page's JSON text */
+#define MAX_SCAN_REQUESTS 10000    /* a scan page that has not ended by then never will */
+
+typedef struct dd_store {
+  th_store base; /* first: a th_store * is a dd_store * */
+  th_ddb *d;
+  char *table;
+} dd_store;
+
+/* The contract wants a one-line detail on every non-OK result. */
+static th_result fail(dd_store *q, th_result r, const char *fmt, ...) {
+  char msg[sizeof q->base.error - 16];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(q->base.error, sizeof q->base.error, "dynamodb %s", msg);
+  for (char *p = q->base.error; *p; p++)
+    if ((unsigned char)*p < 0x20)
+      *p = ' ';
+  return r;
+}
+
+static th_result check_id(dd_store *q, const char *what, const char *id) {
+  if (!id || !id[0] || strlen(id) > MAX_ID)
+    return fail(q, TH_ERR_INVALID, "%s: id must be 1..1024 bytes", what);
+  return TH_OK;
+}
+
+/* Sends one operation. A failed condition is returned as TH_ERR_EXISTS with
+ * no detail written (each caller words it); anything else failing writes
+ * the detail. */
+static th_result call(dd_store *q, const char *op, const char *body, th_ddb_outcome *o) {
+  th_result r = th_ddb_call(q->d, op, body, q->base.deadline_ms, o);
+  if (r != TH_OK && o->error.kind != TH_DDB_CONDITION)
+    fail(q, r, "%s", o->detail);
+  return r;
+}
+
+/* Reads one item's AV map from a response member; *item NULL when absent. */
+static th_result read_item(dd_store *q, const char *op, const th_ddb_outcome *o,
+                           const char *member, char **item) {
+  char why[256];
+  th_result r = th_ddb_parse_item(th_ddb_get_codec(q->d), o->body, o->len, member, item, why,
+                                  sizeof why);
+  if (r != TH_OK)
+    return fail(q, r, "%s: unexpected response: %s", op, why);
+  return TH_OK;
+}
+
+/* A consistent GetItem: TH_OK with *item (NULL when absent). */
+static th_result fetch(dd_store *q, const char *id, char **item) {
+  char why[256], *body = NULL;
+  th_ddb_outcome o;
+  th_result r = th_ddb_body_get(th_ddb_get_codec(q->d), q->table, id, &body, why, sizeof why);
+  if (r != TH_OK)
+    return fail(q, r, "GetItem: %s", why);
+  r = call(q, "GetItem", body, &o);
+  if (r == TH_OK)
+    r = read_item(q, "GetItem", &o, "Item", item);
+  th_ddb_outcome_free(&o);
+  free(body);
+  return r;
+}
+
+static th_result dd_create(th_store *s, const char *id, const char *item) {
+  dd_store *q = (dd_store *)s;
+  char why[256], *body = NULL, *stored = NULL;
+  th_ddb_outcome o = {0};
+  th_result r;
+  if ((r = check_id(q, "create", id)) != TH_OK)
+    return r;
+  if ((r = th_ddb_body_put(th_ddb_get_codec(q->d), q->table, id, item, &body, why, sizeof why)) != TH_OK)
+    return fail(q, r, "create: %s", why);
+  r = call(q, "PutItem", body, &o);
+  if (r == TH_OK || o.error.kind != TH_DDB_CONDITION)
+    goto out;
+  if (!o.maybe_applied) {
+    r = fail(q, TH_ERR_EXISTS, "PutItem: an item with that id exists");
+    goto out;
+  }
+  /* An earlier attempt may have written the item before its answer was
+   * lost: if what is there now is what we sent, this create succeeded. */
+  if ((r = fetch(q, id, &stored)) != TH_OK)
+    goto out;
+  int same = stored ? th_ddb_items_equal(th_ddb_get_codec(q->d), stored, item) : 0;
+  if (same == 1) {
+    th_log_field f[] = {TH_LOG_STR("op", "PutItem"), TH_LOG_NUM("attempts", o.attempts)};
+    th_log(TH_LOG_INFO, NULL, "dynamodb: create had landed on an earlier attempt", f,
+           (int)TH_ARRAY_LEN(f));
+    r = TH_OK;
+  } else {
+    r = fail(q, TH_ERR_EXISTS, "PutItem: an item with that id exists (and differs from ours)");
+  }
+out:
+  free(stored);
+  free(body);
+  th_ddb_outcome_free(&o);
+  return r;
+}
+
+static th_result dd_get(th_store *s, const char *id, char **item_out) {
+  dd_store *q = (dd_store *)s;
+  char *item = NULL;
+  th_result r;
+  if ((r = check_id(q, "get", id)) != TH_OK || (r = fetch(q, id, &item)) != TH_OK)
+    return r;
+  if (!item)
+    return fail(q, TH_ERR_NOT_FOUND, "GetItem: no item with that id");
+  *item_out = item;
+  return TH_OK;
+}
+
+static th_result dd_update(th_store *s, const char *id, const char *fields, char **item_out) {
+  dd_store *q = (dd_store *)s;
+  char why[256], *body = NULL, *item = NULL;
+  th_ddb_outcome o = {0};
+  th_result r;
+  if ((r = check_id(q, "update", id)) != TH_OK)
+    return r;
+  r = th_ddb_body_update(th_ddb_get_codec(q->d), q->table, id, fields, &body, why, sizeof why);
+  if (r != TH_OK)
+    return fail(q, r, "update: %s", why);
+  if (!body) /* nothing to set: the item as it is */
+    return dd_get(s, id, item_out);
+  r = call(q, "UpdateItem", body, &o);
+  if (r != TH_OK) {
+    if (o.error.kind == TH_DDB_CONDITION)
+      r = fail(q, TH_ERR_NOT_FOUND, "UpdateItem: no item with that id");
+    goto out;
+  }
+  if ((r = read_item(q, "UpdateItem", &o, "Attributes", &item)) != TH_OK)
+    goto out;
+  if (!item) {
+    r = fail(q, TH_ERR_INTERNAL, "UpdateItem: the response holds no Attributes");
+    goto out;
+  }
+  *item_out = item;
+out:
+  free(body);
+  th_ddb_outcome_free(&o);
+  return r;
+}
+
+static th_result dd_remove(th_store *s, const char *id, char **old_out) {
+  dd_store *q = (dd_store *)s;
+  char why[256], *body = NULL, *item = NULL;
+  th_ddb_outcome o = {0};
+  th_result r;
+  if ((r = check_id(q, "remove", id)) != TH_OK)
+    return r;
+  if ((r = th_ddb_body_delete(th_ddb_get_codec(q->d), q->table, id, &body, why, sizeof why)) != TH_OK)
+    return fail(q, r, "remove: %s", why);
+  r = call(q, "DeleteItem", body, &o);
+  if (r != TH_OK) {
+    /* After a lost answer the item may be gone because of us, and its old
+     * content is lost with the answer: say so rather than "not found". */
+    if (o.error.kind == TH_DDB_CONDITION)
+      r = o.maybe_applied
+              ? fail(q, TH_ERR_UNAVAILABLE, "DeleteItem: an earlier attempt may have removed "
+                                            "the item, but its answer was lost")
+              : fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
+    goto out;
+  }
+  if ((r = read_item(q, "DeleteItem", &o, "Attributes", &item)) != TH_OK)
+    goto out;
+  if (!item) {
+    r = fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
+    goto out;
+  }
+  *old_out = item;
+out:
+  free(body);
+  th_ddb_outcome_free(&o);
+  return r;
+}
+
+static th_result dd_scan(th_store *s, int limit, const char *after_id, char **items_out,
+                         char **last_id_out) {
+  dd_store *q = (dd_store *)s;
+  th_ddb_codec *c = th_ddb_get_codec(q->d);
+  char why[256], *start = NULL, *kept = NULL, *body = NULL;
+  th_ddb_page page = {0};
+  th_ddb_outcome o = {0};
+  th_buf out;
+  size_t collected = 0;
+  int more = 0;
+  th_result r;
+  th_buf_init(&out, MAX_PAGE_BYTES);
+  if (limit < 1 || limit > 1000)
+    return fail(q, TH_ERR_INVALID, "scan: limit must be 1..1000");
+  if (after_id && (r = check_id(q, "scan", after_id)) != TH_OK)
+    return r;
+  if (after_id && !(start = strdup(after_id))) {
+    r = fail(q, TH_ERR_NOMEM, "scan: out of memory");
+    goto out;
+  }
+  if ((r = th_buf_append_str(&out, "[")) != TH_OK) {
+    r = fail(q, r, "scan: out of memory");
+    goto out;
+  }
+  for (int requests = 0;; requests++) {
+    size_t remaining = (size_t)limit - collected;
+    if (requests >= MAX_SCAN_REQUESTS) {
+      r = fail(q, TH_ERR_INTERNAL, "Scan: no full page after %d requests", requests);
+      goto out;
+    }
+    /* One more than needed: its presence says whether anything follows. */
+    if ((r = th_ddb_body_scan(c, q->table, (int)remaining + 1, start, &body, why, sizeof why)) != TH_OK) {
+      r = fail(q, r, "Scan: %s", why);
+      goto out;
+    }
+    if ((r = call(q, "Scan", body, &o)) != TH_OK)
+      goto out;
+    if ((r = th_ddb_parse_scan(c, o.body, o.len, remaining, &page, why, sizeof why)) != TH_OK) {
+      r = fail(q, r, "Scan: unexpected response: %s", why);
+      goto out;
+    }
+    free(body);
+    body = NULL;
+    th_ddb_outcome_free(&o);
+    if (page.count) {
+      if ((collected && (r = th_buf_append_str(&out, ",")) != TH_OK) ||
+          (r = th_buf_append_str(&out, page.items)) != TH_OK) {
+        r = fail(q, r, "Scan: page too large");
+        goto out;
+      }
+      collected += page.count;
+      free(kept);
+      kept = page.last_id;
+      page.last_id = NULL;
+    }
+    if (page.more) {
+      more = 1;
+      break;
+    }
+    if (!page.lek_id)
+      break;
+    if (start && strcmp(page.lek_id, start) == 0 && page.count == 0) {
+      r = fail(q, TH_ERR_INTERNAL, "Scan: LastEvaluatedKey did not advance");
+      goto out;
+    }
+    free(start);
+    start = page.lek_id;
+    page.lek_id = NULL;
+    th_ddb_page_free(&page);
+  }
+  if ((r = th_buf_append_str(&out, "]")) != TH_OK) {
+    r = fail(q, r, "Scan: page too large");
+    goto out;
+  }
+  *items_out = th_buf_steal(&out, NULL);
+  *last_id_out = more ? kept : NULL;
+  if (more)
+    kept = NULL;
+  r = TH_OK;
+out:
+  th_ddb_page_free(&page);
+  th_ddb_outcome_free(&o);
+  th_buf_free(&out);
+  free(body);
+  free(start);
+  free(kept);
+  return r;
+}
+
+static void dd_close(th_store *s) {
+  dd_store *q = (dd_store *)s;
+  if (!q)
+    return;
+  th_ddb_free(q->d);
+  free(q->table);
+  free(q);
+}
+
+static const th_store_ops dd_ops = {dd_create, dd_get, dd_update, dd_remove, dd_scan, dd_close};
+
+th_store *th_store_dynamodb_open(const th_config *cfg, char *err, size_t errlen) {
+  dd_store *q = NULL;
+  if (!cfg->table_name || !cfg->aws_region || !cfg->aws_access_key_id ||
+      !cfg->aws_secret_access_key || !cfg->dynamodb_endpoint) {
+    snprintf(err, errlen, "dynamodb: the configuration lacks %s",
+             !cfg->table_name ? "TABLE_NAME" : !cfg->aws_region ? "the region"
+             : !cfg->dynamodb_endpoint ? "the endpoint" : "the credentials");
+    return NULL;
+  }
+  if (!(q = calloc(1, sizeof *q)) || !(q->table = strdup(cfg->table_name))) {
+    snprintf(err, errlen, "dynamodb: out of memory");
+    goto fail;
+  }
+  th_ddb_config dc = {.endpoint = cfg->dynamodb_endpoint,
+                      .region = cfg->aws_region,
+                      .access_key_id = cfg->aws_access_key_id,
+                      .secret_access_key = cfg->aws_secret_access_key,
+                      .session_token = cfg->aws_session_token,
+                      .max_attempts = cfg->aws_max_attempts};
+  if (!(q->d = th_ddb_new(&dc, err, errlen)))
+    goto fail;
+  q->base.ops = &dd_ops;
+  snprintf(q->base.identity, sizeof q->base.identity, "dynamodb:%s", cfg->table_name);
+  return &q->base;
+fail:
+  dd_close(q ? &q->base : NULL);
+  return NULL;
+}
+
+th_http_stats th_store_dynamodb_http_stats(th_store *s) {
+  return th_ddb_http_stats(((dd_store *)s)->d);
+}
