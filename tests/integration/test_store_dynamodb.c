@@ -760,7 +760,7 @@ static void test_server_closes(void) {
 
 /* Scan pages: exactly full last pages, and DynamoDB's 1 MB short pages. */
 static void test_scan_pages(void) {
-  char ids[12][96], item[512];
+  char ids[12][96], item[1536];
   th_store *s = open_fresh(NULL);
   if (!s)
     return;
