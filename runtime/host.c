@@ -30,6 +30,7 @@ struct th_host {
   size_t mem_used;
   size_t mem_limit;
   int mem_failed;          /* the allocator refused during this call */
+  int route_failed;        /* the route raised during this call */
   long long instructions;  /* used by the current call */
   long long budget;
   double deadline_ms;
@@ -94,6 +95,7 @@ static void arm_budget(th_host *h, double deadline_ms) {
   h->budget = h->cfg->lua_instructions;
   h->stopped = STOP_NONE;
   h->mem_failed = 0;
+  h->route_failed = 0;
   h->deadline_ms = deadline_ms;
   lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
@@ -611,6 +613,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   lua_remove(L, handler);
   if (status == LUA_OK)
     return;
+  h->route_failed = 1;
   const char *kind = h->stopped == STOP_BUDGET     ? "instruction_budget"
                      : h->stopped == STOP_DEADLINE ? "deadline"
                      : status == LUA_ERRMEM        ? "out_of_memory"
@@ -694,7 +697,7 @@ static th_result rebuild_state(th_host *h, const char *request_id) {
   }
   /* A memory bomb leaves the heap grown: hand the freed pages back. */
   malloc_trim(0);
-  th_log(TH_LOG_WARN, request_id, "Lua state rebuilt after a stopped or failed script", NULL, 0);
+  th_log(TH_LOG_INFO, request_id, "Lua state rebuilt after a stopped or failed script", NULL, 0);
   return TH_OK;
 }
 
@@ -760,8 +763,10 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
   }
   if (h->L)
     lua_settop(h->L, 0);
-  /* A stopped script or an exhausted heap leaves state we cannot trust. */
-  if (h->stopped != STOP_NONE || h->mem_failed)
+  /* A stopped or failed script leaves state we cannot trust (globals half
+   * updated, a grown stack, an exhausted heap): start the next request from a
+   * fresh state. Failures are rare, and a rebuild costs well under 1 ms. */
+  if (h->stopped != STOP_NONE || h->mem_failed || h->route_failed)
     rebuild_state(h, rid);
   if (h->L)
     lua_gc(h->L, LUA_GCSTEP, 0);
