@@ -49,10 +49,19 @@ trap _cleanup EXIT
 trap 'echo "e2e: interrupted" >&2; exit 130' INT TERM
 
 # A clean, known configuration: nothing from the caller's environment leaks in.
-unset TABLE_NAME TASKHOST_CORS_ORIGIN TASKHOST_CURSOR_SECRET TASKHOST_MAX_BODY_BYTES \
+# E2E_STORE=dynamodb (set by tests/integration/with_dynalite.sh runs) keeps the
+# DynamoDB settings the wrapper exported, so the same scenario runs on both
+# backends; otherwise every test gets its own SQLite file.
+unset TASKHOST_CORS_ORIGIN TASKHOST_CURSOR_SECRET TASKHOST_MAX_BODY_BYTES \
   TASKHOST_LUA_MEMORY_MB TASKHOST_LUA_INSTRUCTIONS TASKHOST_LUA_TIMEOUT_MS TASKHOST_WORKERS \
   AWS_LAMBDA_LOG_LEVEL TASKHOST_LOG_LEVEL AWS_LAMBDA_LOG_FORMAT
-export TASKHOST_STORE="sqlite:$TMP/local.db"
+if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
+  : "${TABLE_NAME:?E2E_STORE=dynamodb needs TABLE_NAME (run under with_dynalite.sh)}"
+  export TASKHOST_STORE=dynamodb
+else
+  unset TABLE_NAME
+  export TASKHOST_STORE="sqlite:$TMP/local.db"
+fi
 export TASKHOST_ROUTES="$ROUTES_DIR"
 
 SECONDS=0
