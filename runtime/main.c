@@ -4,8 +4,13 @@
  *   --serve [HOST:]PORT   local HTTP server (default 127.0.0.1:3000)
  *   --check               load configuration and scripts, then exit
  *   --lua-test FILE       run a Lua test script inside the sandbox
- * Exit status: 0 ran; 1 start-up failed (configuration, scripts, store);
- * 2 bad usage or the input is not an API Gateway event. */
+ *   --lambda              the Lambda Runtime API loop; also what runs with no
+ *                         arguments when AWS_LAMBDA_RUNTIME_API is set (Lambda
+ *                         starts `bootstrap` that way). A start-up failure is
+ *                         reported to the Runtime API's init/error.
+ * Exit status: 0 ran (--lambda: stopped by SIGTERM/SIGINT); 1 start-up failed
+ * (configuration, scripts, store) or the Runtime API was lost; 2 bad usage or
+ * the input is not an API Gateway event. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "config.h"
 #include "host.h"
+#include "lambda.h"
 #include "log.h"
 #include "serve.h"
 #include "store.h"
@@ -26,6 +32,8 @@ static void usage(FILE *out) {
         "       taskhost --serve [HOST:]PORT   serve the API over HTTP (default 127.0.0.1:3000)\n"
         "       taskhost --check               check configuration and route scripts\n"
         "       taskhost --lua-test FILE       run a Lua test script in the sandbox\n"
+        "       taskhost --lambda              the AWS Lambda Runtime API loop (the default\n"
+        "                                      when AWS_LAMBDA_RUNTIME_API is set)\n"
         "configuration comes from the environment: see README.md\n",
         out);
 }
@@ -114,27 +122,47 @@ static int run_local(th_host *host, const char *path) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* A start-up failure: the one line on stderr, and in Lambda mode the same
+ * to the Runtime API's init/error. */
+static void start_failed(th_lambda *rt, const char *error_type, const char *err) {
+  fprintf(stderr, "taskhost: %s\n", err);
+  if (rt)
+    th_lambda_init_error(rt, error_type, err);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : NULL;
   const char *arg = argc > 2 ? argv[2] : NULL;
+  const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
+  if (!mode && runtime_api && *runtime_api)
+    mode = "--lambda"; /* Lambda runs bootstrap with no arguments */
   if (!mode || strcmp(mode, "--help") == 0 || strcmp(mode, "-h") == 0) {
     usage(mode ? stdout : stderr);
     return mode ? 0 : 2;
   }
   int known = strcmp(mode, "--local") == 0 || strcmp(mode, "--serve") == 0 ||
-              strcmp(mode, "--check") == 0 || strcmp(mode, "--lua-test") == 0;
+              strcmp(mode, "--check") == 0 || strcmp(mode, "--lua-test") == 0 ||
+              strcmp(mode, "--lambda") == 0;
   if (!known || ((strcmp(mode, "--local") == 0 || strcmp(mode, "--lua-test") == 0) && !arg) ||
-      argc > 3) {
+      (strcmp(mode, "--lambda") == 0 && arg) || argc > 3) {
     fprintf(stderr, "taskhost: bad arguments\n");
     usage(stderr);
     return 2;
   }
 
   char dir[PATH_MAX], err[1024];
+  th_lambda *rt = NULL;
+  if (strcmp(mode, "--lambda") == 0 &&
+      th_lambda_new(runtime_api, &rt, err, sizeof err) != TH_OK) {
+    fprintf(stderr, "taskhost: %s\n", err);
+    return 1;
+  }
   exe_dir(argv[0], dir, sizeof dir);
   th_config cfg;
   if (th_config_from_env(&cfg, dir, err, sizeof err) != TH_OK) {
-    fprintf(stderr, "taskhost: %s\n", err);
+    start_failed(rt, "Runtime.ConfigError", err);
+    th_lambda_free(rt);
+    th_log_shutdown();
     return 1;
   }
   th_log_configure((th_log_level)cfg.log_level, cfg.log_json);
@@ -150,14 +178,17 @@ int main(int argc, char **argv) {
   }
   store = open_store(&cfg, err, sizeof err);
   if (!store) {
-    fprintf(stderr, "taskhost: %s\n", err);
+    start_failed(rt, "Runtime.StoreError", err);
     goto done;
   }
-  if (th_host_new(&cfg, store, &host, err, sizeof err) != TH_OK) {
-    fprintf(stderr, "taskhost: %s\n", err);
+  th_result hrc = th_host_new(&cfg, store, &host, err, sizeof err);
+  if (hrc != TH_OK) {
+    start_failed(rt, hrc == TH_ERR_INVALID ? "Runtime.RouteScriptError" : "Runtime.Unknown", err);
     goto done;
   }
-  if (strcmp(mode, "--check") == 0) {
+  if (rt) {
+    status = th_lambda_run(rt, host);
+  } else if (strcmp(mode, "--check") == 0) {
     printf("ok: configuration and route scripts (%s) load\n", cfg.routes_dir);
     status = 0;
   } else if (strcmp(mode, "--local") == 0) {
@@ -171,6 +202,7 @@ done:
   th_host_free(host);
   if (store)
     store->ops->close(store);
+  th_lambda_free(rt);
   th_config_free(&cfg);
   th_log_shutdown();
   return status;
