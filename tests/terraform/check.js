@@ -57,6 +57,7 @@ function report(name, problem) {
 }
 // Runs fn, which returns null/undefined when fine or a string saying what is wrong; an
 // exception (a missing block, say) is a failure too, never a crash of the whole run.
+// Returning { note } passes and appends the note to the line.
 function check(name, fn) {
   let problem;
   try {
@@ -64,7 +65,8 @@ function check(name, fn) {
   } catch (e) {
     problem = e instanceof CheckError ? e.message : `check crashed: ${e.stack || e}`;
   }
-  report(name, problem || null);
+  if (problem && typeof problem === "object") report(`${name} (${problem.note})`, null);
+  else report(name, problem || null);
 }
 class CheckError extends Error {}
 function need(cond, message) {
@@ -234,8 +236,9 @@ function cStringLiterals(text) {
 }
 
 // The DynamoDB operations the runtime sends: literals "DynamoDB_20120810.<Op>" and literals
-// that are exactly an operation name ("PutItem"), in runtime/dynamodb.c and any other
-// runtime/*dynamodb*.c.
+// that are exactly an operation name ("PutItem"), in runtime/dynamodb.c (the client, which
+// must exist) and every other runtime/*dynamodb*.c (store_dynamodb.c names the operations it
+// calls). Comments are skipped.
 function runtimeOperations() {
   const main = path.join(ROOT, DDB_SOURCE);
   need(fs.existsSync(main), `${DDB_SOURCE} not found, so the DynamoDB operations the runtime ` +
@@ -253,7 +256,7 @@ function runtimeOperations() {
   }
   need(ops.size > 0, `no DynamoDB operation name found in ${files.map(rel).join(", ")} ` +
     `(expected literals such as "PutItem" or "DynamoDB_20120810.PutItem")`);
-  return ops;
+  return { ops, files: files.map(rel) };
 }
 
 function setDiff(a, b) {
@@ -442,8 +445,8 @@ async function main() {
   const docs = everywhere(modules, "data", "aws_iam_policy_document");
   const statements = docs.flatMap(statementsOf);
 
-  check(`iam: DynamoDB actions are exactly the operations ${DDB_SOURCE} sends`, () => {
-    const ops = runtimeOperations();
+  check("iam: DynamoDB actions are exactly the operations runtime/*dynamodb*.c sends", () => {
+    const { ops, files: sources } = runtimeOperations();
     const wanted = new Set([...ops].map((o) => `dynamodb:${o}`));
     const granted = new Set(statements.flatMap(({ s }) => list(s.actions))
       .filter((a) => typeof a === "string" && /^dynamodb:/i.test(a)));
@@ -453,6 +456,7 @@ async function main() {
       (missing.length ? `the runtime sends but the role may not: ${missing.join(", ")}` : "") +
       (missing.length && extra.length ? "; " : "") +
       (extra.length ? `the role may but the runtime never sends: ${extra.join(", ")}` : ""));
+    return { note: `${[...ops].sort().join(", ")} from ${sources.join(", ")}` };
   });
 
   check("iam: the DynamoDB statements' only resource is the table's ARN", () => {

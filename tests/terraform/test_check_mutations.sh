@@ -22,11 +22,19 @@ fresh() {
   mkdir -p "$scratch/repo/runtime" "$scratch/repo/scripts"
   cp -r "$repo/terraform" "$scratch/repo/terraform"
   rm -rf "$scratch/repo/terraform/.terraform"
+  # Stand-ins shaped like the real ones: the client builds the target from a prefix, the
+  # store names the operations it calls.
   cat > "$scratch/repo/runtime/dynamodb.c" <<'EOF'
 /* Stand-in for the DynamoDB client. A "Query" in a comment is not an operation. */
 #define TARGET_PREFIX "DynamoDB_20120810."
-static const char *const OPS[] = {"PutItem", "GetItem", "UpdateItem", "DeleteItem", "Scan"};
 static const char *msg = "Scan failed"; // "BatchWriteItem" in a line comment neither
+EOF
+  cat > "$scratch/repo/runtime/store_dynamodb.c" <<'EOF'
+static int get(q) { return call(q, "GetItem", body, &o); }
+static int put(q) { return call(q, "PutItem", body, &o); }
+static int update(q) { return call(q, "UpdateItem", body, &o); }
+static int del(q) { return call(q, "DeleteItem", body, &o); }
+static int scan(q) { return call(q, "Scan", body, &o); }
 EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -85,7 +93,8 @@ mutate 'wildcard action also breaks the action set' $L 's/"dynamodb:DeleteItem",
 mutate 'action missing (Scan)' $L 's/\s*"dynamodb:Scan",//' 'the runtime sends but the role may not: dynamodb:Scan'
 mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Scan",/"dynamodb:Scan",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
 mutate 'runtime sends a new operation (DynamoDB_20120810.Query)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Query";/m' 'the runtime sends but the role may not: dynamodb:Query'
-mutate 'runtime sends a new operation ("TransactWriteItems")' runtime/dynamodb.c 's/"Scan"\}/"Scan", "TransactWriteItems"}/' 'may not: dynamodb:TransactWriteItems'
+mutate 'the store calls a new operation ("TransactWriteItems")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "TransactWriteItems", body, &o); }\n/' 'may not: dynamodb:TransactWriteItems'
+mutate 'the store no longer scans' runtime/store_dynamodb.c 's/^static int scan.*\n//m' 'the role may but the runtime never sends: dynamodb:Scan'
 mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
 mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'
 mutate 'DynamoDB statement on a literal ARN' $L 's/resources = \[var\.table\.arn\]/resources = ["arn:aws:dynamodb:us-east-1:123456789012:table\/tasks"]/' 'resource is the literal'
