@@ -13,7 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$SOURCE_DIR/tests/lambda/lib.sh"
 
 unset AWS_LAMBDA_RUNTIME_API _X_AMZN_TRACE_ID
-export TASKHOST_STORE="sqlite:$TMP/lambda.db"
+# SQLite unless lib.sh was asked for DynamoDB (E2E_STORE=dynamodb, dynalite).
+[ "${E2E_STORE:-sqlite}" = dynamodb ] || export TASKHOST_STORE="sqlite:$TMP/lambda.db"
 
 # v2EV METHOD PATH [event options]: a compact payload-2.0 event on stdout.
 v2ev() { event v2 "$@" | jq -c .; }

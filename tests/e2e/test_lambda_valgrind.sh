@@ -19,7 +19,8 @@ if ldd "$TASKHOST_BIN" 2>/dev/null | grep -q libasan; then
 fi
 
 unset AWS_LAMBDA_RUNTIME_API _X_AMZN_TRACE_ID
-export TASKHOST_STORE="sqlite:$TMP/valgrind.db"
+# SQLite unless lib.sh was asked for DynamoDB (E2E_STORE=dynamodb, dynalite).
+[ "${E2E_STORE:-sqlite}" = dynamodb ] || export TASKHOST_STORE="sqlite:$TMP/valgrind.db"
 VG=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
   --show-leak-kinds=definite,indirect)
 
