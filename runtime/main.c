@@ -24,6 +24,7 @@
 #include "log.h"
 #include "serve.h"
 #include "store.h"
+#include "store_dynamodb.h"
 
 #define MAX_EVENT_BYTES (6 * 1024 * 1024 + 65536) /* Lambda's payload limit + envelope */
 
@@ -64,8 +65,7 @@ static void exe_dir(const char *argv0, char *out, size_t n) {
 static th_store *open_store(const th_config *cfg, char *err, size_t errlen) {
   if (cfg->store_kind == TH_STORE_SQLITE)
     return th_store_sqlite_open(cfg->sqlite_path, err, errlen);
-  snprintf(err, errlen, "TASKHOST_STORE=dynamodb: the DynamoDB store is not part of this build yet");
-  return NULL;
+  return th_store_dynamodb_open(cfg, err, errlen);
 }
 
 static int read_all(const char *path, char **out, size_t *len, char *err, size_t errlen) {
