@@ -70,7 +70,9 @@ hostile_round() {
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     check_eq "$path: JSON 500" 500 "$STATUS"
     check_eq "$path: the client sees only the generic message" '{"message":"Internal server error"}' "$BODY"
-    check "$path: answered within the budget (${ms} ms)" test "$ms" -lt 4000
+    # The budget is 2 s of wall time (or 50M instructions); the bound is loose
+    # on purpose: this checks that the script is stopped, not how fast.
+    check "$path: stopped and answered (${ms} ms)" test "$ms" -lt 15000
     check "$path: the server still runs" kill -0 "$SERVER_PID"
     http GET /ok
     check_eq "$path: the next request is served" 200 "$STATUS"
