@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Deploys taskhost to AWS: package, terraform init, plan, apply, then prints the API URL.
 #
-#   scripts/deploy.sh [--no-package] [-var NAME=VALUE]... [-var-file FILE]...
+#   scripts/deploy.sh [--no-package | --lua-only] [-var NAME=VALUE]... [-var-file FILE]...
 #
 #   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
+#   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
 #   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables work too),
 #                    e.g. -var region=eu-west-1 -var cors_origin=https://app.example.com
 #
 # Checks first, and stops with one line per missing prerequisite: terraform >= 1.5, the aws
 # CLI, working AWS credentials, a region, and a package (or scripts/package.sh to make one).
+# Before uploading, it unzips the package and runs its bootstrap with --check (route scripts
+# and configuration load), so a Lua syntax error stops here rather than in Lambda's init.
 # The Terraform state is local (terraform/terraform.tfstate): keep it, it is how teardown.sh
 # and the next deploy find the stack.
 set -euo pipefail
@@ -79,6 +82,39 @@ check_aws() {
   fi
 }
 
+# The zip about to be uploaded: its bootstrap must start and load its own lua/ (--check),
+# against a throwaway SQLite store, with nothing from this shell's environment.
+selfcheck_package() {
+  if ! command -v unzip >/dev/null 2>&1; then
+    echo "$me: note: unzip not found, so the package's self-check (bootstrap --check) is skipped" >&2
+    return 0
+  fi
+  local dir out rc=0
+  dir=$(mktemp -d)
+  if ! unzip -q "$zip" -d "$dir/pkg" 2>"$dir/unzip.err"; then
+    echo "$me: ${zip#"$root"/} is not a valid zip: $(head -n 1 "$dir/unzip.err")" >&2
+    rm -rf "$dir"
+    return 1
+  fi
+  if [ ! -f "$dir/pkg/bootstrap" ]; then
+    echo "$me: ${zip#"$root"/} has no bootstrap at its root; provided.al2023 would not start (run scripts/package.sh)" >&2
+    rm -rf "$dir"
+    return 1
+  fi
+  out=$(cd "$dir" && env -i PATH=/usr/bin:/bin TASKHOST_STORE="sqlite:$dir/check.db" \
+    AWS_LAMBDA_LOG_FORMAT=Text ./pkg/bootstrap --check 2>&1) || rc=$?
+  rm -rf "$dir"
+  case $rc in
+    0) echo "== package self-check: $out" ;;
+    126 | 127)
+      echo "$me: note: the packaged bootstrap cannot run on this machine (exit $rc), so its self-check is skipped" >&2 ;;
+    *)
+      echo "$me: the packaged bootstrap fails its start-up check, so Lambda's init would fail too:" >&2
+      echo "$out" | sed 's/^/    /' >&2
+      return 1 ;;
+  esac
+}
+
 check_package() { # $1 = 1 when scripts/package.sh will not be run
   if [ "$1" = 1 ]; then
     [ -f "$zip" ] || problem "--no-package, but ${zip#"$root"/} does not exist: run scripts/package.sh (or drop --no-package)"
@@ -119,9 +155,14 @@ parse_args() {
 }
 
 main() {
-  extra_opts="no-package"
+  extra_opts="no-package lua-only"
   opt_no_package=0
+  opt_lua_only=0
   parse_args "$@"
+  if [ "$opt_no_package" = 1 ] && [ "$opt_lua_only" = 1 ]; then
+    echo "$me: --no-package and --lua-only exclude each other" >&2
+    exit 2
+  fi
 
   check_terraform
   check_aws "${tf_args[@]+"${tf_args[@]}"}"
@@ -133,10 +174,13 @@ main() {
   echo "== deploying as $caller to $region"
 
   if [ "$opt_no_package" = 0 ]; then
-    echo "== scripts/package.sh"
-    bash "$root/scripts/package.sh"
+    local pkg_args=()
+    [ "$opt_lua_only" = 0 ] || pkg_args=(--lua-only)
+    echo "== scripts/package.sh ${pkg_args[*]-}"
+    bash "$root/scripts/package.sh" "${pkg_args[@]+"${pkg_args[@]}"}"
     [ -f "$zip" ] || { echo "$me: scripts/package.sh did not write ${zip#"$root"/}" >&2; exit 1; }
   fi
+  selfcheck_package || { echo "$me: nothing was deployed" >&2; exit 1; }
 
   export AWS_REGION="$region"
   local plan="$tfdir/taskhost.tfplan"

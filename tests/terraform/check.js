@@ -320,9 +320,12 @@ async function main() {
     const script = path.join(ROOT, PACKAGE_SCRIPT);
     need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found (it writes the zip; until it lands ` +
       `the handler cannot be checked against it)`);
-    const text = fs.readFileSync(script, "utf8");
-    need(/\bbootstrap\b/.test(text), `${PACKAGE_SCRIPT} never names "bootstrap", the file ` +
-      `provided.al2023 runs`);
+    // package.sh stages the zip's root in a directory and writes the binary as
+    // "$stage/bootstrap": a file named like the handler, directly under a staging variable.
+    const text = fs.readFileSync(script, "utf8").split("\n").filter((l) => !/^\s*#/.test(l)).join("\n");
+    need(new RegExp(`\\$\\{?[A-Za-z_][A-Za-z0-9_]*\\}?/${fn.body.handler}\\b`).test(text),
+      `${PACKAGE_SCRIPT} writes no file named "${fn.body.handler}" at its staging root ` +
+      `(expected e.g. "$stage/bootstrap"), and provided.al2023 runs only that name`);
   });
 
   check(`lambda: package_path defaults to the zip ${PACKAGE_SCRIPT} writes`, () => {
@@ -332,7 +335,8 @@ async function main() {
     const script = path.join(ROOT, PACKAGE_SCRIPT);
     need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found`);
     const text = fs.readFileSync(script, "utf8");
-    need(text.includes(path.basename(v)), `${PACKAGE_SCRIPT} does not mention ${path.basename(v)}`);
+    need(text.includes(`dist/${path.basename(v)}`),
+      `${PACKAGE_SCRIPT} does not write dist/${path.basename(v)}`);
     need(path.resolve(TF, v) === path.join(ROOT, "dist", path.basename(v)),
       `default ${v} is not dist/${path.basename(v)} seen from terraform/`);
   });

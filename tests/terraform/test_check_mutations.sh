@@ -39,8 +39,9 @@ EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
 # stand-in: the binary becomes bootstrap at the zip root
-cp build/taskhost "$stage/bootstrap"
-(cd "$stage" && zip -qr "$root/dist/taskhost-lambda.zip" bootstrap lua lib)
+output=$root/dist/taskhost-lambda.zip
+strip --strip-all -o "$stage/bootstrap" "$binary"
+(cd "$stage" && zip -qr "$output" .)
 EOF
 }
 
@@ -104,7 +105,9 @@ mutate 'log resource arn:aws:logs:*:*:*' $L 's/resources = \["\$\{aws_cloudwatch
 mutate 'managed policy attachment' $L 's/\z/\nresource "aws_iam_role_policy_attachment" "basic" {\n  role       = aws_iam_role.function.name\n  policy_arn = "arn:aws:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole"\n}\n/' 'no managed policy attachments'
 mutate 'jsonencode() policy (unreadable here)' $L 's/policy = data\.aws_iam_policy_document\.permissions\.json/policy = jsonencode({ Statement = [] })/' 'is not a data.aws_iam_policy_document'
 mutate 'handler "main"' $L 's/handler\s*=\s*"bootstrap"/handler = "main"/' 'handler is "bootstrap"'
-mutate 'package.sh no longer writes bootstrap' scripts/package.sh 's/bootstrap/taskhost/g' 'never names "bootstrap"'
+mutate 'package.sh no longer writes bootstrap' scripts/package.sh 's/"\$stage\/bootstrap"/"\$stage\/taskhost"/' 'writes no file named "bootstrap"'
+mutate 'package.sh writes bootstrap in a subfolder' scripts/package.sh 's/"\$stage\/bootstrap"/"\$stage\/bin\/bootstrap"/' 'writes no file named "bootstrap"'
+mutate 'package.sh writes another zip' scripts/package.sh 's/taskhost-lambda\.zip/taskhost.zip/' 'does not write dist/taskhost-lambda.zip'
 mutate 'runtime provided.al2' $L 's/"provided\.al2023"/"provided.al2"/' 'runtime is provided.al2023'
 mutate 'architectures arm64' $L 's/\["x86_64"\]/["arm64"]/' 'architectures is'
 mutate 'source_code_hash removed' $L 's/\n\s*source_code_hash[^\n]*//' 'source_code_hash = filebase64sha256'

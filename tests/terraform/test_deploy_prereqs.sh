@@ -23,7 +23,7 @@ cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$t/repo/scripts/"
 ZIP="$t/repo/dist/taskhost-lambda.zip"
 
 # The base tools, nothing else: no terraform, no aws.
-for tool in bash dirname basename head tail sed grep mktemp rm cat; do
+for tool in bash dirname basename head tail sed grep mktemp rm cat env; do
   src=$(command -v "$tool") || { echo "test needs $tool"; exit 1; }
   ln -s "$src" "$t/bin/$tool"
 done
@@ -62,7 +62,7 @@ EOF
 chmod +x "$t/stubs/terraform/terraform" "$t/stubs/aws/aws"
 cat > "$t/package.sh" <<EOF
 #!$BASH_BIN
-echo "package.sh" >>"\$STUB_LOG"
+echo "package.sh \$*" >>"\$STUB_LOG"
 : >"$ZIP"
 EOF
 
@@ -165,7 +165,9 @@ expect "deploy: unknown option → exit 2" 2 "unknown option --bogus"
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 expect "teardown: deploy's --no-package is not teardown's → exit 2" 2 "unknown option --no-package"
 run deploy.sh "" -- --help
-expect "deploy: --help" 0 "scripts/deploy.sh [--no-package]"
+expect "deploy: --help" 0 "scripts/deploy.sh [--no-package | --lua-only]"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package --lua-only
+expect "deploy: --no-package with --lua-only → exit 2" 2 "exclude each other"
 
 # --- everything there (stubs): the commands and their order ----------------------------------
 cp "$t/package.sh" "$t/repo/scripts/package.sh"
@@ -174,7 +176,7 @@ expect "deploy: packages, applies and prints the URL and a curl line" 0 \
   "api_endpoint = https://abc123.execute-api.eu-west-1.amazonaws.com" \
   "export API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com" \
   "curl -s \$API_URL/tasks"
-want="package.sh
+want="package.sh 
 terraform -chdir=$t/repo/terraform init -input=false
 terraform -chdir=$t/repo/terraform plan -input=false -out=$t/repo/terraform/taskhost.tfplan -var cors_origin=https://app.example -var-file prod.tfvars
 terraform -chdir=$t/repo/terraform apply -input=false $t/repo/terraform/taskhost.tfplan"
@@ -182,8 +184,49 @@ got=$(grep -E '^(package.sh|terraform -chdir=[^ ]* (init|plan|apply))' <<<"$log"
 if [ "$got" = "$want" ]; then ok "deploy: package, init, plan -out (vars passed), apply that plan — in order"
 else bad "deploy: command order"; diff <(echo "$want") <(echo "$got") | sed 's/^/    | /'; fi
 
+expect "deploy: without unzip, the package self-check is skipped with a note" 0 \
+  "unzip not found, so the package's self-check (bootstrap --check) is skipped"
+
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 no_call "deploy --no-package: package.sh is not run" "^package.sh"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
+if grep -qx "package.sh --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
+else bad "deploy --lua-only: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
+
+# --- the package self-check: the zip's bootstrap --check, before any terraform command ----
+if command -v zip >/dev/null && command -v unzip >/dev/null; then
+  mkdir -p "$t/unzip"
+  ln -s "$(command -v unzip)" "$t/unzip/unzip"
+  # make_zip BOOTSTRAP_BODY: a package whose bootstrap is a script (or none when empty).
+  make_zip() {
+    rm -rf "$t/pkg" "$ZIP"
+    mkdir -p "$t/pkg/lua"
+    echo 'return {}' >"$t/pkg/lua/routes.lua"
+    if [ -n "$1" ]; then
+      printf '#!%s\n%s\n' "$BASH_BIN" "$1" >"$t/pkg/bootstrap"
+      chmod 0755 "$t/pkg/bootstrap"
+    fi
+    (cd "$t/pkg" && zip -qr "$ZIP" .)
+  }
+  make_zip 'echo "ok: configuration and route scripts ($PWD/pkg/lua) load"; [ "$1" = --check ]'
+  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
+  expect "deploy: the package's bootstrap --check passes → deploys" 0 \
+    "== package self-check: ok: configuration and route scripts" "api_endpoint ="
+  make_zip 'echo "taskhost: cannot load the route scripts: lua/routes.lua:3: unexpected symbol near x" >&2; exit 1'
+  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
+  expect "deploy: a route script that does not load stops the deploy" 1 \
+    "the packaged bootstrap fails its start-up check" "lua/routes.lua:3: unexpected symbol" "nothing was deployed"
+  no_call "deploy: no terraform command after a failed self-check" "terraform -chdir"
+  make_zip ""
+  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
+  expect "deploy: a zip without bootstrap at its root stops the deploy" 1 "has no bootstrap at its root"
+  echo "not a zip" >"$ZIP"
+  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
+  expect "deploy: a corrupt zip stops the deploy" 1 "is not a valid zip"
+  : >"$ZIP"
+else
+  ok "deploy: package self-check scenarios # SKIP zip/unzip not installed"
+fi
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 --
 expect "teardown: no terminal, no --yes → refuses" 1 "pass --yes"
