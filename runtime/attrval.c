@@ -163,7 +163,8 @@ static void push_plain(lua_State *L, int idx, int depth) {
   int payload = lua_gettop(L);
   if (!type)
     luaL_error(L, "malformed attribute value");
-  if (strcmp(type, "S") == 0 && lua_type(L, payload) == LUA_TSTRING) {
+  /* B: DynamoDB's JSON protocol carries the bytes as base64 text; served so. */
+  if ((strcmp(type, "S") == 0 || strcmp(type, "B") == 0) && lua_type(L, payload) == LUA_TSTRING) {
     lua_pushvalue(L, payload);
   } else if (strcmp(type, "N") == 0 && lua_type(L, payload) == LUA_TSTRING) {
     push_number_from_text(L, lua_tostring(L, payload));
@@ -171,7 +172,8 @@ static void push_plain(lua_State *L, int idx, int depth) {
     lua_pushboolean(L, lua_toboolean(L, payload));
   } else if (strcmp(type, "NULL") == 0) {
     th_json_push_null(L);
-  } else if ((strcmp(type, "L") == 0 || strcmp(type, "SS") == 0 || strcmp(type, "NS") == 0) &&
+  } else if ((strcmp(type, "L") == 0 || strcmp(type, "SS") == 0 || strcmp(type, "NS") == 0 ||
+              strcmp(type, "BS") == 0) &&
              lua_type(L, payload) == LUA_TTABLE) {
     if (type[0] == 'L') {
       push_converted_list(L, payload, depth, push_plain);
