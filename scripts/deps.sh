@@ -8,7 +8,7 @@ packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
   libsqlite3-dev libmicrohttpd-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl jq valgrind python3-botocore python3-boto3 awscli)
+  packages+=(curl jq valgrind zip unzip python3-botocore python3-boto3 awscli)
 fi
 
 missing=()
