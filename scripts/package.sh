@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# package.sh — builds the Lambda deployment package for provided.al2023:
+#
+#   dist/taskhost-lambda.zip
+#     bootstrap   the taskhost binary itself (0755): no shell wrapper, no glibc,
+#                 no loader; -O2, stripped. Needs GLIBC_2.34 at most (AL2023).
+#     lua/        the route scripts (every *.lua under lua/)
+#     lib/        every shared library bootstrap needs, recursively, except
+#                 glibc's own (AL2023 brings those, and they must match each
+#                 other): libcurl with its whole Debian tree, OpenSSL, GnuTLS…
+#
+# How the libraries are shipped (CMakeLists.txt, option TASKHOST_PACKAGE):
+#   * statically linked: Lua 5.4, lua-cjson, SQLite, libuuid, libmicrohttpd —
+#     Debian ships their .a and nothing in libcurl's tree needs them;
+#   * under lib/: the rest (libcurl cannot be linked statically from Debian:
+#     most of its dependencies have no .a; libcrypto must be the one its libssl
+#     uses). bootstrap finds them through DT_RPATH $ORIGIN/lib, which the
+#     loader searches before LD_LIBRARY_PATH (Lambda's starts with /lib64,
+#     where AL2023 keeps its own libcurl/libcrypto) and also for the libraries'
+#     own dependencies (DT_RUNPATH would do neither).
+#   * the CA bundle is the system's: runtime/http.c looks for AL2023's
+#     /etc/pki/tls/certs/ca-bundle.crt (or $SSL_CERT_FILE).
+#
+# Usage: scripts/package.sh [--lua-only] [--build-dir DIR] [--output ZIP]
+#   --lua-only     re-zip without compiling (after editing lua/*.lua): takes the
+#                  binary already in the build dir, never runs CMake
+#   --build-dir    the package's own CMake build (default build-package/)
+#   --output       the zip (default dist/taskhost-lambda.zip)
+# The zip is deterministic: sorted entries, fixed modes and mtimes, no extra
+# fields — the same sources give the same bytes (and the same Terraform
+# source_code_hash). Needs cmake, a C compiler, binutils, zip.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+lua_only=0
+build_dir=$root/build-package
+output=$root/dist/taskhost-lambda.zip
+while [ $# -gt 0 ]; do
+  case $1 in
+    --lua-only) lua_only=1 ;;
+    --build-dir) build_dir=${2:?--build-dir needs a directory}; shift ;;
+    --output) output=${2:?--output needs a file name}; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "package.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $build_dir in /*) ;; *) build_dir=$PWD/$build_dir ;; esac
+case $output in /*) ;; *) output=$PWD/$output ;; esac
+
+for tool in zip strip readelf ldd; do
+  command -v "$tool" >/dev/null || {
+    echo "package.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+    exit 1
+  }
+done
+
+binary=$build_dir/taskhost
+if [ "$lua_only" = 1 ]; then
+  [ -x "$binary" ] || {
+    echo "package.sh: --lua-only needs a binary in $build_dir (run package.sh once without it)" >&2
+    exit 1
+  }
+  newer=$(find "$root/runtime" "$root/CMakeLists.txt" -newer "$binary" -print -quit 2>/dev/null || true)
+  [ -z "$newer" ] || echo "package.sh: note: $newer changed since the binary was built;" \
+    "it is not in this zip (run without --lua-only)" >&2
+else
+  jobs=$(nproc 2>/dev/null || echo 2)
+  # RelWithDebInfo: -O2 -g; the shipped copy is stripped, the one in the build
+  # dir keeps its symbols for debugging a crash.
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_PACKAGE=ON >/dev/null
+  cmake --build "$build_dir" --target taskhost -j "$jobs" >/dev/null
+fi
+dynamic=$(readelf -d "$binary")
+if ! grep -q '(RPATH).*\[\$ORIGIN/lib\]' <<<"$dynamic"; then
+  echo "package.sh: $binary has no DT_RPATH \$ORIGIN/lib: not a TASKHOST_PACKAGE build" >&2
+  exit 1
+fi
+
+# glibc's own libraries: never shipped. Also recognised by the GLIBC_* symbol
+# versions they define (ld.so, libc, libm, libpthread, libdl, librt, ...).
+glibc_piece() {
+  local base=${1##*/}
+  case $base in
+    ld-linux*.so* | libc.so.* | libm.so.* | libmvec.so.* | libpthread.so.* | libdl.so.* | \
+      librt.so.* | libresolv.so.* | libutil.so.* | libanl.so.* | libnsl.so.* | \
+      libBrokenLocale.so.* | libnss_*.so.* | libthread_db.so.* | libc_malloc_debug.so.* | \
+      linux-vdso.so.* | linux-gate.so.*)
+      return 0 ;;
+  esac
+  [ "${1#/}" != "$1" ] && readelf -V "$1" 2>/dev/null |
+    awk '/^Version definition section/ { d = 1; next } /^Version .*section/ { d = 0 }
+         d && /Name: GLIBC_/ { found = 1 } END { exit !found }'
+}
+
+# Every library bootstrap loads, recursively (ldd walks the whole tree), from
+# the system: nothing of the caller's LD_LIBRARY_PATH, and lib/ does not exist
+# beside the build's binary.
+stage=$(mktemp -d "$build_dir/package-root.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/lib" "$stage/lua"
+ldd_out=$(env -i PATH=/usr/bin:/bin ldd "$binary") || {
+  echo "package.sh: ldd $binary failed" >&2
+  exit 1
+}
+if grep -q 'not found' <<<"$ldd_out"; then
+  echo "package.sh: libraries not found:" >&2
+  grep 'not found' <<<"$ldd_out" >&2
+  exit 1
+fi
+nlibs=0
+while read -r name arrow path _; do
+  [ "$arrow" = "=>" ] || continue # the vdso and the loader itself
+  glibc_piece "$path" && continue
+  glibc_piece "$name" && continue
+  cp -L "$path" "$stage/lib/$name"
+  nlibs=$((nlibs + 1))
+done <<<"$ldd_out"
+# Every bundled library's own needs are bundled or glibc's (ldd saw them all).
+for f in "$stage"/lib/*; do
+  for need in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    [ -e "$stage/lib/$need" ] || glibc_piece "$need" || {
+      echo "package.sh: ${f##*/} needs $need, which is neither bundled nor glibc's" >&2
+      exit 1
+    }
+  done
+done
+
+strip --strip-all -o "$stage/bootstrap" "$binary"
+(cd "$root/lua" && find . -name '*.lua' -type f -print0 | while IFS= read -r -d '' f; do
+  mkdir -p "$stage/lua/$(dirname "$f")"
+  cp "$f" "$stage/lua/$f"
+done)
+[ -f "$stage/lua/routes.lua" ] || { echo "package.sh: lua/routes.lua is missing" >&2; exit 1; }
+
+# Deterministic: modes, one mtime, sorted entries, no extra fields (-X), no
+# directory entries (-D); zip stores local time, so TZ=UTC.
+find "$stage" -type d -exec chmod 0755 {} +
+find "$stage" -type f -exec chmod 0644 {} +
+chmod 0755 "$stage/bootstrap"
+find "$stage" -exec touch -h -d '2000-01-01 00:00:00 UTC' {} +
+mkdir -p "$(dirname "$output")"
+rm -f "$output" "$output.tmp"
+(cd "$stage" && find . -type f | sed 's|^\./||' | LC_ALL=C sort |
+  TZ=UTC zip -q -X -D -9 "$output.tmp" -@)
+mv "$output.tmp" "$output"
+
+zip_bytes=$(stat -c %s "$output")
+unpacked=$(find "$stage" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+bin_bytes=$(stat -c %s "$stage/bootstrap")
+lib_bytes=$(find "$stage/lib" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+rel=${output#"$root"/}
+echo "package.sh: $rel: $(mib "$zip_bytes") ($zip_bytes bytes) zipped," \
+  "$(mib "$unpacked") ($unpacked bytes) unpacked"
+echo "package.sh:   bootstrap $(mib "$bin_bytes"), lib/ $nlibs libraries $(mib "$lib_bytes")," \
+  "lua/ $(find "$stage/lua" -type f | wc -l) scripts"
