@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages taskhost needs, only when one is missing.
-#   scripts/deps.sh          build and run (compiler, CMake, libraries)
-#   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind)
+#   scripts/deps.sh          build, run and package (compiler, CMake, libraries, zip)
+#   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore,
+#                            the AWS CLI, node/npm for dynalite and the Terraform checks)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
-  libsqlite3-dev libmicrohttpd-dev ca-certificates)
+  libsqlite3-dev libmicrohttpd-dev ca-certificates zip)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl jq valgrind zip unzip python3-botocore python3-boto3 awscli)
+  packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli)
 fi
 
 missing=()
