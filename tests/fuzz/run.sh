@@ -67,6 +67,7 @@ fuzz_one() {
   local t=$1 bin="$out/fuzz_$1" logs="$out/logs" res
   res="$logs/$t.result"
   mkdir -p "$logs" "$out/artifacts/$t"
+  rm -f "$res" "$logs/$t.replay.log" "$logs/$t.fuzz.log"
   if [ ! -x "$bin" ]; then
     echo "FAIL $t: no binary $bin" >"$res"
     return
