@@ -115,6 +115,18 @@ if t:
                  "%s ms" % sms(t["cpu_p50_ms"] - n["cpu_p50_ms"]) if n else "",
                  "%s ms" % ms(p["cpu_p50_ms"]) if p else "", "", NA))
 
+hf_path = os.path.join(RES, "hyperfine.json")
+if os.path.exists(hf_path):
+    try:
+        hf = json.load(open(hf_path, encoding="utf-8"))["results"][0]
+        times = sorted(hf["times"])
+        p95 = times[min(len(times) - 1, int(0.95 * len(times) + 0.999999) - 1)]
+        rows.append(("1 · cross-check (hyperfine, %d runs): exec → exit of `bootstrap --check` (configuration, "
+                     "store set-up, route scripts; no request), median / p95" % len(times),
+                     "%s / %s ms" % (ms(hf["median"] * 1e3), ms(p95 * 1e3)), "", "", "", "", NA))
+    except (ValueError, KeyError, IndexError):
+        pass
+
 # ---- 2 warm
 OPS = [("create", "create", "put"), ("get", "get", "get"), ("list (25 items)", "list", "scan"),
        ("update", "update", "update"), ("delete", "delete", "delete")]
@@ -182,8 +194,12 @@ for who, store in (("taskhost-ddb", "dynalite"), ("taskhost-sqlite", "SQLite")):
                  mb_kb(py_hwm) if py_hwm and store == "dynalite" else "", "≤ 10 MB",
                  MET if last["vmhwm_kb"] * 1024 <= 10e6 else MISSED))
     grow = last["vmrss_kb"] - mid["vmrss_kb"]
-    rows.append(("3 · RSS at the %sth → %sth invocation · %s" % (f0(mid["rss_at"]), f0(last["rss_at"]), store),
-                 "%s → %s (%+d kB)" % (mb_kb(mid["vmrss_kb"]), mb_kb(last["vmrss_kb"]), grow), "", "", "",
+    between = [m[k] for k in points if mid["rss_at"] < k < last["rss_at"]]
+    series = " → ".join(f0(o["vmrss_kb"]) for o in [mid] + between + [last]) + " kB"
+    at = " → ".join(f0(o["rss_at"]) for o in [mid] + between + [last])
+    rows.append(("3 · RSS (VmRSS) at the %s invocation · %s (of it anonymous: %s → %s kB)"
+                 % (at, store, f0(mid["rss_anon_kb"]), f0(last["rss_anon_kb"])),
+                 "%s (%+d kB)" % (series, grow), "", "", "",
                  "no growth", MET if grow <= 0 else MISSED))
 
 # ---- 4 wrk

@@ -185,6 +185,17 @@ log "cold start: $COLD_STARTS starts of the null runtime (libcurl only)"
 rapi_in "$pkg" DDB_ENV cold --starts "$COLD_STARTS" --event "$ev/list.json" -- "$work/nullrt" \
   2>/dev/null | sed 's/^{/{"who":"nullrt",/' >>"$res/cold.jsonl"
 
+# Cross-check with a public tool: exec → exit of `bootstrap --check` (configuration,
+# store set-up without connecting, route scripts) under hyperfine, same environment.
+if command -v hyperfine >/dev/null; then
+  log "cold start cross-check: hyperfine, $COLD_STARTS runs of bootstrap --check"
+  (cd "$pkg" && env -i "${DDB_ENV[@]}" "$(command -v hyperfine)" -N --warmup 3 --runs "$COLD_STARTS" \
+    --export-json "$res/hyperfine.json" './bootstrap --check' >/dev/null 2>&1) ||
+    log "hyperfine failed: row skipped"
+else
+  log "hyperfine is not installed (apt-get install hyperfine): its cross-check row is skipped"
+fi
+
 # ---------------------------------------------------------------- 2 warm
 # ROUNDS interleaved rounds (the machine is shared: the report takes each
 # figure's median over the rounds).
