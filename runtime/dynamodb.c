@@ -1279,6 +1279,8 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     r = attempt(d, op, body ? body : "", len, deadline_ms, &resp, terr, sizeof terr);
     if (r == TH_OK) {
       o.error.status = resp.status;
+      if (resp.resent) /* libcurl sent it twice: the first may have landed */
+        o.maybe_applied = 1;
       int ok2xx = resp.status >= 200 && resp.status < 300;
       if (ok2xx && crc_ok(&resp)) {
         o.body = resp.body;

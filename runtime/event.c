@@ -22,6 +22,17 @@ static const char *field_str(lua_State *L, int t, const char *key) {
   return s;
 }
 
+/* field_str with the length: a path may hold NUL bytes ("\u0000"), which a
+ * C string would end at ("/tasks/<id>\u0000x" is not "/tasks/<id>"). */
+static const char *field_lstr(lua_State *L, int t, const char *key, size_t *len) {
+  if (t == 0)
+    return NULL;
+  lua_getfield(L, t, key);
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
+  lua_pop(L, 1); /* the string stays alive: the table holds it */
+  return s;
+}
+
 /* Pushes t[key] and returns its absolute index when it is a table; otherwise
  * pushes nothing and returns 0. */
 static int field_table(lua_State *L, int t, const char *key) {
@@ -60,12 +71,17 @@ static int push_scalar_text(lua_State *L, int idx) {
   case LUA_TSTRING:
     lua_pushvalue(L, idx);
     return 1;
-  case LUA_TNUMBER:
-    if (lua_tonumber(L, idx) == (lua_Number)(long long)lua_tonumber(L, idx))
-      lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tonumber(L, idx));
+  case LUA_TNUMBER: {
+    /* Whole numbers as integers ("1", not "1.0"). Converting a float outside
+     * the range of long long (1e300, inf) is undefined: test the range first
+     * (NaN fails it too). */
+    lua_Number x = lua_tonumber(L, idx);
+    if (x >= -0x1p63 && x < 0x1p63 && x == (lua_Number)(long long)x)
+      lua_pushfstring(L, "%I", (LUAI_UACINT)x);
     else
       lua_pushstring(L, lua_tostring(L, idx));
     return 1;
+  }
   case LUA_TBOOLEAN:
     lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
     return 1;
@@ -263,10 +279,11 @@ static void push_query(lua_State *L, int ev, th_event_version v) {
 }
 
 /* Removes the stage prefix and trailing slashes: "/Prod/tasks/" → "/tasks". */
-static void push_normalised_path(lua_State *L, const char *raw, const char *stage) {
-  if (!raw || !*raw)
+static void push_normalised_path(lua_State *L, const char *raw, size_t len, const char *stage) {
+  if (!raw || len == 0) {
     raw = "/";
-  size_t len = strlen(raw);
+    len = 1;
+  }
   const char *p = raw;
   if (stage && *stage && strcmp(stage, "$default") != 0) {
     size_t sl = strlen(stage);
@@ -340,9 +357,11 @@ th_result th_event_push_request(lua_State *L, const char *json, size_t len, th_e
   else
     v = TH_EVENT_V2;
   const char *method = v == TH_EVENT_V2 ? v2_method : v1_method;
-  const char *raw_path = v == TH_EVENT_V2 ? field_str(L, ev, "rawPath") : field_str(L, ev, "path");
+  size_t raw_len = 0, client_len = 0;
+  const char *raw_path = v == TH_EVENT_V2 ? field_lstr(L, ev, "rawPath", &raw_len)
+                                          : field_lstr(L, ev, "path", &raw_len);
   if (v == TH_EVENT_V1 && !raw_path)
-    raw_path = field_str(L, rc, "resourcePath");
+    raw_path = field_lstr(L, rc, "resourcePath", &raw_len);
   if (!method || !*method || !raw_path) {
     snprintf(err, errlen,
              "not an API Gateway proxy event: no %s (payload %s)",
@@ -360,9 +379,13 @@ th_result th_event_push_request(lua_State *L, const char *json, size_t len, th_e
   const char *stage = field_str(L, rc, "stage");
   /* REST APIs give the path without the stage in `path` and the path the
    * client used (stage or base path included) in requestContext.path. */
-  const char *client_path = v == TH_EVENT_V1 ? field_str(L, rc, "path") : NULL;
-  set_str(L, req, "raw_path", client_path ? client_path : raw_path);
-  push_normalised_path(L, raw_path, stage);
+  const char *client_path = v == TH_EVENT_V1 ? field_lstr(L, rc, "path", &client_len) : NULL;
+  if (client_path)
+    lua_pushlstring(L, client_path, client_len);
+  else
+    lua_pushlstring(L, raw_path, raw_len);
+  lua_setfield(L, req, "raw_path");
+  push_normalised_path(L, raw_path, raw_len, stage);
   lua_setfield(L, req, "path");
   set_str(L, req, "stage", stage);
   lua_pushstring(L, v == TH_EVENT_V2 ? "2.0" : "1.0");
@@ -595,7 +618,10 @@ th_result th_event_read_v2_response(lua_State *L, const char *json, size_t len,
   lua_getfield(L, t, "statusCode");
   if (!lua_isinteger(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
     goto done;
-  r.status = (int)lua_tonumber(L, -1);
+  lua_Number status = lua_tonumber(L, -1);
+  if (!(status >= 100 && status <= 999)) /* (int) of 1e300 or NaN is undefined */
+    goto done;
+  r.status = (int)status;
   lua_pop(L, 1);
   int headers = field_table(L, t, "headers");
   if (headers) {

@@ -24,6 +24,7 @@ struct th_http {
   th_buf body;
   th_http_resp *cur;
   int too_large, nomem;
+  int resent; /* see on_debug */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -167,6 +168,21 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
   return n;
 }
 
+/* libcurl re-sends a request by itself, once, on a fresh connection when a
+ * reused connection breaks before any answer (transfer.c, Curl_retry_request),
+ * and says so only in this informational line. The first copy may have been
+ * received and applied: the caller must know (a retried create or delete
+ * meets its own write). Only CURLINFO_TEXT is looked at: the other kinds
+ * carry headers (signatures, tokens) and are ignored. */
+static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud) {
+  static const char died[] = "Connection died, retrying a fresh connect";
+  th_http *h = ud;
+  (void)c;
+  if (type == CURLINFO_TEXT && size >= sizeof died - 1 && memcmp(data, died, sizeof died - 1) == 0)
+    h->resent = 1;
+  return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   th_http *h = ud;
   size_t n = size * nmemb;
@@ -252,6 +268,9 @@ th_http *th_http_new(const th_http_options *opt, char *err, size_t errlen) {
   SET(CURLOPT_HEADERDATA, h);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, h);
+  SET(CURLOPT_DEBUGFUNCTION, on_debug);
+  SET(CURLOPT_DEBUGDATA, h);
+  SET(CURLOPT_VERBOSE, 1L); /* to on_debug only: nothing is printed */
 #undef SET
   if (rc != CURLE_OK) {
     snprintf(err, errlen, "http: cannot configure curl: %s", curl_easy_strerror(rc));
@@ -324,7 +343,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
   th_buf_init(&line, 64 * 1024);
   th_buf_init(&h->body, h->opt.max_response);
   h->cur = &out;
-  h->too_large = h->nomem = 0;
+  h->too_large = h->nomem = h->resent = 0;
   h->errbuf[0] = '\0';
 
   long total = h->opt.timeout_ms;
@@ -417,6 +436,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
     goto out;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
+  out.resent = h->resent;
   if (!h->body.data && (r = th_buf_append(&h->body, "", 0)) != TH_OK) {
     r = TH_ERR_NOMEM;
     goto out;

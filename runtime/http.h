@@ -82,6 +82,9 @@ typedef struct th_http_resp {
   char crc32[16];           /* x-amz-crc32 (decimal), or "" */
   char retry_after[16];     /* x-amz-retry-after (milliseconds), or "" */
   long connects;            /* new connections this request opened (0 on reuse) */
+  int resent;               /* libcurl sent the request a second time on a fresh
+                               connection after the reused one broke with no
+                               answer: the first copy may have been applied */
 } th_http_resp;
 
 typedef struct th_http th_http;

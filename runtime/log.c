@@ -42,7 +42,8 @@ static void format_timestamp(char *out, size_t n) {
   gmtime_r(&ts.tv_sec, &tm);
   char base[32];
   strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out, n, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+  int millis = (int)(ts.tv_nsec / 1000000L) % 1000; /* 0..999: three digits */
+  snprintf(out, n, "%.19s.%03dZ", base, millis);
 }
 
 /* Builds the record as a Lua table and encodes it with cjson, inside pcall. */
@@ -89,13 +90,29 @@ static int ensure_state(void) {
   return 1;
 }
 
+/* Writes s with control characters as \xHH: a value (a request path, an
+ * error from the network) must not end the line and forge another. */
+static void put_text(const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f)
+      fprintf(stderr, "\\x%02x", c);
+    else
+      fputc(c, stderr);
+  }
+}
+
 static void write_text(const char *ts, th_log_level level, const char *rid, const char *msg,
                        const th_log_field *fields, int nfields) {
-  fprintf(stderr, "%s %s %s %s", ts, level_names[level], rid ? rid : "-", msg);
+  fprintf(stderr, "%s %s ", ts, level_names[level]);
+  put_text(rid ? rid : "-");
+  fputc(' ', stderr);
+  put_text(msg);
   for (int i = 0; i < nfields; i++) {
-    if (fields[i].str)
-      fprintf(stderr, " %s=%s", fields[i].key, fields[i].str);
-    else
+    if (fields[i].str) {
+      fprintf(stderr, " %s=", fields[i].key);
+      put_text(fields[i].str);
+    } else
       fprintf(stderr, " %s=%g", fields[i].key, fields[i].num);
   }
   fputc('\n', stderr);

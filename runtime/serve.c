@@ -64,6 +64,9 @@ typedef struct request_ctx {
   int started;             /* the access handler saw the headers */
   int too_large;           /* body past the limit: discard the rest, answer 413 */
   int failed;              /* out of memory collecting the body: answer 500 */
+  int nul_in_path;         /* "%00" in the path: the decoded url libmicrohttpd
+                              hands over ends there ("/tasks/<id>%00x" would
+                              reach the route as "/tasks/<id>"): answer 404 */
 } request_ctx;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -300,6 +303,47 @@ static long long epoch_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Frees a request's context and takes it off the in-flight count. */
+static void release(server *s, request_ctx *rq) {
+  th_buf_free(&rq->body);
+  free(rq->raw_query);
+  free(rq);
+  pthread_mutex_lock(&s->lock);
+  s->inflight--;
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Per connection: the request on_uri started and on_completed has not ended.
+ * libmicrohttpd (0.9.75) does not call on_completed for a request it refuses
+ * itself after on_uri — e.g. ~900 query parameters exhaust the connection's
+ * memory pool and it closes the connection without an answer — so the
+ * context would leak (with its copy of the query) and `inflight` stay up for
+ * good (every shutdown then waits DRAIN_MS). The connection's close frees
+ * what is left. */
+typedef struct conn_slot {
+  request_ctx *rq;
+} conn_slot;
+
+static conn_slot *slot_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  server *s = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = calloc(1, sizeof(conn_slot)); /* NULL: no safety net, as before */
+    return;
+  }
+  conn_slot *slot = *socket_context;
+  if (slot && slot->rq)
+    release(s, slot->rq);
+  free(slot);
+  *socket_context = NULL;
+}
+
 /* Called with the request line, before libmicrohttpd unescapes the URI: the
  * only place the query string is seen as sent. The result becomes the
  * request's context (*con_cls), freed in on_completed. */
@@ -309,6 +353,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
   if (!rq)
     return NULL;
   const char *q = strchr(uri, '?');
+  size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
+  for (size_t i = 0; i + 2 < path_len; i++)
+    if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+      rq->nul_in_path = 1;
   rq->raw_query = strdup(q ? q + 1 : "");
   if (!rq->raw_query) {
     free(rq);
@@ -320,6 +368,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
   pthread_mutex_lock(&s->lock);
   s->inflight++;
   pthread_mutex_unlock(&s->lock);
+  conn_slot *slot = slot_of(c);
+  if (slot) {
+    if (slot->rq) /* the connection's previous request never completed */
+      release(s, slot->rq);
+    slot->rq = rq;
+  }
   return rq;
 }
 
@@ -329,13 +383,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   request_ctx *rq = *con_cls;
   if (!rq)
     return;
-  th_buf_free(&rq->body);
-  free(rq->raw_query);
-  free(rq);
+  conn_slot *slot = slot_of(c);
+  if (slot && slot->rq == rq)
+    slot->rq = NULL;
   *con_cls = NULL;
-  pthread_mutex_lock(&s->lock);
-  s->inflight--;
-  pthread_mutex_unlock(&s->lock);
+  release(s, rq);
 }
 
 /* libmicrohttpd's own diagnostics, as our log records. */
@@ -523,6 +575,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_NO; /* on_uri ran out of memory */
   if (!rq->started) {
     rq->started = 1;
+    if (rq->nul_in_path)
+      return answer_error(s, c, rq, method, url, 404, "Not found");
     /* Refused before a byte of body is read (and before 100 Continue). */
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -652,6 +706,7 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
                        MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S,
                        MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)&s,
                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)&s,
+                       MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)&s,
                        MHD_OPTION_END);
   if (!d) {
     /* Whether a failed start closed the socket differs between versions. */

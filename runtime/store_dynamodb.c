@@ -93,7 +93,15 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
   if ((r = th_ddb_body_put(th_ddb_get_codec(q->d), q->table, id, item, &body, why, sizeof why)) != TH_OK)
     return fail(q, r, "create: %s", why);
   r = call(q, "PutItem", body, &o);
-  if (r == TH_OK || o.error.kind != TH_DDB_CONDITION)
+  if (r == TH_OK) {
+    /* A 200 that is not a JSON object did not come from DynamoDB (a proxy,
+     * a captive portal): the item may not be there. */
+    char *attrs = NULL;
+    r = read_item(q, "PutItem", &o, "Attributes", &attrs);
+    free(attrs);
+    goto out;
+  }
+  if (o.error.kind != TH_DDB_CONDITION)
     goto out;
   if (!o.maybe_applied) {
     r = fail(q, TH_ERR_EXISTS, "PutItem: an item with that id exists");

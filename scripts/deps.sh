@@ -2,14 +2,16 @@
 # Installs the Debian/Ubuntu packages taskhost needs, only when one is missing.
 #   scripts/deps.sh          build, run and package (compiler, CMake, libraries, zip)
 #   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore,
-#                            the AWS CLI, node/npm for dynalite and the Terraform checks)
+#                            the AWS CLI, clang + libFuzzer for the fuzz targets, wrk for
+#                            the concurrency run, node/npm for dynalite and the Terraform checks)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli)
+  packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
+    clang libclang-rt-dev wrk)
 fi
 
 missing=()
