@@ -271,11 +271,13 @@ if pkg:
 # ---- print
 print("## taskhost benchmarks (%s run)" % machine.get("mode", "?"))
 print()
+args = machine.get("args", "--quick" if machine.get("mode") == "quick" else "")
 print("Machine: %s, %s vCPUs, %s GiB, Linux %s, %s (shared: load average %s at start, %s at end). "
-      "libcurl %s. Commit %s, %s. Command: `bench/run.sh%s`."
+      "libcurl %s. Commit %s, %s. Package: %s. Command: `bench/run.sh%s`."
       % (machine.get("cpu"), machine.get("cpus"), machine.get("mem_gib"), machine.get("kernel"),
          machine.get("os"), machine.get("load_start"), machine.get("load_end"), machine.get("libcurl"),
-         machine.get("commit"), machine.get("date"), " --quick" if machine.get("mode") == "quick" else ""))
+         machine.get("commit"), machine.get("date"), machine.get("package", "?"),
+         (" " + args) if args else ""))
 print()
 pycol = "Python %s + boto3 %s" % (pyinfo.get("version"), pyinfo.get("boto3")) if has_py else "Python + boto3 (not run)"
 print("| measurement | taskhost | floor | taskhost − floor | %s | target | |" % pycol)

@@ -22,7 +22,7 @@ bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
 work=$bench/.work
 
-quick=0 python=1 build=1 zip="" out=""
+quick=0 python=1 build=1 zip="" out="" args="$*"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
@@ -87,6 +87,8 @@ unzip -q "$work/taskhost-lambda.zip" -d "$pkg"
   printf '"load_start":%s,' "$(cut -d' ' -f1-3 /proc/loadavg | jq -R .)"
   printf '"libcurl":%s,' "$(pkg-config --modversion libcurl | jq -R .)"
   printf '"commit":%s,' "$(git -C "$root" rev-parse --short HEAD 2>/dev/null | jq -R . || echo null)"
+  printf '"package":%s,' "$(if [ -n "$zip" ]; then echo "$(basename "$zip") (given with --zip)"; else echo "built from this checkout by scripts/package.sh"; fi | jq -R .)"
+  printf '"args":%s,' "$(printf '%s' "$args" | jq -R .)"
   printf '"date":%s,"mode":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%MZ | jq -R .)" "$MODE"
 } >"$res/machine.jsonl"
 
@@ -104,27 +106,8 @@ trap 'exit 130' INT TERM
 log "starting dynalite"
 bash "$root/tests/integration/dynalite.sh" start
 ENDPOINT="http://127.0.0.1:$(cat "$DYNALITE_DIR/port")"
+source "$bench/lib.sh"
 
-# The variables Lambda gives a provided.al2023 function (as tests/package/lib.sh),
-# with a session token of a real one's length (it is signed into every request).
-TOKEN="IQoJb3JpZ2luX2VjEBench$(printf 'A%.0s' $(seq 1 780))"
-lambda_env() {
-  local root_dir=$1
-  LAMBDA_ENV=(
-    "_HANDLER=bootstrap" "LAMBDA_TASK_ROOT=$root_dir" "LAMBDA_RUNTIME_DIR=/var/runtime"
-    "AWS_REGION=us-east-1" "AWS_DEFAULT_REGION=us-east-1"
-    "AWS_ACCESS_KEY_ID=ASIABENCHMARKEXAMPLE" "AWS_SECRET_ACCESS_KEY=benchmarkSecretAccessKeyExample0123456789"
-    "AWS_SESSION_TOKEN=$TOKEN"
-    "AWS_LAMBDA_FUNCTION_NAME=taskhost" "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128"
-    "AWS_LAMBDA_FUNCTION_VERSION=\$LATEST" "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand"
-    "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/taskhost"
-    "AWS_LAMBDA_LOG_STREAM_NAME=2025/01/01/[\$LATEST]0123456789abcdef0123456789abcdef"
-    "AWS_XRAY_CONTEXT_MISSING=LOG_ERROR" "AWS_XRAY_DAEMON_ADDRESS=169.254.79.129:2000"
-    "TZ=:UTC" "LANG=en_US.UTF-8" "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-    "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:$root_dir:$root_dir/lib:/opt/lib"
-    "TABLE_NAME=$TABLE_NAME" "AWS_ENDPOINT_URL_DYNAMODB=$ENDPOINT"
-  )
-}
 lambda_env "$pkg"
 DDB_ENV=("${LAMBDA_ENV[@]}" "TASKHOST_STORE=dynamodb")
 SQLITE_ENV=("${LAMBDA_ENV[@]}" "TASKHOST_STORE=sqlite:$work/bench.db")
@@ -132,34 +115,8 @@ SQLITE_ENV=("${LAMBDA_ENV[@]}" "TASKHOST_STORE=sqlite:$work/bench.db")
 # ---------------------------------------------------------------- events
 ev=$work/events
 mkdir -p "$ev"
-# An HTTP API (payload 2.0) event as API Gateway sends it; @ID@ is a task id.
-event() {
-  jq -n -c --arg m "$1" --arg p "$2" --arg b "${3:-}" '
-  {version: "2.0", routeKey: "$default", rawPath: $p, rawQueryString: "",
-   headers: ({accept: "*/*", "content-length": ($b | length | tostring),
-     host: "abcdef1234.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0",
-     "x-amzn-trace-id": "Root=1-5e9f0c65-1de4d666d4dd26aced652b6c", "x-forwarded-for": "203.0.113.7",
-     "x-forwarded-port": "443", "x-forwarded-proto": "https"}
-     + (if $b != "" then {"content-type": "application/json"} else {} end)),
-   requestContext: {accountId: "123456789012", apiId: "abcdef1234",
-     domainName: "abcdef1234.execute-api.us-east-1.amazonaws.com", domainPrefix: "abcdef1234",
-     http: {method: $m, path: $p, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "curl/8.5.0"},
-     requestId: "LV7fzho-PHcEJPw=", routeKey: "$default", stage: "$default",
-     time: "21/Apr/2020:15:08:21 +0000", timeEpoch: 1587481701067},
-   isBase64Encoded: false} + (if $b != "" then {body: $b} else {} end)'
-}
-event POST /tasks '{"task":"Write the benchmark report","priority":"high"}' >"$ev/create.json"
-event GET '/tasks/@ID@' >"$ev/get.json"
-event GET /tasks >"$ev/list.json"
-event PUT '/tasks/@ID@' '{"status":"in_progress"}' >"$ev/update.json"
-event DELETE '/tasks/@ID@' >"$ev/delete.json"
+write_events "$ev"
 
-plan_ops() { # count warmup
-  local n=$1 w=$2
-  printf '%s %s %s %s\n' create "$n" "$w" "$ev/create.json" get "$n" "$w" "$ev/get.json" \
-    list "$n" "$w" "$ev/list.json" update "$n" "$w" "$ev/update.json" \
-    delete "$n" "$w" "$ev/delete.json"
-}
 plan_ops "$N" "$WARMUP" >"$work/plan-ops.txt"
 plan_ops "$PY_N" "$WARMUP" >"$work/plan-py.txt"
 # Memory: 30 tasks so that list has a full page, then create/get/list/update/delete cycles.
