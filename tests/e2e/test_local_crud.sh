@@ -580,6 +580,15 @@ check "log: request ids differ between requests" test "$rid1" != "$rid2"
 AWS_LAMBDA_LOG_FORMAT=Text api v1 GET /tasks
 check_eq "text logs: still 200" 200 "$STATUS"
 check "text logs: not JSON" bash -c '! jq -e . "$1" >/dev/null 2>&1' _ "$TMP/err"
+# Log injection: a path with a newline and an escape sequence must stay inside its own line.
+AWS_LAMBDA_LOG_FORMAT=Text api v2 GET $'/tasks/abc\n2026-01-01T00:00:00.000Z INFO forged\e[31m'
+check_eq "text logs, injected path: 404" 404 "$STATUS"
+check_eq "text logs, injected path: no forged line" 0 "$(grep -c '^2026-01-01T00:00:00.000Z INFO forged' "$TMP/err")"
+check "text logs, injected path: newline written as \\x0a" grep -qF 'abc\x0a2026-01-01T00:00:00.000Z INFO forged\x1b[31m' "$TMP/err"
+AWS_LAMBDA_LOG_FORMAT=JSON api v2 GET $'/tasks/abc\n2026-01-01T00:00:00.000Z INFO forged'
+check "json logs, injected path: every line is JSON" jq -e . "$TMP/err"
+check_eq "json logs, injected path: the path survives, escaped" $'/tasks/abc\n2026-01-01T00:00:00.000Z INFO forged' \
+  "$(jq -r 'select(.message == "request") | .path' "$TMP/err")"
 TASKHOST_LOG_LEVEL=ERROR api v1 GET /tasks
 check_eq "log level ERROR: nothing logged for a 200" 0 "$(wc -c <"$TMP/err")"
 
