@@ -85,7 +85,8 @@ hostile_round() {
 # baseline — after every round, so nothing may accumulate across rounds. Leaks
 # proper are the sanitizer build's job (LeakSanitizer runs this same test).
 asan=0
-ldd "$TASKHOST_BIN" 2>/dev/null | grep -q libasan && asan=1
+# (ldd captured first: `ldd | grep -q` under pipefail fails when grep exits before ldd ends)
+case "$(ldd "$TASKHOST_BIN" 2>/dev/null)" in *libasan*) asan=1 ;; esac
 for round in 1 2 3; do
   hostile_round
   for i in 1 2 3 4 5; do http GET /ok; done

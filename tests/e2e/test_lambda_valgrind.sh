@@ -13,7 +13,7 @@ if ! command -v valgrind >/dev/null; then
   echo "SKIP: valgrind is not installed (scripts/deps.sh --test)"
   exit 0
 fi
-if ldd "$TASKHOST_BIN" 2>/dev/null | grep -q libasan; then
+if [[ "$(ldd "$TASKHOST_BIN" 2>/dev/null)" == *libasan* ]]; then
   echo "SKIP: $TASKHOST_BIN is a sanitizer build; valgrind cannot run it"
   exit 0
 fi
