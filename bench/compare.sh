@@ -15,7 +15,7 @@
 set -euo pipefail
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
-work=$bench/.work
+work=${BENCH_WORK:-$bench/.work}
 rounds=5 count=3000 cold=30
 zips=()
 while [ $# -gt 0 ]; do

@@ -10,6 +10,7 @@
 #            --no-build  (reuse bench/.work: package, tools)
 #            --zip FILE  (benchmark this package instead of building one)
 #            --out FILE  (write the table there)
+#   BENCH_WORK=DIR   scratch folder (default bench/.work)
 #
 # Needs: a C compiler, libcurl and OpenSSL headers (scripts/deps.sh), node/npm
 # (dynalite, as the tests), jq, unzip, wrk (the --serve rows; skipped with a
@@ -20,7 +21,7 @@ set -euo pipefail
 
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
-work=$bench/.work
+work=${BENCH_WORK:-$bench/.work}
 
 quick=0 python=1 build=1 zip="" out="" args="$*"
 while [ $# -gt 0 ]; do

@@ -11,7 +11,7 @@ packages=(build-essential cmake pkg-config
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip)
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
-    clang libclang-rt-dev wrk)
+    clang libclang-rt-dev wrk hyperfine)
 fi
 
 missing=()
