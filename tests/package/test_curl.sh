@@ -53,9 +53,18 @@ if [ -z "$prefix" ]; then
   fail "the package build uses TASKHOST_MIN_PREFIX (scripts/build-min-deps.sh)" \
     "$PACKAGE_BUILD_DIR was configured without it (package.sh --system-libs?)"
 else
-  link=$(cat "$PACKAGE_BUILD_DIR"/CMakeFiles/taskhost.dir/link.txt 2>/dev/null)
-  check "taskhost's link line takes $prefix/lib/libcurl.a" grep -qF "$prefix/lib/libcurl.a" <<<"$link"
-  check "taskhost's link line takes $prefix/lib/libmicrohttpd.a" grep -qF "$prefix/lib/libmicrohttpd.a" <<<"$link"
+  # CMake writes the paths inside the build dir relative to it.
+  links() { # LIB: taskhost's link line names PREFIX/lib/LIB
+    local words w
+    read -r -a words <"$PACKAGE_BUILD_DIR/CMakeFiles/taskhost.dir/link.txt" || return 1
+    for w in "${words[@]}"; do
+      [[ $w == /* ]] || w=$PACKAGE_BUILD_DIR/$w
+      [ "$w" = "$prefix/lib/$1" ] && return 0
+    done
+    return 1
+  }
+  check "taskhost's link line takes $prefix/lib/libcurl.a" links libcurl.a
+  check "taskhost's link line takes $prefix/lib/libmicrohttpd.a" links libmicrohttpd.a
   cat >"$TMP/probe.c" <<'EOF'
 #include <curl/curl.h>
 #include <stdio.h>
