@@ -17,6 +17,9 @@
 # debian-archive-keyring and the files' SHA-256 against the signed Sources
 # index; this script refuses to run if the apt configuration disables any of
 # that, forces the checks on, and records the SHA-256 of what it built from.
+# (dpkg-source then checks the tarballs against the .dsc; the .dsc's own
+# maintainer signature it can only check with debian-keyring installed, which
+# is not needed here: apt's signed index already vouches for the .dsc.)
 #
 # Cached: PREFIX/.min-deps-stamp records the recipe (this script's SHA-256),
 # the source versions, the OpenSSL headers' version, the compiler and the
@@ -29,14 +32,18 @@
 # Debian archive (scripts/deps.sh installs the packages). Debian only: on
 # other distributions use scripts/package.sh --system-libs.
 #
-# Environment: DEBIAN_MIRROR (default http://deb.debian.org), JOBS (nproc).
+# --check PREFIX: exit 0 if PREFIX is up to date, 1 if it would be rebuilt;
+# builds nothing. Environment: DEBIAN_MIRROR (default http://deb.debian.org),
+# JOBS (default nproc).
 set -euo pipefail
 
 me=build-min-deps.sh
 say() { echo "$me: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $me PREFIX" >&2; exit 2; }
+check_only=0
+if [ "${1:-}" = --check ]; then check_only=1; shift; fi
+[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $me [--check] PREFIX" >&2; exit 2; }
 mkdir -p "$1"
 prefix=$(cd "$1" && pwd -P)
 stamp=$prefix/.min-deps-stamp
@@ -78,6 +85,7 @@ if up_to_date; then
   say "$prefix is up to date ($curl_pkg $curl_ver, $mhd_pkg $mhd_ver)"
   exit 0
 fi
+[ "$check_only" = 0 ] || { say "$prefix is not up to date (would rebuild)"; exit 1; }
 say "building $curl_pkg $curl_ver and $mhd_pkg $mhd_ver (static, minimal) into $prefix"
 
 # ---- the private apt configuration ---------------------------------------
@@ -155,6 +163,8 @@ n_release=$(find lists -maxdepth 1 -name '*_InRelease' | wc -l)
 
 say "apt-get source $curl_pkg=$curl_ver $mhd_pkg=$mhd_ver"
 mkdir src
+# As root, apt downloads as the unprivileged _apt user: let it write there.
+if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt src; fi
 (cd src && apt-get "${apt_opts[@]}" source --download-only \
   "$curl_pkg=$curl_ver" "$mhd_pkg=$mhd_ver") >apt-source.log 2>&1 ||
   die "apt-get source failed (apt-source.log): is $curl_pkg $curl_ver / $mhd_pkg $mhd_ver still in the archive? (upgrade libcurl4-openssl-dev / libmicrohttpd-dev)"

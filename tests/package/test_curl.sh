@@ -9,7 +9,9 @@
 #     when it is shipped shared; none of those libraries' marks in its strings;
 #   * the libcurl linked (TASKHOST_MIN_PREFIX of the package's build, found in
 #     its link line): protocols exactly http and https, TLS by OpenSSL 3, no
-#     HTTP/2, IDN, PSL, GSS-API/Kerberos/SPNEGO/NTLM, compression;
+#     HTTP/2, IDN, PSL, GSS-API/Kerberos/SPNEGO/NTLM, compression; built from
+#     the installed -dev packages' source versions, and up to date for
+#     build-min-deps.sh --check (the cache holds: the next package.sh reuses it);
 #   * HTTPS for real: the unzipped bootstrap, under env -i, with a DynamoDB
 #     endpoint https://127.0.0.1:PORT (a stub serving a self-signed
 #     certificate): with SSL_CERT_FILE naming that certificate the request
@@ -99,6 +101,24 @@ EOF
   else
     fail "a probe links against $prefix/lib/libcurl.a" "$(head -5 "$TMP/probe.log")"
   fi
+fi
+
+section "the minimal libraries' cache (scripts/build-min-deps.sh)"
+if [ -n "$prefix" ]; then
+  stamp=$prefix/.min-deps-stamp
+  before=$(stat -c '%Y %s' "$prefix/lib/libcurl.a" "$prefix/lib/libmicrohttpd.a" "$stamp" 2>&1)
+  out=$(bash "$SOURCE_DIR/scripts/build-min-deps.sh" --check "$prefix" 2>&1)
+  check_eq "build-min-deps.sh --check on the package's prefix: exit 0 (up to date)" 0 $?
+  check "build-min-deps.sh: up to date, nothing rebuilt" grep -q 'is up to date' <<<"$out"
+  check_eq "build-min-deps.sh: the prefix untouched" "$before" \
+    "$(stat -c '%Y %s' "$prefix/lib/libcurl.a" "$prefix/lib/libmicrohttpd.a" "$stamp" 2>&1)"
+  for dev in libcurl4-openssl-dev libmicrohttpd-dev; do
+    check_eq "the stamp records the installed $dev's source version" \
+      "source $(dpkg-query -W -f='${source:Package} ${source:Version}' "$dev")" \
+      "$(grep -x "source $(dpkg-query -W -f='${source:Package}' "$dev") .*" "$stamp")"
+  done
+  check "the stamp records the SHA-256 of the .dsc files built from" \
+    grep -Eq '^#   [0-9a-f]{64}  curl_.*\.dsc$' "$stamp"
 fi
 
 section "HTTPS on OpenSSL, from the unzipped bootstrap (env -i)"
