@@ -24,9 +24,10 @@
 # Cached: PREFIX/.min-deps-stamp records the recipe (this script's SHA-256),
 # the source versions, the OpenSSL headers' version, the compiler and the
 # architecture; when they all match, nothing is done (and no network needed).
-# Otherwise the build runs in PREFIX's sibling directory min-deps-work.XXXXXX
-# and replaces PREFIX only when it succeeded; on failure that directory and its
-# logs (*.log) are kept and named. Concurrent runs on one PREFIX wait (flock).
+# Otherwise the build runs in PREFIX-work.XXXXXX (beside PREFIX) and replaces
+# PREFIX only when it succeeded; on failure that directory and its logs
+# (*.log) are kept and named, until the next successful run removes them.
+# Concurrent runs on one PREFIX wait for each other (flock on PREFIX.lock).
 #
 # Needs: build-essential, dpkg-dev, apt, libssl-dev, network access to the
 # Debian archive (scripts/deps.sh installs the packages). Debian only: on
@@ -97,7 +98,7 @@ say "building $curl_pkg $curl_ver and $mhd_pkg $mhd_ver (static, minimal) into $
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "$keyring is missing (apt-get install debian-archive-keyring)"
 
-work=$(mktemp -d "$(dirname "$prefix")/min-deps-work.XXXXXX")
+work=$(mktemp -d "$prefix-work.XXXXXX")
 chmod 0755 "$work" # apt's downloads run as _apt when started as root
 ok=0
 on_exit() {
@@ -247,9 +248,11 @@ rm -f "$built"/lib/*.la
 } >"$built/.min-deps-stamp"
 
 # Replace PREFIX in one step: a failure above leaves the old one as it was.
-old=$(mktemp -d "$(dirname "$prefix")/min-deps-old.XXXXXX")
+old=$(mktemp -d "$prefix-old.XXXXXX")
 mv "$prefix" "$old/prev"
 mv "$built" "$prefix"
 rm -rf "$old"
 ok=1
+# What failed runs kept (the lock is held: none of them is running).
+for d in "$prefix"-work.*; do [ "$d" = "$work" ] || rm -rf "$d"; done
 say "done: $(cd "$prefix/lib" && ls -s --block-size=K libcurl.a libmicrohttpd.a | xargs)"
