@@ -198,7 +198,9 @@ done
 grep -q 'lib_LTLIBRARIES = libcurl.la' curl/lib/Makefile.am || die "curl: not the OpenSSL flavour's sources"
 
 dest=$work/dest
-flags="-O2 -g -ffunction-sections -fdata-sections"
+# -ffile-prefix-map: no path of this temporary directory in the debug info, so
+# none in bootstrap's Build ID: a rebuild of PREFIX gives the same package bytes.
+flags="-O2 -g -ffunction-sections -fdata-sections -ffile-prefix-map=$work=/usr/src/min-deps"
 
 say "configure + make libcurl (log: $work/curl/build.log)"
 (cd curl && ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic \
