@@ -5,39 +5,58 @@
 #     bootstrap   the taskhost binary itself (0755): no shell wrapper, no glibc,
 #                 no loader; -O2, stripped. Needs GLIBC_2.34 at most (AL2023).
 #     lua/        the route scripts (every *.lua under lua/)
-#     lib/        every shared library bootstrap needs, recursively, except
-#                 glibc's own (AL2023 brings those, and they must match each
-#                 other): libcurl with its whole Debian tree, OpenSSL, GnuTLS…
+#     lib/        only with --system-libs (or TASKHOST_STATIC_OPENSSL=OFF):
+#                 every shared library bootstrap needs, recursively, except
+#                 glibc's own (AL2023 brings those, and they must match each other)
 #
-# How the libraries are shipped (CMakeLists.txt, option TASKHOST_PACKAGE):
-#   * statically linked: Lua 5.4, lua-cjson, SQLite, libuuid, libmicrohttpd —
-#     Debian ships their .a and nothing in libcurl's tree needs them;
-#   * under lib/: the rest (libcurl cannot be linked statically from Debian:
-#     most of its dependencies have no .a; libcrypto must be the one its libssl
-#     uses). bootstrap finds them through DT_RPATH $ORIGIN/lib, which the
-#     loader searches before LD_LIBRARY_PATH (Lambda's starts with /lib64,
-#     where AL2023 keeps its own libcurl/libcrypto) and also for the libraries'
-#     own dependencies (DT_RUNPATH would do neither).
+# How the libraries are linked (CMakeLists.txt, option TASKHOST_PACKAGE):
+#   * default: everything but glibc statically — Lua 5.4, lua-cjson, SQLite,
+#     libuuid (Debian's .a), OpenSSL (Debian's libssl.a/libcrypto.a), and a
+#     minimal libcurl (HTTP/HTTPS on OpenSSL only) and libmicrohttpd (no
+#     HTTPS) that scripts/build-min-deps.sh builds from Debian's source
+#     packages of the installed versions (cached in BUILD_DIR/min-deps: the
+#     first run fetches and compiles them, ~1-2 minutes; later runs reuse
+#     them while the versions match). bootstrap needs glibc alone: no lib/,
+#     no RPATH. Why OpenSSL static: the comment in CMakeLists.txt.
+#   * --system-libs: Debian's shared libcurl instead (no download, no extra
+#     build; also for non-Debian hosts), shipped under lib/ with its whole
+#     tree (GnuTLS, Kerberos, LDAP, nghttp2, ...: ~2.7x the zip, ~1.7x the
+#     RSS) and OpenSSL; Debian's libmicrohttpd.a. bootstrap finds lib/ through
+#     DT_RPATH $ORIGIN/lib, which the loader searches before LD_LIBRARY_PATH
+#     (Lambda's starts with /lib64, where AL2023 keeps its own
+#     libcurl/libcrypto) and also for the libraries' own dependencies
+#     (DT_RUNPATH would do neither).
 #   * the CA bundle is the system's: runtime/http.c looks for AL2023's
 #     /etc/pki/tls/certs/ca-bundle.crt (or $SSL_CERT_FILE).
 #
-# Usage: scripts/package.sh [--lua-only] [--build-dir DIR] [--output ZIP]
+# Usage: scripts/package.sh [--lua-only] [--system-libs] [--min-deps DIR]
+#                           [--build-dir DIR] [--output ZIP]
 #   --lua-only     re-zip without compiling (after editing lua/*.lua): takes the
 #                  binary already in the build dir, never runs CMake
+#   --system-libs  link Debian's shared libcurl and ship lib/ (see above)
+#   --min-deps     where build-min-deps.sh keeps the minimal static libraries
+#                  (default BUILD_DIR/min-deps; share one across build dirs)
 #   --build-dir    the package's own CMake build (default build-package/)
 #   --output       the zip (default dist/taskhost-lambda.zip)
+# TASKHOST_CMAKE_ARGS (environment) is added to the CMake configure line, e.g.
+# "-DTASKHOST_STATIC_OPENSSL=OFF" (libssl/libcrypto shared under lib/).
 # The zip is deterministic: sorted entries, fixed modes and mtimes, no extra
 # fields — the same sources give the same bytes (and the same Terraform
-# source_code_hash). Needs cmake, a C compiler, binutils, zip.
+# source_code_hash). Needs cmake, a C compiler, binutils, zip; by default also
+# dpkg-dev and access to the Debian archive (scripts/deps.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 lua_only=0
+system_libs=0
+min_deps=""
 build_dir=$root/build-package
 output=$root/dist/taskhost-lambda.zip
 while [ $# -gt 0 ]; do
   case $1 in
     --lua-only) lua_only=1 ;;
+    --system-libs) system_libs=1 ;;
+    --min-deps) min_deps=${2:?--min-deps needs a directory}; shift ;;
     --build-dir) build_dir=${2:?--build-dir needs a directory}; shift ;;
     --output) output=${2:?--output needs a file name}; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -47,6 +66,8 @@ while [ $# -gt 0 ]; do
 done
 case $build_dir in /*) ;; *) build_dir=$PWD/$build_dir ;; esac
 case $output in /*) ;; *) output=$PWD/$output ;; esac
+min_deps=${min_deps:-$build_dir/min-deps}
+case $min_deps in /*) ;; *) min_deps=$PWD/$min_deps ;; esac
 
 for tool in zip strip readelf ldd; do
   command -v "$tool" >/dev/null || {
@@ -66,16 +87,30 @@ if [ "$lua_only" = 1 ]; then
     "it is not in this zip (run without --lua-only)" >&2
 else
   jobs=$(nproc 2>/dev/null || echo 2)
+  if [ "$system_libs" = 1 ]; then
+    min_prefix=""
+  else
+    mkdir -p "$build_dir"
+    JOBS=$jobs bash "$root/scripts/build-min-deps.sh" "$min_deps" || {
+      echo "package.sh: scripts/build-min-deps.sh failed (see above);" \
+        "--system-libs builds with Debian's shared libcurl instead" >&2
+      exit 1
+    }
+    min_prefix=$min_deps
+  fi
   # RelWithDebInfo: -O2 -g; the shipped copy is stripped, the one in the build
-  # dir keeps its symbols for debugging a crash.
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_PACKAGE=ON >/dev/null
+  # dir keeps its symbols for debugging a crash. TASKHOST_MIN_PREFIX is always
+  # given (empty for --system-libs): the build dir's cache must not keep the
+  # other layout.
+  # shellcheck disable=SC2086 # TASKHOST_CMAKE_ARGS: words on purpose
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_PACKAGE=ON \
+    -DTASKHOST_MIN_PREFIX="$min_prefix" ${TASKHOST_CMAKE_ARGS:-} >/dev/null
   cmake --build "$build_dir" --target taskhost -j "$jobs" >/dev/null
 fi
-dynamic=$(readelf -d "$binary")
-if ! grep -q '(RPATH).*\[\$ORIGIN/lib\]' <<<"$dynamic"; then
-  echo "package.sh: $binary has no DT_RPATH \$ORIGIN/lib: not a TASKHOST_PACKAGE build" >&2
+grep -q '^TASKHOST_PACKAGE:BOOL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null || {
+  echo "package.sh: $build_dir is not a TASKHOST_PACKAGE build" >&2
   exit 1
-fi
+}
 
 # glibc's own libraries: never shipped. Also recognised by the GLIBC_* symbol
 # versions they define (ld.so, libc, libm, libpthread, libdl, librt, ...).
@@ -98,7 +133,7 @@ glibc_piece() {
 # beside the build's binary.
 stage=$(mktemp -d "$build_dir/package-root.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/lib" "$stage/lua"
+mkdir -p "$stage/lua"
 ldd_out=$(env -i PATH=/usr/bin:/bin ldd "$binary") || {
   echo "package.sh: ldd $binary failed" >&2
   exit 1
@@ -113,11 +148,18 @@ while read -r name arrow path _; do
   [ "$arrow" = "=>" ] || continue # the vdso and the loader itself
   glibc_piece "$path" && continue
   glibc_piece "$name" && continue
+  mkdir -p "$stage/lib"
   cp -L "$path" "$stage/lib/$name"
   nlibs=$((nlibs + 1))
 done <<<"$ldd_out"
+# Anything under lib/ is found through DT_RPATH $ORIGIN/lib (see the top).
+if [ "$nlibs" -gt 0 ] && ! readelf -d "$binary" | grep -q '(RPATH).*\[\$ORIGIN/lib\]'; then
+  echo "package.sh: $binary needs $nlibs shared libraries besides glibc's but has no" \
+    "DT_RPATH \$ORIGIN/lib to find them in the package" >&2
+  exit 1
+fi
 # Every bundled library's own needs are bundled or glibc's (ldd saw them all).
-for f in "$stage"/lib/*; do
+for f in $(find "$stage" -path "$stage/lib/*" -type f | sort); do
   for need in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
     [ -e "$stage/lib/$need" ] || glibc_piece "$need" || {
       echo "package.sh: ${f##*/} needs $need, which is neither bundled nor glibc's" >&2
@@ -148,10 +190,11 @@ mv "$output.tmp" "$output"
 zip_bytes=$(stat -c %s "$output")
 unpacked=$(find "$stage" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 bin_bytes=$(stat -c %s "$stage/bootstrap")
-lib_bytes=$(find "$stage/lib" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+lib_bytes=$(find "$stage" -path "$stage/lib/*" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 rel=${output#"$root"/}
 echo "package.sh: $rel: $(mib "$zip_bytes") ($zip_bytes bytes) zipped," \
   "$(mib "$unpacked") ($unpacked bytes) unpacked"
-echo "package.sh:   bootstrap $(mib "$bin_bytes"), lib/ $nlibs libraries $(mib "$lib_bytes")," \
+if [ "$nlibs" -gt 0 ]; then libs="lib/ $nlibs libraries $(mib "$lib_bytes")"; else libs="no lib/ (only glibc needed)"; fi
+echo "package.sh:   bootstrap $(mib "$bin_bytes"), $libs," \
   "lua/ $(find "$stage/lua" -type f | wc -l) scripts"

@@ -14,6 +14,9 @@
 #   glibc_soname NAME   true for glibc's own libraries (never shipped)
 #   glibc_defines FILE  true when FILE defines GLIBC_* symbol versions (a glibc piece)
 #   needed FILE         its DT_NEEDED entries, one a line
+#   pkg_layout          after pkg_unpack: BUNDLED (array) = lib/* of the package
+#                       (sorted; empty for the default, fully static package,
+#                       which has no lib/), NBUNDLED its length
 #   lambda_env_for DIR  fills LAMBDA_ENV (an array of NAME=VALUE) with the variables
 #                       Lambda gives a provided.al2023 function whose code is DIR
 
@@ -88,6 +91,17 @@ glibc_defines() {
 }
 
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+
+# The package has lib/ (scripts/package.sh --system-libs, or OpenSSL shared)
+# or has none (the default: only glibc is needed); the tests check either.
+pkg_layout() {
+  BUNDLED=()
+  local f
+  if [ -d "$PKG/lib" ]; then
+    while IFS= read -r f; do BUNDLED+=("lib/${f##*/}"); done < <(find "$PKG/lib" -type f | LC_ALL=C sort)
+  fi
+  NBUNDLED=${#BUNDLED[@]}
+}
 
 # The environment Lambda gives a provided.al2023 function (the reserved
 # variables of the Lambda documentation, with test values), plus the

@@ -7,8 +7,9 @@
 #   * nothing bundled is a piece of glibc (by soname, or by the GLIBC_*
 #     versions it defines); no loader, no libc.
 #   * the zip's layout: bootstrap at the root (0755, an x86-64 ELF executable
-#     whose interpreter is /lib64/ld-linux-x86-64.so.2, stripped), lib/ with
-#     shared libraries only, lua/ with the route scripts of this tree.
+#     whose interpreter is /lib64/ld-linux-x86-64.so.2, stripped), lua/ with
+#     the route scripts of this tree, and lib/ with shared libraries only — or
+#     no lib/ at all (the default package: bootstrap then needs glibc alone).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MAX=2.34
@@ -60,10 +61,18 @@ done
 check_eq "lua/: every script of this tree, as it is (else: package.sh --lua-only)" "" "$stale"
 others=$(find . -type f ! -path ./bootstrap ! -path './lib/*.so*' ! -path './lua/*.lua' | sort)
 check_eq "nothing but bootstrap, lib/*.so*, lua/*.lua" "" "$others"
-check "lib/ holds shared libraries" test -n "$(ls lib)"
+pkg_layout
+if [ -e lib ]; then
+  check "lib/, when there is one, holds shared libraries" test "$NBUNDLED" -gt 0
+else
+  # Without lib/, nothing but glibc can be needed.
+  check_eq "no lib/: bootstrap needs glibc's libraries only" "" \
+    "$(needed bootstrap | while read -r n; do glibc_soname "$n" || echo "$n"; done | xargs)"
+fi
+echo "      layout: bootstrap, lua/, $([ "$NBUNDLED" -gt 0 ] && echo "lib/ ($NBUNDLED libraries)" || echo "no lib/")"
 
 section "nothing of glibc is shipped"
-for f in lib/*; do
+for f in "${BUNDLED[@]}"; do
   if glibc_soname "$f"; then fail "$f: a glibc library by name"; else pass; fi
   if glibc_defines "$f"; then fail "$f: defines GLIBC_* versions (a piece of glibc)"; else pass; fi
   if [ -L "$f" ]; then fail "$f: a symbolic link"; else pass; fi
@@ -118,7 +127,7 @@ if [ -n "$libm" ] && [[ $(objdump -T "$libm") == *GLIBC_PRIVATE* ]]; then
 fi
 
 section "GLIBC_ symbol versions: $MAX at most (objdump -T, objdump -p)"
-for f in bootstrap lib/*; do
+for f in bootstrap "${BUNDLED[@]}"; do
   if ! glibc_scan "$f"; then
     fail "$f: objdump -T" "$OVER"
     continue

@@ -8,7 +8,8 @@
 # dynalite. While it runs, /proc shows that its environment is exactly that
 # one, and that every shared object it has mapped is from the package's lib/
 # or glibc's (nothing from the build machine: not at start, not later through
-# dlopen). SIGTERM ends it with status 0.
+# dlopen; the default package has no lib/, so glibc's alone). Its peak RSS
+# (VmHWM) is printed. SIGTERM ends it with status 0.
 #
 # Run under tests/integration/with_dynalite.sh (the endpoint and the table
 # come from its environment).
@@ -23,6 +24,7 @@ source "$SOURCE_DIR/tests/lambda/lib.sh"
 source "$SOURCE_DIR/tests/package/lib.sh"
 
 pkg_unpack "$TMP/task"
+pkg_layout
 
 # pkg_start: bootstrap started the Lambda way (sets RT_PID RT_LOG for lib.sh).
 pkg_start() {
@@ -84,7 +86,8 @@ if kill -0 "$RT_PID" 2>/dev/null; then
   done <<<"$maps"
   echo "      mapped: $from_pkg shared objects from lib/, $from_glibc of glibc's from the system"
   check_eq "every mapped shared object is from lib/ or glibc's" "" "${stray# }"
-  check_eq "every bundled library is mapped (none shipped for nothing)" "$(ls "$PKG/lib" | wc -l)" "$from_pkg"
+  check_eq "every bundled library is mapped (none shipped for nothing)" "$NBUNDLED" "$from_pkg"
+  echo "      peak RSS after the scenario: $(awk '/^VmHWM:/ { print $2, $3 }' "/proc/$RT_PID/status")"
 else
   fail "bootstrap still running after the scenario" "$(tail -5 "$RT_LOG")"
 fi

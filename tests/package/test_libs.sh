@@ -2,10 +2,12 @@
 # Where the unzipped package's bootstrap finds its libraries, in the
 # environment Lambda gives it (env -i + the Lambda variables, cwd = the task
 # root): every library resolves inside the package's lib/, except glibc's,
-# which come from the system (Amazon Linux's own on Lambda).
-#   * bootstrap has DT_RPATH $ORIGIN/lib and no DT_RUNPATH; no bundled library
-#     has a RUNPATH of its own (which would hide bootstrap's RPATH from the
-#     search for its own dependencies);
+# which come from the system (Amazon Linux's own on Lambda). The default
+# package has no lib/ (everything but glibc is linked in): then bootstrap
+# needs glibc alone, has no RPATH, and the loader looks for nothing else.
+#   * with lib/: bootstrap has DT_RPATH $ORIGIN/lib and no DT_RUNPATH; no
+#     bundled library has a RUNPATH of its own (which would hide bootstrap's
+#     RPATH from the search for its own dependencies); without: neither;
 #   * the tree is closed: every DT_NEEDED of bootstrap and lib/* is in lib/
 #     or is glibc's;
 #   * the loader's own account (LD_TRACE_LOADED_OBJECTS, what ldd prints, and
@@ -14,7 +16,9 @@
 #     none at all, and with a decoy directory of unloadable look-alikes in
 #     front of LD_LIBRARY_PATH (Amazon Linux's /lib64 holds its own libcurl,
 #     libcrypto, libssl, libz…: Lambda's LD_LIBRARY_PATH names /lib64 before
-#     the task's lib/, and DT_RPATH comes before LD_LIBRARY_PATH);
+#     the task's lib/, and DT_RPATH comes before LD_LIBRARY_PATH): decoys of
+#     the bundled libraries and of libcurl's, OpenSSL's, zlib's, GnuTLS's…
+#     sonames, none of which may even be tried;
 #   * started by its absolute path from another directory, it still finds
 #     lib/ ($ORIGIN is the binary's folder, not the working directory).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,18 +26,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pkg_unpack "$TMP/task"
 cd "$PKG" || exit 2
 lambda_env_for "$PKG"
+pkg_layout
+echo "      layout: $([ "$NBUNDLED" -gt 0 ] && echo "lib/ with $NBUNDLED libraries" || echo "no lib/")"
 
 section "dynamic section"
 dyn=$(readelf -d bootstrap)
-check_eq "bootstrap: DT_RPATH is \$ORIGIN/lib" '$ORIGIN/lib' \
-  "$(sed -n 's/.*(RPATH).*\[\(.*\)\]/\1/p' <<<"$dyn")"
+if [ "$NBUNDLED" -gt 0 ]; then
+  check_eq "bootstrap: DT_RPATH is \$ORIGIN/lib" '$ORIGIN/lib' \
+    "$(sed -n 's/.*(RPATH).*\[\(.*\)\]/\1/p' <<<"$dyn")"
+else
+  check_eq "bootstrap (no lib/): no DT_RPATH, nothing searched in the package" "" \
+    "$(grep '(RPATH)' <<<"$dyn")"
+fi
 check_eq "bootstrap: no DT_RUNPATH" "" "$(grep '(RUNPATH)' <<<"$dyn")"
-for f in lib/*; do
+for f in "${BUNDLED[@]}"; do
   check_eq "$f: no RPATH/RUNPATH of its own" "" "$(readelf -d "$f" | grep -E '\((RPATH|RUNPATH)\)')"
 done
 
 section "the tree is closed"
-for f in bootstrap lib/*; do
+for f in bootstrap "${BUNDLED[@]}"; do
   missing=""
   for n in $(needed "$f"); do
     [ -f "lib/$n" ] || glibc_soname "$n" || missing+=" $n"
@@ -41,8 +52,8 @@ for f in bootstrap lib/*; do
   check_eq "$f: every DT_NEEDED is in lib/ or glibc's" "" "${missing# }"
 done
 # Every bundled library is used by someone (no stowaway).
-used=$(for f in bootstrap lib/*; do needed "$f"; done | sort -u)
-for f in lib/*; do
+used=$(for f in bootstrap "${BUNDLED[@]}"; do needed "$f"; done | sort -u)
+for f in "${BUNDLED[@]}"; do
   check "${f}: needed by bootstrap or a bundled library" grep -qxF "${f#lib/}" <<<"$used"
 done
 
@@ -76,7 +87,7 @@ check_resolution() {
   done <<<"$RES_TRACE"
   check_eq "$name: every non-glibc library from the package's lib/ ($n)" "" "${bad# }"
   check_eq "$name: glibc's libraries from the system" "" "${glibc_bad# }"
-  check_eq "$name: as many libraries loaded as lib/ holds" "$(ls lib | wc -l)" "$n"
+  check_eq "$name: as many libraries loaded as lib/ holds" "$NBUNDLED" "$n"
   # LD_DEBUG=libs: what the loader tried. A non-glibc library is tried in lib/
   # first, found there, and never looked for anywhere else.
   local tried_elsewhere
@@ -91,8 +102,10 @@ check_resolution() {
     glibc_soname "$p" || [[ $(readlink -f "$p") == "$PKG"/lib/* ]] || echo "$p"
   done)
   check_eq "$name: LD_DEBUG: every non-glibc library initialised from lib/" "" "$inits_outside"
-  check "$name: LD_DEBUG: the search path is bootstrap's RPATH" \
-    grep -q "RPATH from file ./bootstrap" <<<"$RES_DEBUG"
+  if [ "$NBUNDLED" -gt 0 ]; then
+    check "$name: LD_DEBUG: the search path is bootstrap's RPATH" \
+      grep -q "RPATH from file ./bootstrap" <<<"$RES_DEBUG"
+  fi
 }
 
 section "in Lambda's environment (LD_LIBRARY_PATH as Lambda sets it)"
@@ -102,7 +115,7 @@ echo "      loaded: $(awk -v pkg="$PKG/lib/" '$2 == "=>" && index($3, pkg) == 1'
   wc -l) libraries from lib/, $(awk -v pkg="$PKG/lib/" '$2 == "=>" && index($3, pkg) != 1' \
   <<<"$RES_TRACE" | wc -l) of glibc's from the system"
 
-section "without any LD_LIBRARY_PATH (the RPATH alone)"
+section "without any LD_LIBRARY_PATH (the RPATH alone, if any)"
 no_llp=()
 for v in "${LAMBDA_ENV[@]}"; do [[ $v == LD_LIBRARY_PATH=* ]] || no_llp+=("$v"); done
 resolve nollp "${no_llp[@]}"
@@ -110,7 +123,13 @@ check_resolution "no LD_LIBRARY_PATH"
 
 section "a decoy of every bundled library first in LD_LIBRARY_PATH (as AL2023's /lib64)"
 mkdir -p "$TMP/decoy"
-for f in lib/*; do printf 'not a library\n' >"$TMP/decoy/${f#lib/}"; done
+# Those of the bundled libraries, and what a dynamically linked libcurl,
+# OpenSSL or libmicrohttpd would look for (AL2023's /lib64 has several).
+for n in "${BUNDLED[@]#lib/}" libcurl.so.4 libcurl-gnutls.so.4 libssl.so.3 libcrypto.so.3 \
+  libz.so.1 libnghttp2.so.14 libmicrohttpd.so.12 libgnutls.so.30 libgssapi_krb5.so.2 \
+  libldap-2.5.so.0 libidn2.so.0 libpsl.so.5 libssh2.so.1 librtmp.so.1 libzstd.so.1 libbrotlidec.so.1; do
+  printf 'not a library\n' >"$TMP/decoy/$n"
+done
 decoy=()
 for v in "${LAMBDA_ENV[@]}"; do
   if [[ $v == LD_LIBRARY_PATH=* ]]; then decoy+=("LD_LIBRARY_PATH=$TMP/decoy:${v#LD_LIBRARY_PATH=}")
@@ -121,7 +140,7 @@ check_resolution "decoy first"
 # (glibc's libraries are looked for there, as on Lambda: they are not bundled.)
 tried=$(sed -n "s|.*trying file=$TMP/decoy/\(.*/\)\{0,1\}||p" <<<"$RES_DEBUG" | sort -u |
   while read -r l; do glibc_soname "$l" || echo "$l"; done)
-check_eq "decoy first: no bundled library's decoy ever tried" "" "$tried"
+check_eq "decoy first: no decoy but glibc's names ever tried" "" "$tried"
 
 section "by its absolute path, from another directory"
 out=$(cd / && env -i "${LAMBDA_ENV[@]}" LD_TRACE_LOADED_OBJECTS=1 "$PKG/bootstrap" 2>&1)
