@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "package_path" {
-  description = "Path of the deployment zip (bootstrap at its root, plus lua/ and lib/)."
+  description = "Path of the deployment zip (bootstrap at its root, plus lua/; lib/ only for a --system-libs package)."
   type        = string
 }
 
