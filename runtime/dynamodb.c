@@ -1072,6 +1072,7 @@ struct th_ddb {
   th_ddb_retry retry;
   int quota;
   uint64_t rng;
+  th_sigv4_key key; /* kSigning of the current UTC day, derived once a day */
 };
 
 static char *dup_str(const char *s) { return s ? strdup(s) : NULL; }
@@ -1133,6 +1134,7 @@ void th_ddb_free(th_ddb *d) {
     return;
   th_http_free(d->http);
   th_ddb_codec_free(d->codec);
+  explicit_bzero(&d->key, sizeof d->key);
   free(d->url_text);
   free(d->region);
   wipe_free(d->akid);
@@ -1221,7 +1223,11 @@ static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len
     snprintf(err, errlen, "the system clock is out of range");
     return TH_ERR_INTERNAL;
   }
-  th_sigv4_params pr = {.region = d->region, .service = "dynamodb", .time = when};
+  /* On failure the key stays empty and th_sigv4_sign derives it itself
+   * (and reports what is wrong). */
+  th_sigv4_key_update(&d->key, d->secret, d->region, "dynamodb", &when);
+  th_sigv4_params pr = {.region = d->region, .service = "dynamodb", .time = when,
+                        .signing_key = &d->key};
   if ((r = th_sigv4_sign(&rq, &cr, &pr, &sr, &why)) != TH_OK) {
     snprintf(err, errlen, "cannot sign the request: %s", why ? why : th_result_name(r));
     return r == TH_ERR_NOMEM ? r : TH_ERR_INTERNAL;
