@@ -32,6 +32,13 @@
 #define TARGET_PREFIX "DynamoDB_20120810."
 #define CONTENT_TYPE "application/x-amz-json-1.0"
 #define AV_MAX_DEPTH 100          /* AttributeValue nesting we walk */
+#define DOC_JMAX (2 * AV_MAX_DEPTH + 1) /* request documents: AV_MAX_DEPTH alone */
+/* Response items: as deep as th_json_encode writes (its 64 levels, the item
+ * itself being level 1; an empty L or set costs no level, being written as
+ * [] text). The text read path re-encodes each item, so deeper ones (written
+ * by another client) fail there; the decode-once path refuses the very same
+ * items, with the same message. */
+#define ITEM_JMAX 64
 #define MAX_EXPONENT 100000       /* |exponent| accepted by th_ddb_number_canon */
 #define QUOTA_MAX 500             /* retry quota tokens (the SDKs' value) */
 #define QUOTA_RETRY_COST 5
@@ -454,15 +461,28 @@ static int is_sequence(lua_State *L, int idx) {
   return count == n;
 }
 
-static void check_map(lua_State *L, int idx, int depth, const char *attr);
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr);
+
+static int is_empty(lua_State *L, int idx) {
+  lua_pushnil(L);
+  if (!lua_next(L, idx))
+    return 1;
+  lua_pop(L, 2);
+  return 0;
+}
 
 /* Checks the AttributeValue at idx (see dynamodb.h) and marks its arrays.
- * `attr` names the top-level attribute, for the message. */
-static void check_av(lua_State *L, int idx, int depth, const char *attr) {
+ * `attr` names the top-level attribute, for the message. `depth` counts
+ * AttributeValue levels (a top-level attribute is 1): in its item's JSON the
+ * value's object sits at level 2 * depth and its L/M/set payload one below;
+ * `jmax` caps those JSON levels (DOC_JMAX: no cap beyond AV_MAX_DEPTH). */
+static void check_av(lua_State *L, int idx, int depth, int jmax, const char *attr) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 8, "attribute nesting");
   if (depth > AV_MAX_DEPTH)
     fail_with(L, "attribute '%.60s': nested deeper than %d levels", attr, AV_MAX_DEPTH);
+  if (2 * depth > jmax)
+    fail_with(L, "attribute '%.60s': nested deeper than %d JSON levels", attr, jmax);
   if (lua_type(L, idx) != LUA_TTABLE)
     fail_with(L, "attribute '%.60s': value is not an AttributeValue object", attr);
   lua_pushnil(L);
@@ -475,6 +495,9 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
     fail_with(L, "attribute '%.60s': an AttributeValue has exactly one type", attr);
   const char *tag = lua_tostring(L, -2);
   int v = lua_gettop(L), vt = lua_type(L, v);
+  /* An empty L or set is written as [] text, not as a table: no level. */
+  if (vt == LUA_TTABLE && 2 * depth + 1 > jmax && (!strcmp(tag, "M") || !is_empty(L, v)))
+    fail_with(L, "attribute '%.60s': nested deeper than %d JSON levels", attr, jmax);
   if (!strcmp(tag, "S") || !strcmp(tag, "N") || !strcmp(tag, "B")) {
     if (vt != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': %s takes a string", attr, tag);
@@ -488,13 +511,13 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, v);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, v, i);
-      check_av(L, -1, depth + 1, attr);
+      check_av(L, -1, depth + 1, jmax, attr);
       lua_pop(L, 1);
     }
   } else if (!strcmp(tag, "M")) {
     if (vt != LUA_TTABLE)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_map(L, v, depth + 1, attr);
+    check_map(L, v, depth + 1, jmax, attr);
   } else if (!strcmp(tag, "SS") || !strcmp(tag, "NS") || !strcmp(tag, "BS")) {
     if (vt != LUA_TTABLE || !is_sequence(L, v))
       fail_with(L, "attribute '%.60s': %s takes an array of strings", attr, tag);
@@ -512,14 +535,14 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
 }
 
 /* An object of AttributeValues (an item, fields, or an M's value). */
-static void check_map(lua_State *L, int idx, int depth, const char *attr) {
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, "attribute nesting");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_av(L, -1, depth, attr);
+    check_av(L, -1, depth, jmax, attr);
     lua_pop(L, 1);
   }
 }
@@ -541,7 +564,7 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
     const char *name = lua_tostring(L, -2);
     if (mode == DOC_FIELDS && strcmp(name, "id") == 0)
       fail_with(L, "fields must not contain id");
-    check_av(L, -1, 1, name);
+    check_av(L, -1, 1, DOC_JMAX, name);
     lua_pop(L, 1);
     n++;
   }
@@ -789,7 +812,7 @@ static void check_item(lua_State *L, int idx, const char *what) {
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "%s is not an AttributeValue map", what);
-    check_av(L, -1, 1, lua_tostring(L, -2));
+    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2));
     lua_pop(L, 1);
   }
 }
