@@ -32,6 +32,13 @@
 #define TARGET_PREFIX "DynamoDB_20120810."
 #define CONTENT_TYPE "application/x-amz-json-1.0"
 #define AV_MAX_DEPTH 100          /* AttributeValue nesting we walk */
+#define DOC_JMAX (2 * AV_MAX_DEPTH + 1) /* request documents: AV_MAX_DEPTH alone */
+/* Response items: as deep as th_json_encode writes (its 64 levels, the item
+ * itself being level 1; an empty L or set costs no level, being written as
+ * [] text). The text read path re-encodes each item, so deeper ones (written
+ * by another client) fail there; the decode-once path refuses the very same
+ * items, with the same message. */
+#define ITEM_JMAX 64
 #define MAX_EXPONENT 100000       /* |exponent| accepted by th_ddb_number_canon */
 #define QUOTA_MAX 500             /* retry quota tokens (the SDKs' value) */
 #define QUOTA_RETRY_COST 5
@@ -344,6 +351,8 @@ typedef struct job {
   size_t len;
   int limit;
   size_t take;
+  int deep;     /* decode with th_json_decode_deep (a caller's state) */
+  int dest;     /* push_scan: the caller's table the items are appended to */
   /* results */
   size_t count;
   int more, equal;
@@ -353,13 +362,14 @@ typedef struct job {
  * the stack (the caller copies them, then clears the stack); on failure the
  * stack is cleared, `why` receives the message and `fail` (or NOMEM) is
  * returned. */
-static th_result run(th_ddb_codec *c, lua_CFunction fn, job *j, th_result fail, char *why,
-                     size_t whylen) {
-  lua_State *L = c->L;
-  lua_settop(L, 0);
+static th_result run_on(lua_State *L, lua_CFunction fn, job *j, int nargs_extra, int nresults,
+                        th_result fail, char *why, size_t whylen) {
+  int base = lua_gettop(L) - nargs_extra;
   lua_pushcfunction(L, fn);
   lua_pushlightuserdata(L, j);
-  int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+  for (int i = 0; i < nargs_extra; i++) /* the extra arguments go after j */
+    lua_pushvalue(L, base + 1 + i);
+  int st = lua_pcall(L, 1 + nargs_extra, nresults, 0);
   if (st == LUA_OK)
     return TH_OK;
   if (why && whylen) {
@@ -367,8 +377,17 @@ static th_result run(th_ddb_codec *c, lua_CFunction fn, job *j, th_result fail, 
     copy_cut(why, whylen, st == LUA_ERRMEM ? "out of memory" : msg ? msg : "error");
     one_line(why);
   }
-  lua_settop(L, 0);
+  lua_settop(L, base + nargs_extra);
   return st == LUA_ERRMEM ? TH_ERR_NOMEM : fail;
+}
+
+static th_result run(th_ddb_codec *c, lua_CFunction fn, job *j, th_result fail, char *why,
+                     size_t whylen) {
+  lua_settop(c->L, 0);
+  th_result r = run_on(c->L, fn, j, 0, LUA_MULTRET, fail, why, whylen);
+  if (r != TH_OK)
+    lua_settop(c->L, 0);
+  return r;
 }
 
 /* Copies the string at idx (NULL when nil); TH_ERR_NOMEM on failure. */
@@ -393,17 +412,30 @@ static int decode_raw(lua_State *L) {
   return 1;
 }
 
-/* Pushes the value decoded from text; raises "<what> is not valid JSON: ..". */
-static void decode(lua_State *L, const char *text, size_t len, const char *what) {
+static int decode_raw_deep(lua_State *L) {
+  size_t n;
+  const char *s = lua_tolstring(L, 1, &n);
+  th_json_decode_deep(L, s, n);
+  return 1;
+}
+
+/* Pushes the value decoded from text; raises "<what> is not valid JSON: ..".
+ * `deep`: on a caller's state, through its deep cjson instance (the codec's
+ * own state reads TH_DDB_MAX_DEPTH levels with its main one). */
+static void decode_as(lua_State *L, const char *text, size_t len, const char *what, int deep) {
   if (!text)
     fail_with(L, "%s is missing", what);
-  lua_pushcfunction(L, decode_raw);
+  lua_pushcfunction(L, deep ? decode_raw_deep : decode_raw);
   lua_pushlstring(L, text, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     if (lua_type(L, -1) != LUA_TSTRING)
       lua_error(L); /* out of memory: pass it on */
     fail_with(L, "%s is not valid JSON: %s", what, lua_tostring(L, -1));
   }
+}
+
+static void decode(lua_State *L, const char *text, size_t len, const char *what) {
+  decode_as(L, text, len, what, 0);
 }
 
 /* cjson reads [] and {} alike: whether the text itself is an object. */
@@ -429,15 +461,28 @@ static int is_sequence(lua_State *L, int idx) {
   return count == n;
 }
 
-static void check_map(lua_State *L, int idx, int depth, const char *attr);
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr);
+
+static int is_empty(lua_State *L, int idx) {
+  lua_pushnil(L);
+  if (!lua_next(L, idx))
+    return 1;
+  lua_pop(L, 2);
+  return 0;
+}
 
 /* Checks the AttributeValue at idx (see dynamodb.h) and marks its arrays.
- * `attr` names the top-level attribute, for the message. */
-static void check_av(lua_State *L, int idx, int depth, const char *attr) {
+ * `attr` names the top-level attribute, for the message. `depth` counts
+ * AttributeValue levels (a top-level attribute is 1): in its item's JSON the
+ * value's object sits at level 2 * depth and its L/M/set payload one below;
+ * `jmax` caps those JSON levels (DOC_JMAX: no cap beyond AV_MAX_DEPTH). */
+static void check_av(lua_State *L, int idx, int depth, int jmax, const char *attr) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 8, "attribute nesting");
   if (depth > AV_MAX_DEPTH)
     fail_with(L, "attribute '%.60s': nested deeper than %d levels", attr, AV_MAX_DEPTH);
+  if (2 * depth > jmax)
+    fail_with(L, "attribute '%.60s': nested deeper than %d JSON levels", attr, jmax);
   if (lua_type(L, idx) != LUA_TTABLE)
     fail_with(L, "attribute '%.60s': value is not an AttributeValue object", attr);
   lua_pushnil(L);
@@ -450,6 +495,9 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
     fail_with(L, "attribute '%.60s': an AttributeValue has exactly one type", attr);
   const char *tag = lua_tostring(L, -2);
   int v = lua_gettop(L), vt = lua_type(L, v);
+  /* An empty L or set is written as [] text, not as a table: no level. */
+  if (vt == LUA_TTABLE && 2 * depth + 1 > jmax && (!strcmp(tag, "M") || !is_empty(L, v)))
+    fail_with(L, "attribute '%.60s': nested deeper than %d JSON levels", attr, jmax);
   if (!strcmp(tag, "S") || !strcmp(tag, "N") || !strcmp(tag, "B")) {
     if (vt != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': %s takes a string", attr, tag);
@@ -463,13 +511,13 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, v);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, v, i);
-      check_av(L, -1, depth + 1, attr);
+      check_av(L, -1, depth + 1, jmax, attr);
       lua_pop(L, 1);
     }
   } else if (!strcmp(tag, "M")) {
     if (vt != LUA_TTABLE)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_map(L, v, depth + 1, attr);
+    check_map(L, v, depth + 1, jmax, attr);
   } else if (!strcmp(tag, "SS") || !strcmp(tag, "NS") || !strcmp(tag, "BS")) {
     if (vt != LUA_TTABLE || !is_sequence(L, v))
       fail_with(L, "attribute '%.60s': %s takes an array of strings", attr, tag);
@@ -487,14 +535,14 @@ static void check_av(lua_State *L, int idx, int depth, const char *attr) {
 }
 
 /* An object of AttributeValues (an item, fields, or an M's value). */
-static void check_map(lua_State *L, int idx, int depth, const char *attr) {
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, "attribute nesting");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_av(L, -1, depth, attr);
+    check_av(L, -1, depth, jmax, attr);
     lua_pop(L, 1);
   }
 }
@@ -516,7 +564,7 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
     const char *name = lua_tostring(L, -2);
     if (mode == DOC_FIELDS && strcmp(name, "id") == 0)
       fail_with(L, "fields must not contain id");
-    check_av(L, -1, 1, name);
+    check_av(L, -1, 1, DOC_JMAX, name);
     lua_pop(L, 1);
     n++;
   }
@@ -749,14 +797,14 @@ th_result th_ddb_body_scan(th_ddb_codec *c, const char *table, int limit, const 
 
 /* Pushes the decoded response, which must be an object. */
 static int load_response(lua_State *L, job *j) {
-  decode(L, j->text, j->len, "response");
+  decode_as(L, j->text, j->len, "response", j->deep);
   if (lua_type(L, -1) != LUA_TTABLE || !opens_object(j->text, j->len))
     fail_with(L, "response is not a JSON object");
   return lua_gettop(L);
 }
 
-/* Checks the item at idx as an AV map and pushes its JSON text. */
-static void push_item_json(lua_State *L, int idx, const char *what) {
+/* Checks the item at idx as an AV map (and marks its arrays). */
+static void check_item(lua_State *L, int idx, const char *what) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     fail_with(L, "%s is not an AttributeValue map", what);
@@ -764,9 +812,14 @@ static void push_item_json(lua_State *L, int idx, const char *what) {
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "%s is not an AttributeValue map", what);
-    check_av(L, -1, 1, lua_tostring(L, -2));
+    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2));
     lua_pop(L, 1);
   }
+}
+
+/* The same, then pushes its JSON text. */
+static void push_item_json(lua_State *L, int idx, const char *what) {
+  check_item(L, idx, what);
   th_json_encode(L, idx);
 }
 
@@ -779,6 +832,15 @@ static int job_parse_item(lua_State *L) {
   return 1;
 }
 
+/* Returns the checked item table, or nil when the member is absent. */
+static int job_push_item(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  int resp = load_response(L, j);
+  if (lua_getfield(L, resp, j->member) != LUA_TNIL)
+    check_item(L, -1, j->member);
+  return 1;
+}
+
 /* Pushes item.id.S of the table at idx, or raises. */
 static void push_id(lua_State *L, int idx, const char *what) {
   idx = lua_absindex(L, idx);
@@ -788,10 +850,10 @@ static void push_id(lua_State *L, int idx, const char *what) {
   lua_remove(L, -2);
 }
 
-/* Returns: items text, last id (or nil), LastEvaluatedKey id (or nil). */
-static int job_parse_scan(lua_State *L) {
-  job *j = lua_touserdata(L, 1);
-  luaL_Buffer b;
+/* Reads a Scan response: leaves the Items table at *items, the kept count in
+ * j->count, and pushes the LastEvaluatedKey id (or nil), then the last kept
+ * item's id (or nil). */
+static void load_scan(lua_State *L, job *j, int *items_out) {
   int resp = load_response(L, j);
   int t = lua_getfield(L, resp, "Items"), items = lua_gettop(L);
   if (t == LUA_TNIL) {
@@ -803,18 +865,31 @@ static int job_parse_scan(lua_State *L) {
   size_t n = lua_rawlen(L, items), take = n < j->take ? n : j->take;
   if (lua_getfield(L, resp, "LastEvaluatedKey") == LUA_TNIL)
     lua_pushnil(L);
-  else
+  else {
     push_id(L, -1, "LastEvaluatedKey");
-  int lek = lua_gettop(L);
+    lua_remove(L, -2);
+  }
   if (take) {
     lua_rawgeti(L, items, (lua_Integer)take);
     push_id(L, -1, "a scanned item");
+    lua_remove(L, -2);
   } else {
     lua_pushnil(L);
   }
-  int last = lua_gettop(L);
+  j->count = take;
+  j->more = n > take;
+  *items_out = items;
+}
+
+/* Returns: items text, last id (or nil), LastEvaluatedKey id (or nil). */
+static int job_parse_scan(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  luaL_Buffer b;
+  int items;
+  load_scan(L, j, &items);
+  int top = lua_gettop(L);
   luaL_buffinit(L, &b);
-  for (size_t i = 1; i <= take; i++) {
+  for (size_t i = 1; i <= j->count; i++) {
     if (i > 1)
       luaL_addchar(&b, ',');
     lua_rawgeti(L, items, (lua_Integer)i);
@@ -823,11 +898,24 @@ static int job_parse_scan(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  lua_pushvalue(L, last);
-  lua_pushvalue(L, lek);
-  j->count = take;
-  j->more = n > take;
+  lua_pushvalue(L, top);     /* last id */
+  lua_pushvalue(L, top - 1); /* LastEvaluatedKey id */
   return 3;
+}
+
+/* Arguments: j, the destination table. Appends the checked items to it;
+ * returns LastEvaluatedKey id (or nil), last id (or nil). */
+static int job_push_scan(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  int items;
+  load_scan(L, j, &items);
+  lua_Integer at = (lua_Integer)lua_rawlen(L, 2);
+  for (size_t i = 1; i <= j->count; i++) {
+    lua_rawgeti(L, items, (lua_Integer)i);
+    check_item(L, -1, "a scanned item");
+    lua_rawseti(L, 2, at + (lua_Integer)i);
+  }
+  return 2;
 }
 
 th_result th_ddb_parse_item(th_ddb_codec *c, const char *body, size_t len, const char *member,
@@ -855,6 +943,32 @@ th_result th_ddb_parse_scan(th_ddb_codec *c, const char *body, size_t len, size_
     r = take_string(c->L, 3, &p.lek_id);
   lua_settop(c->L, 0);
   if (r != TH_OK || !p.items) {
+    th_ddb_page_free(&p);
+    return TH_ERR_NOMEM;
+  }
+  p.count = j.count;
+  p.more = j.more;
+  *out = p;
+  return TH_OK;
+}
+
+th_result th_ddb_push_item(lua_State *L, const char *body, size_t len, const char *member,
+                           char *why, size_t whylen) {
+  job j = {.text = body, .len = len, .member = member, .deep = 1};
+  return run_on(L, job_push_item, &j, 0, 1, TH_ERR_INTERNAL, why, whylen);
+}
+
+th_result th_ddb_push_scan(lua_State *L, const char *body, size_t len, size_t take,
+                           th_ddb_page *out, char *why, size_t whylen) {
+  job j = {.text = body, .len = len, .take = take, .deep = 1};
+  th_ddb_page p = {0};
+  th_result r = run_on(L, job_push_scan, &j, 1, 2, TH_ERR_INTERNAL, why, whylen);
+  if (r != TH_OK)
+    return r;
+  if ((r = take_string(L, -1, &p.last_id)) == TH_OK)
+    r = take_string(L, -2, &p.lek_id);
+  lua_pop(L, 2);
+  if (r != TH_OK) {
     th_ddb_page_free(&p);
     return TH_ERR_NOMEM;
   }
@@ -1072,6 +1186,7 @@ struct th_ddb {
   th_ddb_retry retry;
   int quota;
   uint64_t rng;
+  th_sigv4_key key; /* kSigning of the current UTC day, derived once a day */
 };
 
 static char *dup_str(const char *s) { return s ? strdup(s) : NULL; }
@@ -1133,6 +1248,7 @@ void th_ddb_free(th_ddb *d) {
     return;
   th_http_free(d->http);
   th_ddb_codec_free(d->codec);
+  explicit_bzero(&d->key, sizeof d->key);
   free(d->url_text);
   free(d->region);
   wipe_free(d->akid);
@@ -1221,7 +1337,11 @@ static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len
     snprintf(err, errlen, "the system clock is out of range");
     return TH_ERR_INTERNAL;
   }
-  th_sigv4_params pr = {.region = d->region, .service = "dynamodb", .time = when};
+  /* On failure the key stays empty and th_sigv4_sign derives it itself
+   * (and reports what is wrong). */
+  th_sigv4_key_update(&d->key, d->secret, d->region, "dynamodb", &when);
+  th_sigv4_params pr = {.region = d->region, .service = "dynamodb", .time = when,
+                        .signing_key = &d->key};
   if ((r = th_sigv4_sign(&rq, &cr, &pr, &sr, &why)) != TH_OK) {
     snprintf(err, errlen, "cannot sign the request: %s", why ? why : th_result_name(r));
     return r == TH_ERR_NOMEM ? r : TH_ERR_INTERNAL;

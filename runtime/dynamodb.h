@@ -166,6 +166,23 @@ th_result th_ddb_parse_scan(th_ddb_codec *c, const char *body, size_t len, size_
                             th_ddb_page *out, char *why, size_t whylen);
 void th_ddb_page_free(th_ddb_page *p);
 
+/* The same two without the text round trip, for a caller that would decode
+ * the text at once: the response is decoded by cjson on the caller's Lua
+ * state L (one set up by th_json_setup; its deep instance reads
+ * TH_DDB_MAX_DEPTH levels), checked exactly as above (same results and
+ * `why`), and left there as tables, as cjson decodes the text the functions
+ * above return (arrays marked). Run protected: they never raise; on
+ * failure L is as it was.
+ * th_ddb_push_item: TH_OK pushes the AV map table, or nil when the member is
+ * absent.
+ * th_ddb_push_scan: the table on top of L receives the kept AV maps after
+ * its own elements (it stays on top); out->items is NULL. */
+struct lua_State;
+th_result th_ddb_push_item(struct lua_State *L, const char *body, size_t len, const char *member,
+                           char *why, size_t whylen);
+th_result th_ddb_push_scan(struct lua_State *L, const char *body, size_t len, size_t take,
+                           th_ddb_page *out, char *why, size_t whylen);
+
 /* Decodes an error response (see th_ddb_error). Never fails: what cannot be
  * read stays "". `errortype` may be NULL or "". */
 void th_ddb_error_decode(th_ddb_codec *c, long status, const char *errortype, const char *body,

@@ -24,7 +24,8 @@ struct th_http {
   th_buf body;
   th_http_resp *cur;
   int too_large, nomem;
-  int resent; /* see on_debug */
+  int resent;   /* see on_prereq */
+  int attempts; /* on_prereq calls during this send */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -168,12 +169,30 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
   return n;
 }
 
-/* libcurl re-sends a request by itself, once, on a fresh connection when a
- * reused connection breaks before any answer (transfer.c, Curl_retry_request),
- * and says so only in this informational line. The first copy may have been
- * received and applied: the caller must know (a retried create or delete
- * meets its own write). Only CURLINFO_TEXT is looked at: the other kinds
- * carry headers (signatures, tokens) and are ignored. */
+/* libcurl re-sends a request by itself on a fresh connection when a reused
+ * connection breaks before any answer (transfer.c, Curl_retry_request: the
+ * "Connection died, retrying a fresh connect" info line; at most 5 times).
+ * The first copy may have been received and applied: the caller must know
+ * (a retried create or delete meets its own write). Every copy is preceded
+ * by the pre-request callback (multi.c, state DO: once per attempt, after
+ * the connection is made or reused, before the request goes out), and
+ * nothing else brings a transfer back to that state here (no redirects
+ * followed, no HTTP authentication): a second call is a re-send. This costs
+ * one call per request, where CURLOPT_VERBOSE + a debug callback (the way
+ * this was detected before libcurl 7.80) made libcurl format every info
+ * line (bench/hotpath.md). */
+#if LIBCURL_VERSION_NUM >= 0x075000
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port) {
+  th_http *h = ud;
+  (void)remote_ip, (void)local_ip, (void)remote_port, (void)local_port;
+  if (h->attempts++)
+    h->resent = 1;
+  return CURL_PREREQFUNC_OK;
+}
+#else
+/* Before 7.80: the info line itself, through the debug callback. Only
+ * CURLINFO_TEXT is looked at: the other kinds carry headers (signatures,
+ * tokens) and are ignored. */
 static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud) {
   static const char died[] = "Connection died, retrying a fresh connect";
   th_http *h = ud;
@@ -182,6 +201,7 @@ static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *
     h->resent = 1;
   return 0;
 }
+#endif
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   th_http *h = ud;
@@ -268,9 +288,14 @@ th_http *th_http_new(const th_http_options *opt, char *err, size_t errlen) {
   SET(CURLOPT_HEADERDATA, h);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, h);
+#if LIBCURL_VERSION_NUM >= 0x075000
+  SET(CURLOPT_PREREQFUNCTION, on_prereq);
+  SET(CURLOPT_PREREQDATA, h);
+#else
   SET(CURLOPT_DEBUGFUNCTION, on_debug);
   SET(CURLOPT_DEBUGDATA, h);
   SET(CURLOPT_VERBOSE, 1L); /* to on_debug only: nothing is printed */
+#endif
 #undef SET
   if (rc != CURLE_OK) {
     snprintf(err, errlen, "http: cannot configure curl: %s", curl_easy_strerror(rc));
@@ -343,7 +368,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
   th_buf_init(&line, 64 * 1024);
   th_buf_init(&h->body, h->opt.max_response);
   h->cur = &out;
-  h->too_large = h->nomem = h->resent = 0;
+  h->too_large = h->nomem = h->resent = h->attempts = 0;
   h->errbuf[0] = '\0';
 
   long total = h->opt.timeout_ms;

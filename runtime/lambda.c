@@ -32,9 +32,16 @@ typedef struct answer_headers {
   int started;  /* a status line arrived: an answer is on its way */
 } answer_headers;
 
+/* Longest path under API_PATH: /invocation/<id, every byte %XX>/response. */
+#define MAX_PATH (sizeof(((answer_headers *)0)->request_id) * 3 + 32)
+
 struct th_lambda {
   CURL *curl;
   char base[MAX_RUNTIME_API + 32]; /* http://host:port/2018-06-01/runtime */
+  size_t base_len;
+  char next_url[MAX_RUNTIME_API + 64]; /* base + /invocation/next, built once */
+  char url[MAX_RUNTIME_API + 32 + MAX_PATH]; /* the post's URL, rebuilt in place */
+  struct curl_slist *post_headers; /* Content-Type, Expect: (built once) */
   th_buf body;                     /* the answer's body (the event, for next) */
   int body_too_large;              /* the body passed body.max */
   int body_nomem;
@@ -294,6 +301,9 @@ th_result th_lambda_new(const char *runtime_api, th_lambda **out, char *err, siz
   if (!l)
     goto nomem;
   snprintf(l->base, sizeof l->base, "http://%s" API_PATH, runtime_api);
+  l->base_len = strlen(l->base);
+  snprintf(l->next_url, sizeof l->next_url, "%s/invocation/next", l->base);
+  memcpy(l->url, l->base, l->base_len + 1);
   th_buf_init(&l->body, TH_LAMBDA_MAX_EVENT_BYTES);
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     snprintf(err, errlen, "cannot initialise libcurl");
@@ -305,6 +315,11 @@ th_result th_lambda_new(const char *runtime_api, th_lambda **out, char *err, siz
   l->J = luaL_newstate();
   if (!l->curl || !l->J)
     goto nomem;
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  if (!h || !(l->post_headers = curl_slist_append(h, "Expect:"))) {
+    curl_slist_free_all(h);
+    goto nomem;
+  }
   lua_pushcfunction(l->J, setup_json_protected);
   if (lua_pcall(l->J, 0, 0, 0) != LUA_OK)
     goto nomem;
@@ -329,6 +344,7 @@ void th_lambda_free(th_lambda *l) {
     unsetenv(TRACE_ENV); /* before its string goes */
   if (l->curl)
     curl_easy_cleanup(l->curl);
+  curl_slist_free_all(l->post_headers);
   if (l->J)
     lua_close(l->J);
   th_buf_free(&l->body);
@@ -355,16 +371,16 @@ static const char *call_name(th_lambda_call call) {
   return "?";
 }
 
-/* One request on the shared handle. url is the path under API_PATH. For
- * `next` (body NULL) the event lands in l->body; for posts, error_type adds
- * Lambda-Runtime-Function-Error-Type. *status: the HTTP status, 0 when no
- * answer came. Returns the transfer's own result. */
-static CURLcode perform(th_lambda *l, th_lambda_call call, const char *path, const char *body,
+/* One request on the shared handle, to url (l->next_url, or l->url built by
+ * the caller). For `next` (body NULL) the event lands in l->body; for posts,
+ * error_type adds Lambda-Runtime-Function-Error-Type to the prebuilt
+ * headers. *status: the HTTP status, 0 when no answer came. Returns the
+ * transfer's own result. Only what differs between `next` and a post is set
+ * here; the rest was set once by configure(). */
+static CURLcode perform(th_lambda *l, th_lambda_call call, const char *url, const char *body,
                         size_t len, const char *error_type, long *status) {
-  char url[sizeof l->base + 512]; /* path: at most post_invocation's */
-  snprintf(url, sizeof url, "%s%s", l->base, path);
   CURL *c = l->curl;
-  struct curl_slist *headers = NULL;
+  struct curl_slist *extra = NULL, *headers = l->post_headers;
   CURLcode rc = CURLE_OK;
   th_buf_reset(&l->body);
   l->body_too_large = l->body_nomem = 0;
@@ -382,18 +398,19 @@ static CURLcode perform(th_lambda *l, th_lambda_call call, const char *path, con
     if (rc == CURLE_OK)
       rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   } else {
-    char type_header[128];
     l->body.max = MAX_REPLY_BYTES;
-    headers = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h = headers ? curl_slist_append(headers, "Expect:") : NULL;
-    if (h && error_type) {
+    if (error_type) { /* rare: a list of its own, the prebuilt one stays as it is */
+      char type_header[128];
       snprintf(type_header, sizeof type_header, "Lambda-Runtime-Function-Error-Type: %s",
                error_type);
-      h = curl_slist_append(h, type_header);
-    }
-    if (!h) {
-      curl_slist_free_all(headers);
-      return CURLE_OUT_OF_MEMORY;
+      struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+      extra = h ? curl_slist_append(h, "Expect:") : NULL;
+      extra = extra ? curl_slist_append(extra, type_header) : NULL;
+      if (!extra) {
+        curl_slist_free_all(h);
+        return CURLE_OUT_OF_MEMORY;
+      }
+      headers = extra;
     }
     if (rc == CURLE_OK)
       rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -412,9 +429,21 @@ static CURLcode perform(th_lambda *l, th_lambda_call call, const char *path, con
     if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
       *status = code;
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-  curl_slist_free_all(headers);
+  if (extra) { /* the handle must not keep a list that is freed */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_slist_free_all(extra);
+  }
   return rc;
+}
+
+/* Puts base + path + tail into l->url. Returns 0 when it does not fit. */
+static int set_url(th_lambda *l, const char *path, size_t plen, const char *tail) {
+  size_t tlen = strlen(tail);
+  if (l->base_len + plen + tlen >= sizeof l->url)
+    return 0;
+  memcpy(l->url + l->base_len, path, plen);
+  memcpy(l->url + l->base_len + plen, tail, tlen + 1);
+  return 1;
 }
 
 static const char *curl_reason(th_lambda *l, CURLcode rc) {
@@ -424,17 +453,33 @@ static const char *curl_reason(th_lambda *l, CURLcode rc) {
 /* A post to invocation/<id>/<what> (what: "response" or "error"). */
 static th_lambda_verdict post_invocation(th_lambda *l, th_lambda_call call, const char *request_id,
                                          const char *body, size_t len, const char *error_type) {
-  char *id = curl_easy_escape(l->curl, request_id, 0);
-  if (!id) {
-    th_log(TH_LOG_ERROR, request_id, "out of memory posting to the Runtime API", NULL, 0);
+  /* Request ids are UUIDs: escaped (by libcurl) only when they need it. */
+  static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+  size_t idlen = strlen(request_id);
+  char *escaped = NULL;
+  const char *id = request_id;
+  if (strspn(request_id, plain) != idlen) {
+    if (!(escaped = curl_easy_escape(l->curl, request_id, 0))) {
+      th_log(TH_LOG_ERROR, request_id, "out of memory posting to the Runtime API", NULL, 0);
+      return TH_LAMBDA_DROP;
+    }
+    id = escaped;
+    idlen = strlen(escaped);
+  }
+  int fits = l->base_len + 12 + idlen + 10 < sizeof l->url; /* "/response" + NUL */
+  if (fits) {
+    memcpy(l->url + l->base_len, "/invocation/", 12);
+    memcpy(l->url + l->base_len + 12, id, idlen);
+    strcpy(l->url + l->base_len + 12 + idlen,
+           call == TH_LAMBDA_RESPONSE ? "/response" : "/error");
+  }
+  curl_free(escaped);
+  if (!fits) { /* cannot happen: the header field is bounded */
+    th_log(TH_LOG_ERROR, request_id, "request id too long for the Runtime API URL", NULL, 0);
     return TH_LAMBDA_DROP;
   }
-  char path[sizeof(((answer_headers *)0)->request_id) * 3 + 32]; /* every byte %XX at worst */
-  snprintf(path, sizeof path, "/invocation/%s/%s", id,
-           call == TH_LAMBDA_RESPONSE ? "response" : "error");
-  curl_free(id);
   long status = 0;
-  CURLcode rc = perform(l, call, path, body, len, error_type, &status);
+  CURLcode rc = perform(l, call, l->url, body, len, error_type, &status);
   if (rc != CURLE_OK) {
     th_log_field f[] = {TH_LOG_STR("call", call_name(call)),
                         TH_LOG_STR("error", curl_reason(l, rc))};
@@ -475,7 +520,9 @@ th_result th_lambda_init_error(th_lambda *l, const char *error_type, const char 
   if (res != TH_OK)
     return res;
   long status = 0;
-  CURLcode rc = perform(l, TH_LAMBDA_INIT_ERROR, "/init/error", doc, len, error_type, &status);
+  CURLcode rc = CURLE_URL_MALFORMAT;
+  if (set_url(l, "/init/error", 11, ""))
+    rc = perform(l, TH_LAMBDA_INIT_ERROR, l->url, doc, len, error_type, &status);
   free(doc);
   if (rc != CURLE_OK || th_lambda_classify(TH_LAMBDA_INIT_ERROR, status) != TH_LAMBDA_OK) {
     th_log_field f[] = {TH_LOG_NUM("status", status),
@@ -493,7 +540,7 @@ typedef enum { NEXT_EVENT, NEXT_STOPPED, NEXT_RETRY, NEXT_FATAL } next_outcome;
 
 static next_outcome get_next(th_lambda *l) {
   long status = 0;
-  CURLcode rc = perform(l, TH_LAMBDA_NEXT, "/invocation/next", NULL, 0, NULL, &status);
+  CURLcode rc = perform(l, TH_LAMBDA_NEXT, l->next_url, NULL, 0, NULL, &status);
   if (rc == CURLE_ABORTED_BY_CALLBACK && stop_requested)
     return NEXT_STOPPED;
   if (rc == CURLE_WRITE_ERROR && (l->body_too_large || l->body_nomem) && status == 200 &&

@@ -15,6 +15,7 @@
 #include "lua_modules.h"
 
 #define CJSON_KEY "th.cjson"
+#define CJSON_DEEP_KEY "th.cjson.deep"
 #define ARRAY_MT "th.json.array"
 #define MAX_DEPTH 64
 
@@ -151,6 +152,28 @@ void th_json_decode(lua_State *L, const char *s, size_t len) {
   lua_pushlstring(L, s, len);
   call_cjson(L, "decode", -1);
   lua_remove(L, -2);
+}
+
+/* The deep instance is made on first use: cjson.new() of a fresh module
+ * table, decode depth TH_JSON_DEEP_DEPTH, kept in the registry. */
+void th_json_decode_deep(lua_State *L, const char *s, size_t len) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CJSON_DEEP_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "decode_max_depth");
+    lua_pushinteger(L, TH_JSON_DEEP_DEPTH);
+    lua_call(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CJSON_DEEP_KEY);
+  }
+  lua_getfield(L, -1, "decode");
+  lua_remove(L, -2);
+  lua_pushlstring(L, s, len);
+  lua_call(L, 1, 1);
 }
 
 void th_json_mark_array(lua_State *L, int idx) {

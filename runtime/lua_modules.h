@@ -24,6 +24,11 @@ void th_json_setup(lua_State *L);
 void th_json_encode(lua_State *L, int idx);
 /* Pushes the value decoded from s. Raises on malformed JSON. */
 void th_json_decode(lua_State *L, const char *s, size_t len);
+/* The same, from a second private instance that reads nesting up to
+ * TH_JSON_DEEP_DEPTH (the scripts' limit is 64): for documents that wrap
+ * stored items, such as DynamoDB responses. */
+#define TH_JSON_DEEP_DEPTH 128
+void th_json_decode_deep(lua_State *L, const char *s, size_t len);
 /* Marks the table at idx as a JSON array (an empty one encodes as []). */
 void th_json_mark_array(lua_State *L, int idx);
 /* Pushes json.null (the lightuserdata cjson uses for JSON null). */

@@ -72,6 +72,14 @@ static void push_plain_from_json(lua_State *L, int idx) {
   lua_remove(L, -2);
 }
 
+/* The AV map on top (from a backend's th_store_lua_ops) → its plain item. */
+static void plain_from_top(lua_State *L) {
+  th_av_push_plain_item(L, -1);
+  lua_remove(L, -2);
+}
+
+static const th_store_lua_ops *lua_ops(const th_store_binding *b) { return b->store->ops->lua; }
+
 static const char *check_id(lua_State *L, int arg) {
   size_t len;
   const char *id = luaL_checklstring(L, arg, &len);
@@ -100,13 +108,18 @@ static int l_get(lua_State *L) {
   th_store_binding *b = binding(L);
   const char *id = check_id(L, 1);
   char *item = NULL;
-  th_result r = b->store->ops->get(b->store, id, &item);
+  const th_store_lua_ops *lo = lua_ops(b);
+  th_result r = lo && lo->get ? lo->get(b->store, id, L) : b->store->ops->get(b->store, id, &item);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
   }
   if (r != TH_OK)
     return push_failure(L, "get", r, b->store->error);
+  if (lo && lo->get) {
+    plain_from_top(L);
+    return 1;
+  }
   push_owned(L, item);
   push_plain_from_json(L, -1);
   return 1;
@@ -125,13 +138,19 @@ static int l_update(lua_State *L) {
   th_av_push_item(L, 2);
   th_json_encode(L, -1);
   char *item = NULL;
-  th_result r = b->store->ops->update(b->store, id, lua_tostring(L, -1), &item);
+  const th_store_lua_ops *lo = lua_ops(b);
+  th_result r = lo && lo->update ? lo->update(b->store, id, lua_tostring(L, -1), L)
+                                 : b->store->ops->update(b->store, id, lua_tostring(L, -1), &item);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
   }
   if (r != TH_OK)
     return push_failure(L, "update", r, b->store->error);
+  if (lo && lo->update) {
+    plain_from_top(L);
+    return 1;
+  }
   push_owned(L, item);
   push_plain_from_json(L, -1);
   return 1;
@@ -141,13 +160,19 @@ static int l_delete(lua_State *L) {
   th_store_binding *b = binding(L);
   const char *id = check_id(L, 1);
   char *old = NULL;
-  th_result r = b->store->ops->remove(b->store, id, &old);
+  const th_store_lua_ops *lo = lua_ops(b);
+  th_result r = lo && lo->remove ? lo->remove(b->store, id, L)
+                                 : b->store->ops->remove(b->store, id, &old);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
   }
   if (r != TH_OK)
     return push_failure(L, "delete", r, b->store->error);
+  if (lo && lo->remove) {
+    plain_from_top(L);
+    return 1;
+  }
   push_owned(L, old);
   push_plain_from_json(L, -1);
   return 1;
@@ -165,7 +190,16 @@ static int l_scan(lua_State *L) {
       return push_failure(L, "scan", TH_ERR_INVALID, "cursor was not issued by this store");
   }
   char *items = NULL, *last = NULL;
-  th_result r = b->store->ops->scan(b->store, (int)limit, after, &items, &last);
+  const th_store_lua_ops *lo = lua_ops(b);
+  th_result r;
+  int avs = 0;
+  if (lo && lo->scan) {
+    lua_newtable(L); /* the AV maps, decoded by the backend */
+    avs = lua_gettop(L);
+    r = lo->scan(b->store, (int)limit, after, L, &last);
+  } else {
+    r = b->store->ops->scan(b->store, (int)limit, after, &items, &last);
+  }
   free(after);
   if (r != TH_OK)
     return push_failure(L, "scan", r, b->store->error);
@@ -175,7 +209,14 @@ static int l_scan(lua_State *L) {
     sealed = th_cursor_seal(b->cursor_secret, b->cursor_secret_len, b->store->identity, last, &next);
     free(last);
   }
-  push_owned(L, items);
+  if (!(lo && lo->scan)) {
+    push_owned(L, items);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    th_json_decode(L, text, len);
+    lua_remove(L, -2);
+    avs = lua_gettop(L);
+  }
   if (sealed != TH_OK)
     return push_failure(L, "scan", sealed, "cannot seal the cursor");
   if (next)
@@ -183,16 +224,12 @@ static int l_scan(lua_State *L) {
   else
     lua_pushnil(L);
   int next_idx = lua_gettop(L);
-  size_t len;
-  const char *text = lua_tolstring(L, next_idx - 1, &len);
-  th_json_decode(L, text, len);
-  int avs = lua_gettop(L);
   lua_newtable(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, avs);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, avs, i);
     th_av_push_plain_item(L, -1);
-    lua_rawseti(L, avs + 1, i);
+    lua_rawseti(L, next_idx + 1, i);
     lua_pop(L, 1);
   }
   th_json_mark_array(L, -1);

@@ -11,7 +11,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +79,7 @@ static int visible_text(const char *s, size_t max, const char *forbid) {
     return 0;
   for (; s[n]; n++) {
     unsigned char c = (unsigned char)s[n];
-    if (n >= max || c < 0x21 || c > 0x7e || strchr(forbid, c))
+    if (n >= max || c < 0x21 || c > 0x7e || (*forbid && strchr(forbid, c)))
       return 0;
   }
   return 1;
@@ -438,45 +438,128 @@ static int in_list(const char *name, const char *const *list, size_t n) {
   return 0;
 }
 
-static th_result hmac(const void *key, size_t key_len, const char *msg, size_t msg_len,
-                      unsigned char out[HASH_LEN]) {
+/* SHA-256 fetched once: EVP_sha256() and the one-shot HMAC()/EVP_Digest()
+ * look the algorithm up in the provider store on every call, which costs
+ * more than hashing a DynamoDB request. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static const EVP_MD *sha256(void) {
+  pthread_once(&sha256_once, sha256_fetch);
+  return sha256_md ? sha256_md : EVP_sha256();
+}
+
+/* SHA-256 of up to two pieces, on a reusable context. */
+static th_result digest2(EVP_MD_CTX *ctx, const void *a, size_t an, const void *b, size_t bn,
+                         unsigned char out[HASH_LEN]) {
   unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, msg_len, out, &len) ||
+  if (!EVP_DigestInit_ex(ctx, sha256(), NULL) || (an && !EVP_DigestUpdate(ctx, a, an)) ||
+      (bn && !EVP_DigestUpdate(ctx, b, bn)) || !EVP_DigestFinal_ex(ctx, out, &len) ||
       len != HASH_LEN)
     return TH_ERR_INTERNAL;
   return TH_OK;
 }
 
-static th_result sha256_hex(const void *data, size_t n, char hex[2 * HASH_LEN + 1]) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!EVP_Digest(n ? data : "", n, md, &len, EVP_sha256(), NULL) || len != HASH_LEN)
-    return TH_ERR_INTERNAL;
-  to_hex(md, HASH_LEN, hex);
-  return TH_OK;
+/* HMAC-SHA256 (RFC 2104) over the fetched digest. */
+static th_result hmac(const void *key, size_t key_len, const char *msg, size_t msg_len,
+                      unsigned char out[HASH_LEN]) {
+  unsigned char k[64], pad[64], inner[HASH_LEN];
+  th_result r = TH_ERR_INTERNAL;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx)
+    return TH_ERR_NOMEM;
+  memset(k, 0, sizeof k);
+  if (key_len > sizeof k) {
+    if (digest2(ctx, key, key_len, NULL, 0, k) != TH_OK)
+      goto done;
+  } else {
+    memcpy(k, key, key_len);
+  }
+  for (size_t i = 0; i < sizeof pad; i++)
+    pad[i] = k[i] ^ 0x36;
+  if (digest2(ctx, pad, sizeof pad, msg, msg_len, inner) != TH_OK)
+    goto done;
+  for (size_t i = 0; i < sizeof pad; i++)
+    pad[i] = k[i] ^ 0x5c;
+  r = digest2(ctx, pad, sizeof pad, inner, sizeof inner, out);
+done:
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(inner, sizeof inner);
+  EVP_MD_CTX_free(ctx);
+  return r;
 }
 
-/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service),
- * "aws4_request"), then the signature over the string to sign. */
-static th_result sign_sts(const char *secret, const char *date, const char *region,
-                          const char *service, const th_buf *sts, char sig[2 * HASH_LEN + 1]) {
-  th_result r = TH_ERR_INTERNAL;
+static th_result sha256_hex(const void *data, size_t n, char hex[2 * HASH_LEN + 1]) {
+  unsigned char md[HASH_LEN];
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx)
+    return TH_ERR_NOMEM;
+  th_result r = digest2(ctx, data, n, NULL, 0, md);
+  EVP_MD_CTX_free(ctx);
+  if (r == TH_OK)
+    to_hex(md, HASH_LEN, hex);
+  return r;
+}
+
+th_result th_sigv4_signing_key(const char *secret, const char *date, const char *region,
+                               const char *service, unsigned char out[TH_SIGV4_KEY_LEN]) {
+  th_result r;
   char seed[4 + TH_SIGV4_MAX_CREDENTIAL + 1];
-  unsigned char k1[HASH_LEN], k2[HASH_LEN], mac[HASH_LEN];
-  size_t slen = strlen(secret);
+  unsigned char k1[HASH_LEN], k2[HASH_LEN];
+  size_t slen = secret ? strlen(secret) : 0;
+  if (!slen || slen > TH_SIGV4_MAX_CREDENTIAL || !date || strlen(date) != 8 || !region || !service)
+    return TH_ERR_INVALID;
   memcpy(seed, "AWS4", 4);
   memcpy(seed + 4, secret, slen);
-  if ((r = hmac(seed, 4 + slen, date, strlen(date), k1)) != TH_OK ||
-      (r = hmac(k1, HASH_LEN, region, strlen(region), k2)) != TH_OK ||
-      (r = hmac(k2, HASH_LEN, service, strlen(service), k1)) != TH_OK ||
-      (r = hmac(k1, HASH_LEN, "aws4_request", 12, k2)) != TH_OK ||
-      (r = hmac(k2, HASH_LEN, sts->data, sts->len, mac)) != TH_OK)
-    goto done;
-  to_hex(mac, HASH_LEN, sig);
-done:
+  if ((r = hmac(seed, 4 + slen, date, 8, k1)) == TH_OK &&
+      (r = hmac(k1, HASH_LEN, region, strlen(region), k2)) == TH_OK &&
+      (r = hmac(k2, HASH_LEN, service, strlen(service), k1)) == TH_OK)
+    r = hmac(k1, HASH_LEN, "aws4_request", 12, out);
   OPENSSL_cleanse(seed, sizeof seed);
   OPENSSL_cleanse(k1, sizeof k1);
   OPENSSL_cleanse(k2, sizeof k2);
+  return r;
+}
+
+th_result th_sigv4_key_update(th_sigv4_key *k, const char *secret, const char *region,
+                              const char *service, const th_sigv4_time *t) {
+  char date[9];
+  th_result r;
+  if (!valid_time(t)) {
+    OPENSSL_cleanse(k, sizeof *k);
+    return TH_ERR_INVALID;
+  }
+  put_digits(date, t->year, 4);
+  put_digits(date + 4, t->month, 2);
+  put_digits(date + 6, t->day, 2);
+  date[8] = '\0';
+  if (strcmp(k->date, date) == 0)
+    return TH_OK;
+  OPENSSL_cleanse(k, sizeof *k);
+  if ((r = th_sigv4_signing_key(secret, date, region, service, k->key)) != TH_OK) {
+    OPENSSL_cleanse(k, sizeof *k);
+    return r;
+  }
+  memcpy(k->date, date, sizeof date);
+  return TH_OK;
+}
+
+/* kSigning — the caller's when it is for this date, else derived — then
+ * the signature over the string to sign. */
+static th_result sign_sts(const char *secret, const th_sigv4_key *given, const char *date,
+                          const char *region, const char *service, const th_buf *sts,
+                          char sig[2 * HASH_LEN + 1]) {
+  th_result r = TH_OK;
+  unsigned char key[HASH_LEN], mac[HASH_LEN];
+  if (given && strcmp(given->date, date) == 0)
+    memcpy(key, given->key, HASH_LEN);
+  else
+    r = th_sigv4_signing_key(secret, date, region, service, key);
+  if (r == TH_OK && (r = hmac(key, HASH_LEN, sts->data, sts->len, mac)) == TH_OK)
+    to_hex(mac, HASH_LEN, sig);
+  OPENSSL_cleanse(key, sizeof key);
   return r;
 }
 
@@ -720,7 +803,8 @@ th_result th_sigv4_sign(const th_sigv4_request *req, const th_sigv4_credentials 
   TRY(th_buf_append_str(&sts, scope), "too large");
   TRY(th_buf_append(&sts, "\n", 1), "too large");
   TRY(th_buf_append_str(&sts, creq_hash), "too large");
-  TRY(sign_sts(cred->secret_access_key, date, params->region, params->service, &sts, sig),
+  TRY(sign_sts(cred->secret_access_key, params->signing_key, date, params->region,
+               params->service, &sts, sig),
       "signing failed");
 
   /* What the caller adds. */

@@ -1,13 +1,15 @@
 /* sigv4 — AWS Signature Version 4 (AWS4-HMAC-SHA256) request signing.
  *
- * Provides one pure function, th_sigv4_sign: from a request (method, raw path,
+ * Provides a pure function, th_sigv4_sign: from a request (method, raw path,
  * raw query, headers, payload or payload hash), credentials, region, service
  * and a signing time it computes what the caller must add to the request —
  * headers (X-Amz-Date, X-Amz-Security-Token, x-amz-content-sha256,
  * Authorization) or, when presigning, query parameters — together with the
  * intermediate canonical request, string to sign and signature for tests.
  * No clock, no environment, no I/O: the time and the secrets come in as
- * arguments. Uses OpenSSL libcrypto for SHA-256 and HMAC.
+ * arguments. Uses OpenSSL libcrypto for SHA-256 (fetched once per process;
+ * HMAC is computed over it). A client signing many requests keeps the day's
+ * signing key (th_sigv4_key_update) and passes it in th_sigv4_params.
  *
  * Ownership: inputs are borrowed for the duration of the call. The result
  * owns everything it points to; release it with th_sigv4_result_free.
@@ -112,7 +114,34 @@ typedef struct th_sigv4_params {
   th_sigv4_time time;          /* the signing time (X-Amz-Date) */
   unsigned flags;              /* TH_SIGV4_* */
   long expires;                /* presign only: X-Amz-Expires, 1..7 days */
+  /* Optional: a signing key already derived (th_sigv4_key_update) for the
+   * same secret, region and service. Used only when its date is the
+   * signing time's UTC day; otherwise (or NULL) the key is derived here
+   * (4 HMACs), so a stale key costs time, never a wrong signature. */
+  const struct th_sigv4_key *signing_key;
 } th_sigv4_params;
+
+#define TH_SIGV4_KEY_LEN 32
+
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service),
+ * "aws4_request") for date "YYYYMMDD": the same for every request signed that
+ * UTC day in that scope, so a client derives it once a day. Pure.
+ * TH_ERR_INVALID for an empty or over-long secret or a date not 8 bytes. */
+th_result th_sigv4_signing_key(const char *secret, const char *date, const char *region,
+                               const char *service, unsigned char out[TH_SIGV4_KEY_LEN]);
+
+/* A signing key and the UTC day it is for; the zero value is empty. The
+ * owner keeps it with the secret, region and service it was derived from
+ * (one per client; a client is used by one thread at a time). */
+typedef struct th_sigv4_key {
+  char date[9];                        /* "YYYYMMDD", or "" */
+  unsigned char key[TH_SIGV4_KEY_LEN]; /* kSigning of that day */
+} th_sigv4_key;
+
+/* Makes *k hold the key of t's UTC day: derives it when k is empty or for
+ * another day, else leaves it as is. On failure k is left empty (wiped). */
+th_result th_sigv4_key_update(th_sigv4_key *k, const char *secret, const char *region,
+                              const char *service, const th_sigv4_time *t);
 
 typedef struct th_sigv4_result {
   /* Header mode: the headers to add, in this order: X-Amz-Date,

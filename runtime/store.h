@@ -21,6 +21,24 @@
 #include "common.h"
 
 typedef struct th_store th_store;
+struct lua_State;
+
+/* Optional, for a backend that decodes JSON responses anyway (dynamodb): the
+ * read results of get, update, remove and scan handed over decoded on the
+ * caller's Lua state (set up by th_json_setup) instead of as text, so they
+ * are not encoded only to be decoded again. Same arguments, results, checks,
+ * s->error and failure rules as the text operations; never raise. On TH_OK:
+ * get/update/remove push the AV map table (what decoding *_out would give,
+ * arrays marked); scan appends the page's AV maps to the table on top of L
+ * (which stays there) and sets *last_id_out. On failure L is as it was,
+ * except that scan's table may hold part of the page. */
+typedef struct th_store_lua_ops {
+  th_result (*get)(th_store *s, const char *id, struct lua_State *L);
+  th_result (*update)(th_store *s, const char *id, const char *fields, struct lua_State *L);
+  th_result (*remove)(th_store *s, const char *id, struct lua_State *L);
+  th_result (*scan)(th_store *s, int limit, const char *after_id, struct lua_State *L,
+                    char **last_id_out);
+} th_store_lua_ops;
 
 typedef struct th_store_ops {
   /* item: AV map JSON that contains "id":{"S":id}. Creates only if absent. */
@@ -40,6 +58,7 @@ typedef struct th_store_ops {
   th_result (*scan)(th_store *s, int limit, const char *after_id, char **items_out,
                     char **last_id_out);
   void (*close)(th_store *s); /* frees s */
+  const th_store_lua_ops *lua; /* optional (NULL): see th_store_lua_ops */
 } th_store_ops;
 
 struct th_store {

@@ -3,11 +3,14 @@
  * the sets of ids a scan must (not) return. */
 #include "store_contract.h"
 
+#include <lauxlib.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
+
+#include "lua_modules.h"
 
 #define N_SCAN 260        /* items of the scan checks */
 #define MAX_PAGES 100000  /* a scan that has not ended by then never will */
@@ -17,6 +20,7 @@ typedef struct ct {
   int checks, failures;
   sqlite3 *j;       /* JSON engine and scan bookkeeping */
   char prefix[16];  /* "ct-<tag>-": marks the ids of this run */
+  const char *view; /* "" or "[lua ops] ": which operations are under test */
 } ct;
 
 /* Outputs preset to this must still point to it after a failed operation. */
@@ -28,7 +32,7 @@ static int expect(ct *c, int ok, int line, const char *fmt, ...) {
   if (ok)
     return 1;
   c->failures++;
-  fprintf(c->report, "FAIL store_contract.c:%d: ", line);
+  fprintf(c->report, "FAIL store_contract.c:%d: %s", line, c->view);
   va_start(ap, fmt);
   vfprintf(c->report, fmt, ap);
   va_end(ap);
@@ -499,12 +503,171 @@ static void t_scan(ct *c, th_store *s) {
   }
 }
 
+/* ------------------------------------------------------- lua ops view */
+
+/* A backend with th_store_lua_ops runs the whole suite a second time through
+ * them: this view's get/update/remove/scan call the backend's Lua
+ * operations on a state set up by th_json_setup, check the stack rules of
+ * store.h, and hand the tables back as JSON text (th_json_encode), so every
+ * check above applies to that path unchanged. create is the backend's own. */
+typedef struct lua_view {
+  th_store base;
+  th_store *inner;
+  lua_State *L;
+  ct *c;
+} lua_view;
+
+static th_store *inner_of(th_store *s) {
+  lua_view *v = (lua_view *)s;
+  v->inner->deadline_ms = s->deadline_ms;
+  v->inner->error[0] = '\0';
+  return v->inner;
+}
+
+/* Copies the backend's detail line up to the view. */
+static th_result lv_done(th_store *s, th_result r) {
+  lua_view *v = (lua_view *)s;
+  memcpy(s->error, v->inner->error, sizeof s->error);
+  return r;
+}
+
+static int lv_encode_p(lua_State *L) {
+  th_json_encode(L, 1);
+  return 1;
+}
+
+/* The table on top (left by a Lua operation at stack size top + 1) as JSON
+ * text; pops it. NULL when it is not a table or cannot be encoded. */
+static char *lv_take(lua_view *v, int top, const char *what) {
+  lua_State *L = v->L;
+  ct *c = v->c;
+  char *out = NULL;
+  if (EXPECT(lua_gettop(L) == top + 1 && lua_type(L, -1) == LUA_TTABLE,
+             "%s: stack %d (want %d) top %s", what, lua_gettop(L), top + 1, luaL_typename(L, -1))) {
+    lua_pushcfunction(L, lv_encode_p);
+    lua_pushvalue(L, -2);
+    if (EXPECT(lua_pcall(L, 1, 1, 0) == LUA_OK, "%s: cannot encode: %s", what, lua_tostring(L, -1)))
+      out = strdup(lua_tostring(L, -1));
+  }
+  lua_settop(L, top);
+  return out;
+}
+
+/* get/update/remove: TH_OK pushes one table; anything else leaves L alone. */
+static th_result lv_item(th_store *s, th_result r, int top, char **out, const char *what) {
+  lua_view *v = (lua_view *)s;
+  ct *c = v->c;
+  if (r != TH_OK) {
+    EXPECT(lua_gettop(v->L) == top, "%s: %s left the stack at %d, want %d", what,
+           th_result_name(r), lua_gettop(v->L), top);
+    lua_settop(v->L, top);
+    return lv_done(s, r);
+  }
+  char *text = lv_take(v, top, what);
+  if (!text)
+    return lv_done(s, TH_ERR_INTERNAL);
+  *out = text;
+  return lv_done(s, r);
+}
+
+static th_result lv_create(th_store *s, const char *id, const char *item) {
+  th_store *in = inner_of(s);
+  return lv_done(s, in->ops->create(in, id, item));
+}
+
+static th_result lv_get(th_store *s, const char *id, char **item_out) {
+  lua_view *v = (lua_view *)s;
+  th_store *in = inner_of(s);
+  int top = lua_gettop(v->L);
+  return lv_item(s, in->ops->lua->get(in, id, v->L), top, item_out, "lua get");
+}
+
+static th_result lv_update(th_store *s, const char *id, const char *fields, char **item_out) {
+  lua_view *v = (lua_view *)s;
+  th_store *in = inner_of(s);
+  int top = lua_gettop(v->L);
+  return lv_item(s, in->ops->lua->update(in, id, fields, v->L), top, item_out, "lua update");
+}
+
+static th_result lv_remove(th_store *s, const char *id, char **old_out) {
+  lua_view *v = (lua_view *)s;
+  th_store *in = inner_of(s);
+  int top = lua_gettop(v->L);
+  return lv_item(s, in->ops->lua->remove(in, id, v->L), top, old_out, "lua remove");
+}
+
+/* scan: the table on top receives the page and stays there. */
+static th_result lv_scan(th_store *s, int limit, const char *after_id, char **items_out,
+                         char **last_id_out) {
+  lua_view *v = (lua_view *)s;
+  ct *c = v->c;
+  th_store *in = inner_of(s);
+  lua_State *L = v->L;
+  int top = lua_gettop(L);
+  lua_newtable(L);
+  char *last = untouched;
+  th_result r = in->ops->lua->scan(in, limit, after_id, L, &last);
+  EXPECT(lua_gettop(L) == top + 1 && lua_type(L, -1) == LUA_TTABLE,
+         "lua scan: %s left the stack at %d, want %d", th_result_name(r), lua_gettop(L), top + 1);
+  if (r != TH_OK) {
+    EXPECT(last == untouched, "lua scan: last_id written on failure");
+    lua_settop(L, top);
+    return lv_done(s, r);
+  }
+  lua_settop(L, top + 1);
+  th_json_mark_array(L, -1);
+  char *items = lv_take(v, top, "lua scan");
+  if (!items) {
+    free(last);
+    return lv_done(s, TH_ERR_INTERNAL);
+  }
+  *items_out = items;
+  *last_id_out = last;
+  return lv_done(s, r);
+}
+
+static void lv_close(th_store *s) {
+  lua_view *v = (lua_view *)s;
+  v->inner->ops->close(v->inner);
+  lua_close(v->L);
+  free(v);
+}
+
+static const th_store_ops lua_view_ops = {lv_create, lv_get, lv_update, lv_remove, lv_scan,
+                                          lv_close, NULL};
+
+static int lv_setup_p(lua_State *L) {
+  th_json_setup(L);
+  return 0;
+}
+
+/* Wraps inner (which must have lua ops); closes it and returns NULL on failure. */
+static th_store *lua_view_open(ct *c, th_store *inner) {
+  lua_view *v = calloc(1, sizeof *v);
+  if (v && (v->L = luaL_newstate())) {
+    lua_pushcfunction(v->L, lv_setup_p);
+    if (lua_pcall(v->L, 0, 0, 0) == LUA_OK) {
+      v->base.ops = &lua_view_ops;
+      memcpy(v->base.identity, inner->identity, sizeof v->base.identity);
+      v->base.deadline_ms = inner->deadline_ms;
+      v->inner = inner;
+      v->c = c;
+      return &v->base;
+    }
+    lua_close(v->L);
+  }
+  free(v);
+  inner->ops->close(inner);
+  return NULL;
+}
+
 int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *report) {
   static const struct {
     const char *name;
     void (*run)(ct *c, th_store *s);
   } groups[] = {{"crud", t_crud}, {"values", t_values}, {"invalid", t_invalid}, {"scan", t_scan}};
-  ct cc = {.report = report ? report : stderr}, *c = &cc;
+  ct cc = {.report = report ? report : stderr, .view = ""}, *c = &cc;
+  int lua_pass = 0;
   uuid_t u;
   char hex[37];
   uuid_generate_random(u);
@@ -520,15 +683,33 @@ int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *r
     EXPECT(0, "cannot set up the helper database: %s", sqlite3_errmsg(c->j));
     goto out;
   }
-  for (size_t i = 0; i < TH_ARRAY_LEN(groups); i++) {
-    th_store *s = open_fresh(ctx);
-    if (!EXPECT(s, "%s: open_fresh failed", groups[i].name))
-      continue;
-    groups[i].run(c, s);
-    s->ops->close(s);
+  /* Pass 0: the text operations. Pass 1: the Lua operations, when the
+   * backend has them (the suite through lua_view). */
+  for (int pass = 0; pass < 2; pass++) {
+    c->view = pass ? "[lua ops] " : "";
+    sqlite3_exec(c->j, "DELETE FROM want; DELETE FROM other; DELETE FROM seen", NULL, NULL, NULL);
+    for (size_t i = 0; i < TH_ARRAY_LEN(groups); i++) {
+      th_store *s = open_fresh(ctx);
+      if (!EXPECT(s, "%s: open_fresh failed", groups[i].name))
+        continue;
+      if (pass) {
+        if (!s->ops->lua) {
+          s->ops->close(s);
+          break;
+        }
+        EXPECT(s->ops->lua->get && s->ops->lua->update && s->ops->lua->remove && s->ops->lua->scan,
+               "lua ops: all four must be given");
+        if (!EXPECT(s = lua_view_open(c, s), "%s: cannot set up the lua view", groups[i].name))
+          continue;
+        lua_pass = 1;
+      }
+      groups[i].run(c, s);
+      s->ops->close(s);
+    }
   }
 out:
-  fprintf(c->report, "store contract (%s): %d checks, %d failed\n", c->prefix, c->checks, c->failures);
+  fprintf(c->report, "store contract (%s): %d checks%s, %d failed\n", c->prefix, c->checks,
+          lua_pass ? " (text and lua operations)" : "", c->failures);
   sqlite3_close(c->j);
   return c->failures;
 }

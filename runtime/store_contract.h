@@ -13,6 +13,10 @@
  *   - update replaces each given attribute whole (a type change such as
  *     {"N":..} → {"S":..}, or an M with other keys, leaves nothing behind);
  *   - a non-NULL last_id is never followed by an empty final page.
+ * A backend with th_store_lua_ops runs every check a second time through
+ * them (get/update/remove/scan on a Lua state, the tables encoded back to
+ * text; also checking the stack rules of store.h); failures of that pass
+ * are marked "[lua ops]".
  * It uses an in-memory SQLite database as its JSON and bookkeeping engine.
  */
 #ifndef TH_STORE_CONTRACT_H

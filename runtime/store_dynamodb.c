@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lua.h>
+
 #include "dynamodb.h"
 #include "log.h"
 
@@ -57,19 +59,35 @@ static th_result call(dd_store *q, const char *op, const char *body, th_ddb_outc
   return r;
 }
 
-/* Reads one item's AV map from a response member; *item NULL when absent. */
+/* Where an item read goes: text (*item, NULL when absent), or, with L, a
+ * table pushed on L (nothing pushed when absent). *found says which. */
+typedef struct dest {
+  lua_State *L;
+  char **item;
+  int found;
+} dest;
+
+/* Reads one item's AV map from a response member into d. */
 static th_result read_item(dd_store *q, const char *op, const th_ddb_outcome *o,
-                           const char *member, char **item) {
+                           const char *member, dest *d) {
   char why[256];
-  th_result r = th_ddb_parse_item(th_ddb_get_codec(q->d), o->body, o->len, member, item, why,
-                                  sizeof why);
+  th_result r;
+  if (d->L) {
+    r = th_ddb_push_item(d->L, o->body, o->len, member, why, sizeof why);
+    if (r == TH_OK && !(d->found = !lua_isnil(d->L, -1)))
+      lua_pop(d->L, 1);
+  } else {
+    r = th_ddb_parse_item(th_ddb_get_codec(q->d), o->body, o->len, member, d->item, why,
+                          sizeof why);
+    d->found = r == TH_OK && *d->item;
+  }
   if (r != TH_OK)
     return fail(q, r, "%s: unexpected response: %s", op, why);
   return TH_OK;
 }
 
-/* A consistent GetItem: TH_OK with *item (NULL when absent). */
-static th_result fetch(dd_store *q, const char *id, char **item) {
+/* A consistent GetItem: TH_OK with the item in d (found 0 when absent). */
+static th_result fetch(dd_store *q, const char *id, dest *d) {
   char why[256], *body = NULL;
   th_ddb_outcome o;
   th_result r = th_ddb_body_get(th_ddb_get_codec(q->d), q->table, id, &body, why, sizeof why);
@@ -77,7 +95,7 @@ static th_result fetch(dd_store *q, const char *id, char **item) {
     return fail(q, r, "GetItem: %s", why);
   r = call(q, "GetItem", body, &o);
   if (r == TH_OK)
-    r = read_item(q, "GetItem", &o, "Item", item);
+    r = read_item(q, "GetItem", &o, "Item", d);
   th_ddb_outcome_free(&o);
   free(body);
   return r;
@@ -97,7 +115,8 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
     /* A 200 that is not a JSON object did not come from DynamoDB (a proxy,
      * a captive portal): the item may not be there. */
     char *attrs = NULL;
-    r = read_item(q, "PutItem", &o, "Attributes", &attrs);
+    dest d = {.item = &attrs};
+    r = read_item(q, "PutItem", &o, "Attributes", &d);
     free(attrs);
     goto out;
   }
@@ -109,7 +128,8 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
   }
   /* An earlier attempt may have written the item before its answer was
    * lost: if what is there now is what we sent, this create succeeded. */
-  if ((r = fetch(q, id, &stored)) != TH_OK)
+  dest sd = {.item = &stored};
+  if ((r = fetch(q, id, &sd)) != TH_OK)
     goto out;
   int same = stored ? th_ddb_items_equal(th_ddb_get_codec(q->d), stored, item) : 0;
   if (same == 1) {
@@ -127,21 +147,33 @@ out:
   return r;
 }
 
-static th_result dd_get(th_store *s, const char *id, char **item_out) {
+static th_result get_to(th_store *s, const char *id, dest *d) {
   dd_store *q = (dd_store *)s;
-  char *item = NULL;
   th_result r;
-  if ((r = check_id(q, "get", id)) != TH_OK || (r = fetch(q, id, &item)) != TH_OK)
+  if ((r = check_id(q, "get", id)) != TH_OK || (r = fetch(q, id, d)) != TH_OK)
     return r;
-  if (!item)
+  if (!d->found)
     return fail(q, TH_ERR_NOT_FOUND, "GetItem: no item with that id");
-  *item_out = item;
   return TH_OK;
 }
 
-static th_result dd_update(th_store *s, const char *id, const char *fields, char **item_out) {
+static th_result dd_get(th_store *s, const char *id, char **item_out) {
+  char *item = NULL;
+  dest d = {.item = &item};
+  th_result r = get_to(s, id, &d);
+  if (r == TH_OK)
+    *item_out = item;
+  return r;
+}
+
+static th_result dd_get_lua(th_store *s, const char *id, lua_State *L) {
+  dest d = {.L = L};
+  return get_to(s, id, &d);
+}
+
+static th_result update_to(th_store *s, const char *id, const char *fields, dest *d) {
   dd_store *q = (dd_store *)s;
-  char why[256], *body = NULL, *item = NULL;
+  char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
   if ((r = check_id(q, "update", id)) != TH_OK)
@@ -150,29 +182,40 @@ static th_result dd_update(th_store *s, const char *id, const char *fields, char
   if (r != TH_OK)
     return fail(q, r, "update: %s", why);
   if (!body) /* nothing to set: the item as it is */
-    return dd_get(s, id, item_out);
+    return get_to(s, id, d);
   r = call(q, "UpdateItem", body, &o);
   if (r != TH_OK) {
     if (o.error.kind == TH_DDB_CONDITION)
       r = fail(q, TH_ERR_NOT_FOUND, "UpdateItem: no item with that id");
     goto out;
   }
-  if ((r = read_item(q, "UpdateItem", &o, "Attributes", &item)) != TH_OK)
+  if ((r = read_item(q, "UpdateItem", &o, "Attributes", d)) != TH_OK)
     goto out;
-  if (!item) {
+  if (!d->found)
     r = fail(q, TH_ERR_INTERNAL, "UpdateItem: the response holds no Attributes");
-    goto out;
-  }
-  *item_out = item;
 out:
   free(body);
   th_ddb_outcome_free(&o);
   return r;
 }
 
-static th_result dd_remove(th_store *s, const char *id, char **old_out) {
+static th_result dd_update(th_store *s, const char *id, const char *fields, char **item_out) {
+  char *item = NULL;
+  dest d = {.item = &item};
+  th_result r = update_to(s, id, fields, &d);
+  if (r == TH_OK)
+    *item_out = item;
+  return r;
+}
+
+static th_result dd_update_lua(th_store *s, const char *id, const char *fields, lua_State *L) {
+  dest d = {.L = L};
+  return update_to(s, id, fields, &d);
+}
+
+static th_result remove_to(th_store *s, const char *id, dest *d) {
   dd_store *q = (dd_store *)s;
-  char why[256], *body = NULL, *item = NULL;
+  char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
   if ((r = check_id(q, "remove", id)) != TH_OK)
@@ -190,21 +233,33 @@ static th_result dd_remove(th_store *s, const char *id, char **old_out) {
               : fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
     goto out;
   }
-  if ((r = read_item(q, "DeleteItem", &o, "Attributes", &item)) != TH_OK)
+  if ((r = read_item(q, "DeleteItem", &o, "Attributes", d)) != TH_OK)
     goto out;
-  if (!item) {
+  if (!d->found)
     r = fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
-    goto out;
-  }
-  *old_out = item;
 out:
   free(body);
   th_ddb_outcome_free(&o);
   return r;
 }
 
-static th_result dd_scan(th_store *s, int limit, const char *after_id, char **items_out,
-                         char **last_id_out) {
+static th_result dd_remove(th_store *s, const char *id, char **old_out) {
+  char *item = NULL;
+  dest d = {.item = &item};
+  th_result r = remove_to(s, id, &d);
+  if (r == TH_OK)
+    *old_out = item;
+  return r;
+}
+
+static th_result dd_remove_lua(th_store *s, const char *id, lua_State *L) {
+  dest d = {.L = L};
+  return remove_to(s, id, &d);
+}
+
+/* With L, the items go to the table on top of L (items_out unused). */
+static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State *L,
+                         char **items_out, char **last_id_out) {
   dd_store *q = (dd_store *)s;
   th_ddb_codec *c = th_ddb_get_codec(q->d);
   char why[256], *start = NULL, *kept = NULL, *body = NULL;
@@ -240,7 +295,9 @@ static th_result dd_scan(th_store *s, int limit, const char *after_id, char **it
     }
     if ((r = call(q, "Scan", body, &o)) != TH_OK)
       goto out;
-    if ((r = th_ddb_parse_scan(c, o.body, o.len, remaining, &page, why, sizeof why)) != TH_OK) {
+    r = L ? th_ddb_push_scan(L, o.body, o.len, remaining, &page, why, sizeof why)
+          : th_ddb_parse_scan(c, o.body, o.len, remaining, &page, why, sizeof why);
+    if (r != TH_OK) {
       r = fail(q, r, "Scan: unexpected response: %s", why);
       goto out;
     }
@@ -248,8 +305,8 @@ static th_result dd_scan(th_store *s, int limit, const char *after_id, char **it
     body = NULL;
     th_ddb_outcome_free(&o);
     if (page.count) {
-      if ((collected && (r = th_buf_append_str(&out, ",")) != TH_OK) ||
-          (r = th_buf_append_str(&out, page.items)) != TH_OK) {
+      if (!L && ((collected && (r = th_buf_append_str(&out, ",")) != TH_OK) ||
+                 (r = th_buf_append_str(&out, page.items)) != TH_OK)) {
         r = fail(q, r, "Scan: page too large");
         goto out;
       }
@@ -277,7 +334,8 @@ static th_result dd_scan(th_store *s, int limit, const char *after_id, char **it
     r = fail(q, r, "Scan: page too large");
     goto out;
   }
-  *items_out = th_buf_steal(&out, NULL);
+  if (!L)
+    *items_out = th_buf_steal(&out, NULL);
   *last_id_out = more ? kept : NULL;
   if (more)
     kept = NULL;
@@ -292,6 +350,16 @@ out:
   return r;
 }
 
+static th_result dd_scan(th_store *s, int limit, const char *after_id, char **items_out,
+                         char **last_id_out) {
+  return scan_to(s, limit, after_id, NULL, items_out, last_id_out);
+}
+
+static th_result dd_scan_lua(th_store *s, int limit, const char *after_id, lua_State *L,
+                             char **last_id_out) {
+  return scan_to(s, limit, after_id, L, NULL, last_id_out);
+}
+
 static void dd_close(th_store *s) {
   dd_store *q = (dd_store *)s;
   if (!q)
@@ -301,7 +369,9 @@ static void dd_close(th_store *s) {
   free(q);
 }
 
-static const th_store_ops dd_ops = {dd_create, dd_get, dd_update, dd_remove, dd_scan, dd_close};
+static const th_store_lua_ops dd_lua_ops = {dd_get_lua, dd_update_lua, dd_remove_lua, dd_scan_lua};
+static const th_store_ops dd_ops = {dd_create, dd_get,  dd_update,  dd_remove,
+                                    dd_scan,   dd_close, &dd_lua_ops};
 
 th_store *th_store_dynamodb_open(const th_config *cfg, char *err, size_t errlen) {
   dd_store *q = NULL;

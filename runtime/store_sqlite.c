@@ -270,7 +270,8 @@ static void sq_close(th_store *s) {
   free(q);
 }
 
-static const th_store_ops sq_ops = {sq_create, sq_get, sq_update, sq_remove, sq_scan, sq_close};
+static const th_store_ops sq_ops = {sq_create, sq_get, sq_update, sq_remove, sq_scan, sq_close,
+                                    NULL};
 
 /* Cursors are bound to the identity, so it must name the file the same way
  * whatever the working directory: realpath of the directory + the file name

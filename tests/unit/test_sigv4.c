@@ -570,6 +570,73 @@ static void test_errors(void) {
   free(long_query);
 }
 
+static void hex32(const unsigned char *k, char out[65]) {
+  for (int i = 0; i < 32; i++)
+    snprintf(out + 2 * i, 3, "%02x", k[i]);
+}
+
+/* The signing key: the AWS documentation's example (iam, 20150830), the
+ * suite's scope; a key kept in th_sigv4_key is derived once per UTC day and
+ * re-derived when the day changes; th_sigv4_sign uses a given key only for
+ * its own day, so a stale one cannot give a wrong signature. */
+static void test_signing_key(void) {
+  unsigned char k[TH_SIGV4_KEY_LEN];
+  char hex[65];
+  CHECK(th_sigv4_signing_key(SECRET, "20150830", "us-east-1", "iam", k) == TH_OK, "iam key");
+  hex32(k, hex);
+  CHECK_STR(hex, "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
+  CHECK(th_sigv4_signing_key(SECRET, "20150830", "us-east-1", "service", k) == TH_OK, "suite key");
+  hex32(k, hex);
+  CHECK_STR(hex, "938127b5336810ddb6a5d6af445fcac9e371f9ed418ed386b022aed82901be75");
+  CHECK(th_sigv4_signing_key("", "20150830", "us-east-1", "iam", k) == TH_ERR_INVALID, "no secret");
+  CHECK(th_sigv4_signing_key(SECRET, "2015083", "us-east-1", "iam", k) == TH_ERR_INVALID, "date");
+
+  th_sigv4_key cache = {0};
+  th_sigv4_time t1 = {2015, 8, 30, 23, 59, 59}, t2 = {2015, 8, 31, 0, 0, 0};
+  CHECK(th_sigv4_key_update(&cache, SECRET, "us-east-1", "service", &t1) == TH_OK, "first day");
+  CHECK_STR(cache.date, "20150830");
+  hex32(cache.key, hex);
+  CHECK_STR(hex, "938127b5336810ddb6a5d6af445fcac9e371f9ed418ed386b022aed82901be75");
+  /* Same day: kept as is (a key planted there is not replaced). */
+  th_sigv4_key planted = cache;
+  planted.key[0] ^= 1;
+  CHECK(th_sigv4_key_update(&planted, SECRET, "us-east-1", "service", &t1) == TH_OK, "same day");
+  CHECK(planted.key[0] == (cache.key[0] ^ 1), "the key of the same day is not derived again");
+  /* Midnight UTC: the next request re-derives. */
+  CHECK(th_sigv4_key_update(&cache, SECRET, "us-east-1", "service", &t2) == TH_OK, "next day");
+  CHECK_STR(cache.date, "20150831");
+  hex32(cache.key, hex);
+  CHECK_STR(hex, "4f10458981d9757195ff4a3d55278d32d3c789809c4bb9c0785443035e0c10b2");
+  th_sigv4_time bad = {2015, 2, 30, 0, 0, 0};
+  CHECK(th_sigv4_key_update(&cache, SECRET, "us-east-1", "service", &bad) == TH_ERR_INVALID &&
+            cache.date[0] == '\0', "an invalid time empties the key");
+
+  /* Signing with the day's key gives the suite's signature; with a key of
+   * another day (or a wrong key for another day) the same signature. */
+  th_sigv4_request req = {.method = "GET", .path = "/", .headers = host_only, .nheaders = 1};
+  th_sigv4_credentials cred = {AKID, SECRET, NULL};
+  th_sigv4_params p = suite_params(0);
+  th_sigv4_result res;
+  const char *want = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+  CHECK(th_sigv4_key_update(&cache, SECRET, "us-east-1", "service", &p.time) == TH_OK, "suite day");
+  p.signing_key = &cache;
+  CHECK(th_sigv4_sign(&req, &cred, &p, &res, NULL) == TH_OK, "with the day's key");
+  CHECK_STR(res.signature, want);
+  th_sigv4_result_free(&res);
+  th_sigv4_key stale = {.date = "20150829"};
+  memset(stale.key, 0x5a, sizeof stale.key);
+  p.signing_key = &stale;
+  CHECK(th_sigv4_sign(&req, &cred, &p, &res, NULL) == TH_OK, "with a stale key");
+  CHECK_STR(res.signature, want);
+  th_sigv4_result_free(&res);
+  planted = cache;
+  planted.key[0] ^= 1; /* proves the given key is what signs on its day */
+  p.signing_key = &planted;
+  CHECK(th_sigv4_sign(&req, &cred, &p, &res, NULL) == TH_OK, "with a planted key");
+  CHECK(strcmp(res.signature, want) != 0, "the day's key is used, not derived again");
+  th_sigv4_result_free(&res);
+}
+
 int main(void) {
   test_uri_encode();
   test_fold_value();
@@ -578,6 +645,7 @@ int main(void) {
   test_canonical_query();
   test_time();
   test_vanilla();
+  test_signing_key();
   test_header_order();
   test_dynamodb();
   test_options();
