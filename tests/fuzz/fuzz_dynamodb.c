@@ -7,6 +7,8 @@
  *   th_ddb_parse_item (member "Item", then "Attributes"),
  *   th_ddb_parse_scan (take 0..31),
  *   th_ddb_error_decode,
+ * and through the decode-once path (th_ddb_push_item / th_ddb_push_scan),
+ * which must reach the same verdict and page figures (and give a reason);
  * and every item the codec accepts goes where lua_store.c sends it: decoded
  * with th_json_decode and turned into a plain Lua table by
  * th_av_push_plain_item. Properties:
@@ -96,6 +98,102 @@ static void check_item(const char *item) {
     fail("an item differs from itself", item);
 }
 
+static int one_line_ok(const char *s, size_t cap);
+
+/* The decode-once path (th_ddb_push_item / th_ddb_push_scan, what the store
+ * module uses) must give the text path's verdict: same result, same `why`,
+ * the same page figures; what it pushes must be a table (or nil for an absent
+ * member) that th_av_push_plain_item turns into a plain item, and it leaves
+ * the stack as it found it on failure. */
+static int push_plain_protected(lua_State *S) {
+  int list = (int)lua_toboolean(S, 2);
+  if (list) {
+    lua_Integer n = (lua_Integer)lua_rawlen(S, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(S, 1, i);
+      th_av_push_plain_item(S, -1);
+      lua_pop(S, 2);
+    }
+  } else {
+    th_av_push_plain_item(S, 1);
+  }
+  return 0;
+}
+
+static void check_pushed_plain(int list) {
+  /* the pushed value is on top of L */
+  lua_pushcfunction(L, push_plain_protected);
+  lua_insert(L, -2);
+  lua_pushboolean(L, list);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (!msg)
+      fail("push path: plain item raised a non-string", NULL);
+    if (!strstr(msg, "is not a number") && !strstr(msg, "nested too deep") &&
+        !strstr(msg, "not enough memory"))
+      fail("push path: th_av_push_plain_item raised on an accepted item", msg);
+  }
+}
+
+static void check_push_item(const char *text, size_t len, const char *member, th_result text_r,
+                            const char *text_why, int text_has_item) {
+  char why[256] = "";
+  lua_settop(L, 0);
+  th_result r = th_ddb_push_item(L, text, len, member, why, sizeof why);
+  if (r != text_r)
+    fail("push_item: a verdict other than the text path's", why);
+  if (r != TH_OK) {
+    /* the reason may name another fault when a body has several (the paths
+     * walk an object's members in different orders): it must exist */
+    (void)text_why;
+    if (!why[0] || !one_line_ok(why, sizeof why))
+      fail("push_item: a failure without a one-line reason", why);
+    if (lua_gettop(L) != 0)
+      fail("push_item: the stack changed on failure", why);
+    return;
+  }
+  if (lua_gettop(L) != 1)
+    fail("push_item", "not exactly one value pushed");
+  if (lua_isnil(L, 1) == text_has_item)
+    fail("push_item", "item present on one path only");
+  if (lua_istable(L, 1))
+    check_pushed_plain(0);
+  lua_settop(L, 0);
+}
+
+static void check_push_scan(const char *text, size_t len, size_t take, th_result text_r,
+                            const char *text_why, const th_ddb_page *text_page) {
+  char why[256] = "";
+  th_ddb_page page;
+  memset(&page, 0, sizeof page);
+  lua_settop(L, 0);
+  lua_newtable(L);
+  th_result r = th_ddb_push_scan(L, text, len, take, &page, why, sizeof why);
+  if (r != text_r)
+    fail("push_scan: a verdict other than the text path's", why);
+  if (lua_gettop(L) != 1 || !lua_istable(L, 1))
+    fail("push_scan", "the items table is not left alone on top");
+  if (r != TH_OK) {
+    /* the reason may name another fault when a body has several (the paths
+     * walk an object's members in different orders): it must exist */
+    (void)text_why;
+    if (!why[0] || !one_line_ok(why, sizeof why))
+      fail("push_scan: a failure without a one-line reason", why);
+  } else {
+    if (page.count != text_page->count || page.more != text_page->more ||
+        (lua_Unsigned)lua_rawlen(L, 1) != (lua_Unsigned)page.count)
+      fail("push_scan", "count, more or the items differ from the text path");
+    if ((page.last_id == NULL) != (text_page->last_id == NULL) ||
+        (page.last_id && strcmp(page.last_id, text_page->last_id) != 0) ||
+        (page.lek_id == NULL) != (text_page->lek_id == NULL) ||
+        (page.lek_id && strcmp(page.lek_id, text_page->lek_id) != 0))
+      fail("push_scan", "last_id or LastEvaluatedKey differ from the text path");
+    check_pushed_plain(1);
+  }
+  th_ddb_page_free(&page);
+  lua_settop(L, 0);
+}
+
 static int one_line_ok(const char *s, size_t cap) {
   size_t n = strnlen(s, cap);
   if (n == cap)
@@ -158,7 +256,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const members[] = {"Item", "Attributes"};
   for (size_t m = 0; m < 2; m++) {
     char *item = NULL;
-    if (th_ddb_parse_item(codec, text, len, members[m], &item, why, sizeof why) == TH_OK && item) {
+    th_result r = th_ddb_parse_item(codec, text, len, members[m], &item, why, sizeof why);
+    check_push_item(text, len, members[m], r, why, item != NULL);
+    if (r == TH_OK && item) {
       check_item(item);
       free(item);
     }
@@ -166,7 +266,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   th_ddb_page page;
   memset(&page, 0, sizeof page);
-  if (th_ddb_parse_scan(codec, text, len, take, &page, why, sizeof why) == TH_OK) {
+  th_result scan_r = th_ddb_parse_scan(codec, text, len, take, &page, why, sizeof why);
+  check_push_scan(text, len, take, scan_r, why, &page);
+  if (scan_r == TH_OK) {
     if (!page.items || page.count > take)
       fail("scan page", "no items text, or more items than asked");
     if ((page.count == 0) != (page.last_id == NULL))
