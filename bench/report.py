@@ -21,8 +21,8 @@ def lines(name):
             if line.startswith("{"):
                 try:
                     out.append(json.loads(line))
-                except ValueError:
-                    pass
+                except ValueError as e:
+                    sys.exit("report.py: %s: malformed line (%s): %s" % (path, e, line[:200]))
     return out
 
 

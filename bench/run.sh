@@ -89,7 +89,7 @@ unzip -q "$work/taskhost-lambda.zip" -d "$pkg"
   printf '"libcurl":%s,' "$(pkg-config --modversion libcurl | jq -R .)"
   printf '"commit":%s,' "$(git -C "$root" rev-parse --short HEAD 2>/dev/null | jq -R . || echo null)"
   printf '"package":%s,' "$(if [ -n "$zip" ]; then echo "$(basename "$zip") (given with --zip)"; else echo "built from this checkout by scripts/package.sh"; fi | jq -R .)"
-  printf '"args":%s,' "$(printf '%s' "$args" | jq -R .)"
+  printf '"args":%s,' "$(jq -n --arg a "$args" '$a')"
   printf '"date":%s,"mode":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%MZ | jq -R .)" "$MODE"
 } >"$res/machine.jsonl"
 
