@@ -8,7 +8,7 @@
 #
 # On a shared machine the speed drifts by tens of percent over minutes, so two
 # separate bench/run.sh runs cannot show a 20 % change; interleaving can. This is
-# how the before/after figures of bench/proposed/README.md were made:
+# how the before/after figures of README's Performance section were made:
 #   bench/compare.sh --rounds 5 --count 3000 before.zip after.zip
 # Defaults: 5 rounds, 3000 requests per operation (after 100 warm-up), 30 cold
 # starts. Needs bench/run.sh's tools: run `bench/run.sh --quick` once first.
