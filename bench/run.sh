@@ -11,6 +11,7 @@
 #            --zip FILE  (benchmark this package instead of building one)
 #            --out FILE  (write the table there)
 #   BENCH_WORK=DIR   scratch folder (default bench/.work)
+#   BENCH_MEM_N=N, BENCH_RSS_AT=a,b,...   invocations and RSS samples of the memory rows
 #
 # Needs: a C compiler, libcurl and OpenSSL headers (scripts/deps.sh), node/npm
 # (dynalite, as the tests), jq, unzip, wrk (the --serve rows; skipped with a
@@ -45,6 +46,8 @@ else
   WRK_SECS=10 PY_STARTS=10
   out=${out:-$bench/results.md}
 fi
+# A longer memory run: BENCH_MEM_N=400000 BENCH_RSS_AT=10000,50000,100000,200000,400000
+MEM_N=${BENCH_MEM_N:-$MEM_N} RSS_AT=${BENCH_RSS_AT:-$RSS_AT}
 MODE=$([ "$quick" = 1 ] && echo quick || echo full)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
