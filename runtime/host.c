@@ -512,6 +512,13 @@ static void set_default_header(lua_State *L, int headers, const char *name, cons
   }
 }
 
+/* Pushes t[key] without metamethods: a response table's __index runs
+ * after the route's budget is disarmed, so it must not run at all. */
+static void raw_field(lua_State *L, int t, const char *key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, t);
+}
+
 /* Checks the route's response at idx and pushes the normalised one:
  * {status=int, headers={string=string}, body=string}. Raises a plain-string
  * error naming the problem when the response is malformed. */
@@ -521,7 +528,7 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
     luaL_error(L, "route returned a %s, not a response table", luaL_typename(L, idx));
   lua_createtable(L, 0, 3);
   int out = lua_gettop(L);
-  lua_getfield(L, idx, "status");
+  raw_field(L, idx, "status");
   lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
   if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
     lua_Number n = lua_tonumber(L, -1);
@@ -535,7 +542,7 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   lua_pop(L, 1);
   lua_newtable(L);
   int headers = lua_gettop(L);
-  lua_getfield(L, idx, "headers");
+  raw_field(L, idx, "headers");
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
@@ -554,7 +561,7 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
     luaL_error(L, "route returned headers that are not a table");
   }
   lua_pop(L, 1);
-  lua_getfield(L, idx, "body");
+  raw_field(L, idx, "body");
   int body_type = lua_type(L, -1);
   if (body_type == LUA_TTABLE || body_type == LUA_TLIGHTUSERDATA) {
     th_json_encode(L, -1);
@@ -865,7 +872,8 @@ th_result th_host_invoke_http(th_host *h, const th_http_request *req, th_http_re
   return rc;
 }
 
-th_result th_host_error_http(th_host *h, int status, const char *message, th_http_response *out) {
+th_result th_host_error_json(th_host *h, int status, const char *message, char **json,
+                             size_t *len) {
   if (!h->L && rebuild_state(h, NULL) != TH_OK)
     return TH_ERR_INTERNAL;
   http_call c = {.h = h, .status = status, .message = message};
@@ -876,10 +884,15 @@ th_result th_host_error_http(th_host *h, int status, const char *message, th_htt
     lua_settop(h->L, 0);
     return TH_ERR_NOMEM;
   }
+  th_result rc = copy_top_string(h->L, json, len);
+  lua_settop(h->L, 0);
+  return rc;
+}
+
+th_result th_host_error_http(th_host *h, int status, const char *message, th_http_response *out) {
   char *json = NULL;
   size_t len = 0;
-  th_result rc = copy_top_string(h->L, &json, &len);
-  lua_settop(h->L, 0);
+  th_result rc = th_host_error_json(h, status, message, &json, &len);
   if (rc == TH_OK) {
     rc = read_response(h, json, len, out);
     free(json);

@@ -40,6 +40,14 @@ local handlers = {
   ["/gc"] = function() setmetatable({}, {__gc = function() while true do end end}) end,
   ["/tostring-loop"] = function() error(setmetatable({}, {__tostring = function() while true do end end})) end,
   ["/sort-error"] = function() local t = {3, 2, 1} table.sort(t, function() error("x") end) end,
+  -- read by the host after the route returned (budget disarmed): never through metamethods
+  ["/meta-response"] = function()
+    return setmetatable({}, {__index = function() while true do end end})
+  end,
+  ["/meta-status"] = function()
+    local loop = function() while true do end end
+    return {status = setmetatable({}, {__index = loop, __eq = loop, __lt = loop, __tostring = loop})}
+  end,
 }
 function routes.handle(req)
   local h = handlers[req.path]
@@ -64,7 +72,7 @@ echo "baseline RSS: ${base} kB"
 hostile_round() {
   for path in /loop /loop-pcall /loop-xpcall /recursion /membomb /rep /rep-medium /concat \
     /errtable /errnil /errmeta /tostring-loop /gc /yield /badresp /badstatus /badbody /header-inject /gsub-bomb \
-    /sort-error; do
+    /sort-error /meta-response /meta-status; do
     start=$(date +%s%N)
     http GET "$path"
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
