@@ -617,7 +617,12 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
     deadline = inv->ctx->deadline_ms;
   arm_budget(h, deadline);
   h->binding.store->deadline_ms = deadline;
+  atomic_int *in_route = inv->ctx ? inv->ctx->in_route : NULL;
+  if (in_route)
+    atomic_store(in_route, 1);
   int status = lua_pcall(L, 1, 1, handler);
+  if (in_route)
+    atomic_store(in_route, 0);
   h->binding.store->deadline_ms = 0;
   disarm_budget(h);
   lua_remove(L, handler);

@@ -19,6 +19,8 @@
 #ifndef TH_HOST_H
 #define TH_HOST_H
 
+#include <stdatomic.h>
+
 #include "common.h"
 #include "config.h"
 #include "store.h"
@@ -29,6 +31,8 @@ typedef struct th_invoke_ctx {
   const char *request_id;   /* Lambda's request id, or NULL (one is generated) */
   double deadline_ms;       /* th_now_ms() time by which we must answer; 0 = none */
   const char *function_arn; /* visible to routes as request.function_arn, or NULL */
+  atomic_int *in_route;     /* or NULL: set to 1 while routes.handle runs, 0 after
+                               (read by the Lambda loop's watchdog thread) */
 } th_invoke_ctx;
 
 typedef struct th_invoke_result {
@@ -61,6 +65,10 @@ th_result th_host_invoke_http(th_host *h, const struct th_http_request *req,
  * HTTP server before the body is read): same headers as every response. */
 th_result th_host_error_http(th_host *h, int status, const char *message,
                              struct th_http_response *out);
+
+/* The same error as a proxy response JSON (*json malloc'd, caller frees). */
+th_result th_host_error_json(th_host *h, int status, const char *message, char **json,
+                             size_t *len);
 
 /* Reloads the scripts when a *.lua file in the routes folder changed since the
  * last load. On a load error the previous scripts stay in service; returns the

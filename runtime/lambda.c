@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "lua_modules.h"
+#include "watchdog.h"
 
 #define API_PATH "/2018-06-01/runtime"
 #define MAX_RUNTIME_API 256
@@ -55,6 +56,9 @@ struct th_lambda {
   int trace_in_env;                /* trace_env is in the environment */
   char curl_err[CURL_ERROR_SIZE];
   int curl_ready;                  /* curl_global_init succeeded */
+  th_watchdog *watchdog;           /* during th_lambda_run */
+  double lua_timeout_ms;           /* the route's budget, for the watchdog */
+  atomic_int in_route;             /* the host is in routes.handle (for the watchdog) */
 };
 
 /* Set by SIGTERM/SIGINT; read between calls and by the progress callback. */
@@ -617,13 +621,20 @@ static int serve_one(th_lambda *l, th_host *host) {
   }
   th_invoke_ctx ctx = {.request_id = rid,
                        .deadline_ms = deadline,
-                       .function_arn = h->function_arn[0] ? h->function_arn : NULL};
+                       .function_arn = h->function_arn[0] ? h->function_arn : NULL,
+                       .in_route = &l->in_route};
   char *response = NULL;
   size_t rlen = 0;
   char err[1024] = "";
   th_invoke_result res;
+  double now = th_now_ms();
+  th_watchdog_arm(l->watchdog, rid,
+                  th_watchdog_fire_at(now, l->lua_timeout_ms, deadline,
+                                      TH_LAMBDA_DEADLINE_MARGIN_MS),
+                  &l->in_route);
   th_result rc = th_host_invoke(host, l->body.data ? l->body.data : "", l->body.len, &ctx,
                                 &response, &rlen, &res, err, sizeof err);
+  th_watchdog_disarm(l->watchdog); /* does not return if the watchdog answered */
   if (rc == TH_OK && rlen > TH_LAMBDA_MAX_RESPONSE_BYTES) {
     char msg[160];
     snprintf(msg, sizeof msg, "the response is %zu bytes, over Lambda's limit of %zu", rlen,
@@ -652,7 +663,18 @@ static void pause_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-int th_lambda_run(th_lambda *l, th_host *host) {
+int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms) {
+  char *stuck = NULL;
+  size_t stuck_len = 0;
+  char err[256];
+  if (th_host_error_json(host, 500, "Internal server error", &stuck, &stuck_len) != TH_OK ||
+      th_watchdog_start(l->base, stuck, stuck_len, &l->watchdog, err, sizeof err) != TH_OK) {
+    free(stuck);
+    th_log(TH_LOG_ERROR, NULL, "cannot start the Lambda loop's watchdog", NULL, 0);
+    return 1;
+  }
+  free(stuck);
+  l->lua_timeout_ms = lua_timeout_ms;
   struct sigaction stop = {0}, ignore = {0}, old_term, old_int, old_pipe;
   stop.sa_handler = on_stop_signal; /* no SA_RESTART: let waits see EINTR */
   sigemptyset(&stop.sa_mask);
@@ -696,5 +718,7 @@ int th_lambda_run(th_lambda *l, th_host *host) {
   sigaction(SIGTERM, &old_term, NULL);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGPIPE, &old_pipe, NULL);
+  th_watchdog_stop(l->watchdog);
+  l->watchdog = NULL;
   return status;
 }

@@ -79,8 +79,11 @@ th_result th_lambda_new(const char *runtime_api, th_lambda **out, char *err, siz
 th_result th_lambda_init_error(th_lambda *l, const char *error_type, const char *message);
 
 /* Serves invocations until SIGTERM/SIGINT (returns 0) or until the Runtime
- * API is lost or reports a non-recoverable state (returns 1). */
-int th_lambda_run(th_lambda *l, th_host *host);
+ * API is lost or reports a non-recoverable state (returns 1). A watchdog
+ * (watchdog.h) answers an invocation whose route is stuck inside one C call
+ * past lua_timeout_ms + TH_WATCHDOG_GRACE_MS (or just before Lambda's
+ * deadline) with the JSON 500 and ends the process with status 3. */
+int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms);
 
 void th_lambda_free(th_lambda *l);
 

@@ -187,7 +187,7 @@ int main(int argc, char **argv) {
     goto done;
   }
   if (rt) {
-    status = th_lambda_run(rt, host);
+    status = th_lambda_run(rt, host, cfg.lua_timeout_ms);
   } else if (strcmp(mode, "--check") == 0) {
     printf("ok: configuration and route scripts (%s) load\n", cfg.routes_dir);
     status = 0;

@@ -5,7 +5,8 @@
 #   mode selection; the CRUD scenario as v2 and v1 events; every fixture
 #   event; events that are not API Gateway events (→ /error, and the loop goes
 #   on); init errors (scripts, configuration, store) → /init/error + exit 1;
-#   the deadline (a runaway route answered with a JSON 500 before it);
+#   the deadline (a runaway route answered with a JSON 500 before it); a
+#   route stuck in one C call (the watchdog answers 500, the runtime exits 3);
 #   request.function_arn and _X_AMZN_TRACE_ID; size limits both ways; the
 #   Runtime API's refusals (4xx goes on, 500 ends the loop); 1000 invocations
 #   with flat memory on one connection; SIGTERM while waiting and while busy.
@@ -212,6 +213,15 @@ function M.handle(req)
   elseif req.path == "/_test/context" then
     return { status = 200, body = { function_arn = req.function_arn or json.null,
                                     request_id = req.request_id } }
+  elseif req.path == "/_test/pattern" then
+    -- backtracking inside one C call: the count hook cannot run
+    local s = string.rep("a", 3000)
+    return { status = 200, body = { at = s:find("(.-)(.-)(.-)(.-)(.-)(.-)b") or json.null } }
+  elseif req.path == "/_test/search" then
+    -- a plain search: O(n * m) byte comparisons inside one memcmp loop
+    local s = string.rep("a", 24 * 1024 * 1024)
+    return { status = 200, body = { at = s:find(string.rep("a", 12 * 1024 * 1024) .. "b", 1, true)
+      or json.null } }
   elseif req.path == "/_test/big" then
     return { status = 200, body = string.rep("x", 7 * 1024 * 1024) }
   end
@@ -361,6 +371,53 @@ rapi_stop
 check_eq "idle SIGTERM: exit 0" 0 "$RT_RC"
 if [ "$RT_TERM_MS" -lt 1500 ]; then pass; else fail "idle SIGTERM: prompt" "${RT_TERM_MS} ms"; fi
 echo "      idle SIGTERM: exited ${RT_TERM_MS} ms after the signal"
+
+section "a route stuck inside one C call: the watchdog answers 500, the runtime exits"
+# The count hook cannot stop a Lua pattern or a plain search while it runs in
+# C; the watchdog (runtime/watchdog.c) answers at the route's deadline plus
+# its grace (1000 ms), or just before Lambda's deadline, then exits with 3.
+stuck_case() {
+  local name=$1 path=$2 lua_ms=$3 deadline_ms=$4 within=$5 rid="stuck-$1"
+  rapi_start --dynamic || { fail "test server starts"; return; }
+  rt_start env TASKHOST_ROUTES="$TEST_ROUTES" TASKHOST_LUA_TIMEOUT_MS="$lua_ms" \
+    TASKHOST_LUA_MEMORY_MB=128
+  lambda_send "$(v2ev GET "$path" | jq -c --arg rid "$rid" --argjson d "$deadline_ms" \
+    '{request_id: $rid, deadline_in_ms: $d, event: .}')"
+  local handed arrived deadline
+  handed=$(records ".kind == \"next\" and .request_id == \"$rid\"" | jq -r '.t')
+  arrived=$(jq -r '.t' <<<"$REC")
+  deadline=$(jq -r '.deadline_ms' <<<"$REC")
+  check_eq "$name: a response, not an /error" response "$KIND"
+  check_eq "$name: status 500" 500 "$STATUS"
+  check_jq "$name: JSON body" "$BODY" '. == {"message": "Internal server error"}'
+  check_match "$name: JSON content type" '^application/json' \
+    "$(jq -r '.headers["Content-Type"] // empty' <<<"$OUT")"
+  check_eq "$name: nosniff" nosniff \
+    "$(jq -r '.headers["X-Content-Type-Options"] // empty' <<<"$OUT")"
+  echo "      $name: Lua budget $lua_ms ms, deadline $deadline_ms ms:" \
+    "response at +$((arrived - handed)) ms, $((deadline - arrived)) ms before the deadline"
+  if [ $((arrived - handed)) -ge "$within" ] && [ $((arrived - handed)) -lt $((within + 3000)) ]; then
+    pass; else fail "$name: answered after about $within ms" "at +$((arrived - handed)) ms"; fi
+  if [ "$arrived" -lt "$deadline" ]; then pass; else
+    fail "$name: answered before Lambda's deadline" "$((arrived - deadline)) ms late"; fi
+  rt_wait 10
+  check_eq "$name: the runtime exits with 3" 3 "$RT_RC"
+  check "$name: the log names the request and why" jq -e -s --arg rid "$rid" \
+    'any(.[]; .requestId == $rid and .level == "ERROR" and .kind == "stuck_in_c_call")' "$RT_LOG"
+  local answered=".request_id == \"$rid\" and (.kind == \"response\" or .kind == \"error\")"
+  check_eq "$name: one answer for the request" 1 "$(records "$answered" | wc -l)"
+  # Lambda starts a fresh runtime for the next event.
+  rt_start env TASKHOST_ROUTES="$TEST_ROUTES"
+  lambda_api v2 GET /tasks
+  expect "$name: a fresh runtime serves the next event" 200
+  rt_term 10
+  rapi_stop
+}
+# budget 500 ms + grace 1000 ms
+stuck_case pattern /_test/pattern 500 20000 1450
+stuck_case search /_test/search 500 20000 1450
+# Lambda's deadline first: host deadline 1600 - 200 (margin), + half the margin
+stuck_case pattern-deadline /_test/pattern 5000 1600 1450
 
 # ---- 1000 invocations, flat memory ------------------------------------------------------
 

@@ -1,5 +1,6 @@
 /* Unit tests for the pure pieces of runtime/lambda: how each Runtime API
- * answer is treated, the deadline arithmetic, errorType validation, the
+ * answer is treated, the deadline arithmetic (and when the watchdog fires:
+ * always after the route's deadline, always before Lambda's), errorType validation, the
  * error document (encoded by cjson, decoded back here), and the check of
  * AWS_LAMBDA_RUNTIME_API. The loop itself is tested end to end against
  * tests/lambda/runtime_api_server.py (tests/e2e/test_lambda*.sh). */
@@ -13,6 +14,7 @@
 #include "check.h"
 #include "lambda.h"
 #include "lua_modules.h"
+#include "watchdog.h"
 
 static void test_classify(void) {
   static const struct {
@@ -84,6 +86,39 @@ static void test_deadline(void) {
       CHECK(fabs(got - (mono + cases[i].want)) < 0.001, "header '%s' → %.1f, want %.1f",
             cases[i].header, got - mono, cases[i].want);
   }
+}
+
+/* th_watchdog_fire_at against th_lambda_deadline: for Lambda deadlines from
+ * 1 ms to 15 min and Lua budgets from 10 ms to 15 min, the watchdog fires
+ * after the route's own deadline (the hook and the store's timeouts act
+ * first) and before Lambda's deadline; without a deadline, at budget+grace. */
+static void test_watchdog_fire_at(void) {
+  const double epoch = 1.7e12, mono = 5000.0, margin = TH_LAMBDA_DEADLINE_MARGIN_MS;
+  static const double left[] = {1, 10, 100, 399, 400, 600, 601, 800, 1600, 3000, 900000};
+  static const double budget[] = {10, 500, 5000, 900000};
+  for (size_t i = 0; i < TH_ARRAY_LEN(left); i++) {
+    char header[32];
+    snprintf(header, sizeof header, "%.0f", epoch + left[i]);
+    double host = th_lambda_deadline(header, epoch, mono);
+    for (size_t j = 0; j < TH_ARRAY_LEN(budget); j++) {
+      double route = mono + budget[j] < host ? mono + budget[j] : host;
+      double at = th_watchdog_fire_at(mono, budget[j], host, margin);
+      CHECK(at > route || (left[i] <= 1 && at >= route),
+            "left %.0f, budget %.0f: fires at +%.1f, not after the route's deadline +%.1f",
+            left[i], budget[j], at - mono, route - mono);
+      CHECK(at < mono + left[i] || (left[i] <= 1 && at <= mono + left[i]),
+            "left %.0f, budget %.0f: fires at +%.1f, not before Lambda's deadline +%.0f",
+            left[i], budget[j], at - mono, left[i]);
+    }
+  }
+  CHECK(fabs(th_watchdog_fire_at(mono, 500, 0, margin) - (mono + 500 + TH_WATCHDOG_GRACE_MS)) <
+            0.001,
+        "no deadline: budget + grace");
+  /* 20 s left, 500 ms budget: budget + grace; 1600 ms left: host 1400 + 100 */
+  CHECK(fabs(th_watchdog_fire_at(mono, 500, mono + 19800, margin) - (mono + 1500)) < 0.001,
+        "long deadline: budget + grace");
+  CHECK(fabs(th_watchdog_fire_at(mono, 5000, mono + 1400, margin) - (mono + 1500)) < 0.001,
+        "short deadline: half the margin after the host's deadline");
 }
 
 static void test_error_types(void) {
@@ -203,6 +238,7 @@ static void test_runtime_api_values(void) {
 int main(void) {
   test_classify();
   test_deadline();
+  test_watchdog_fire_at();
   test_error_types();
   test_error_document();
   test_runtime_api_values();

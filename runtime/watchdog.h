@@ -1,0 +1,67 @@
+/* watchdog — the Lambda loop's last line against a route stuck inside one C
+ * call.
+ *
+ * The host's count hook stops a script between Lua instructions, and the
+ * store's timeouts end at the same deadline. Neither can act while a single
+ * C function runs: a pathological Lua pattern (string.find/match/gsub with
+ * many `.-` on a long subject) or a plain search through a huge string can
+ * run for hours. A second thread watches each invocation: when the host has
+ * left routes.handle by the time the caller gave (after the route's deadline,
+ * and before Lambda's own), it
+ *   1. marks the invocation as answered, so the loop never posts for it,
+ *   2. logs ERROR "route stuck in a C call" with the request id,
+ *   3. posts the prepared JSON 500 proxy response to
+ *      invocation/<id>/response with its own libcurl handle,
+ *   4. ends the process with _exit(TH_WATCHDOG_EXIT_STATUS): the stuck thread
+ *      cannot be stopped any other way, and Lambda starts a fresh runtime for
+ *      the next event (the stuck call was not in a store operation: those end
+ *      by the route's deadline, before the watchdog fires).
+ *
+ * Ownership: th_watchdog_start copies what it is given; th_watchdog_stop
+ * joins the thread and frees everything. arm/disarm are called by the loop's
+ * thread, one invocation at a time.
+ */
+#ifndef TH_WATCHDOG_H
+#define TH_WATCHDOG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "common.h"
+
+#define TH_WATCHDOG_EXIT_STATUS 3
+/* Added to the route's Lua budget (TASKHOST_LUA_TIMEOUT_MS) before the
+ * watchdog acts: the hook stops any script that returns to Lua in time. */
+#define TH_WATCHDOG_GRACE_MS 1000.0
+
+typedef struct th_watchdog th_watchdog;
+
+/* base_url: "http://host:port/2018-06-01/runtime"; response: the proxy
+ * response JSON to post when it fires. Starts the thread. */
+th_result th_watchdog_start(const char *base_url, const char *response, size_t len,
+                            th_watchdog **out, char *err, size_t errlen);
+
+/* Watches one invocation until th_watchdog_disarm: fires at fire_at_ms
+ * (th_now_ms() time) if still armed and *in_route is 1 (the host is inside
+ * routes.handle; after it, the host only does bounded work: rebuilding a
+ * stopped state, encoding, which may be slow on a small CPU share, so the
+ * watchdog waits for the disarm). in_route may be NULL (always in the
+ * route). request_id is copied. */
+void th_watchdog_arm(th_watchdog *w, const char *request_id, double fire_at_ms,
+                     const atomic_int *in_route);
+
+/* Ends the watch. Returns 0, or 1 when the watchdog has fired: the invocation
+ * is answered and the process is ending; the caller must not post for it and
+ * only waits (it never returns from the wait). */
+int th_watchdog_disarm(th_watchdog *w);
+
+/* When to fire for an invocation that starts now (th_now_ms() time `now`),
+ * given the route's Lua budget and the host deadline th_lambda_deadline gave
+ * (0: none): the route's deadline plus TH_WATCHDOG_GRACE_MS, but no later
+ * than halfway through the margin kept before Lambda's own deadline. */
+double th_watchdog_fire_at(double now, double lua_timeout_ms, double host_deadline,
+                           double margin_ms);
+
+void th_watchdog_stop(th_watchdog *w);
+
+#endif
