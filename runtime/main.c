@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "config.h"
 #include "host.h"
@@ -25,6 +27,7 @@
 #include "serve.h"
 #include "store.h"
 #include "store_dynamodb.h"
+#include "watchdog.h"
 
 #define MAX_EVENT_BYTES (6 * 1024 * 1024 + 65536) /* Lambda's payload limit + envelope */
 
@@ -97,7 +100,7 @@ static int read_all(const char *path, char **out, size_t *len, char *err, size_t
   return 0;
 }
 
-static int run_local(th_host *host, const char *path) {
+static int run_local(th_host *host, const char *path, double lua_timeout_ms) {
   char err[1024];
   char *event = NULL, *response = NULL;
   size_t len = 0, rlen = 0;
@@ -105,8 +108,29 @@ static int run_local(th_host *host, const char *path) {
     fprintf(stderr, "taskhost: %s\n", err);
     return 2;
   }
+  /* A route stuck inside one C call cannot be stopped by the host: the
+   * watchdog prints the 500 and exits 3 at the budget + its grace. */
+  char rid[37], *stuck = NULL;
+  size_t stuck_len = 0;
+  uuid_t u;
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, rid);
+  th_watchdog *wd = NULL;
+  atomic_int in_route = 0;
+  if (th_host_error_json(host, 500, "Internal server error", &stuck, &stuck_len) != TH_OK ||
+      th_watchdog_start(NULL, stuck, stuck_len, &wd, err, sizeof err) != TH_OK) {
+    free(stuck);
+    free(event);
+    fprintf(stderr, "taskhost: cannot start the watchdog\n");
+    return 1;
+  }
+  free(stuck);
+  th_invoke_ctx ctx = {.request_id = rid, .in_route = &in_route};
+  th_watchdog_arm(wd, rid, th_watchdog_fire_at(th_now_ms(), lua_timeout_ms, 0, 0), &in_route);
   th_invoke_result res;
-  th_result rc = th_host_invoke(host, event, len, NULL, &response, &rlen, &res, err, sizeof err);
+  th_result rc = th_host_invoke(host, event, len, &ctx, &response, &rlen, &res, err, sizeof err);
+  th_watchdog_disarm(wd); /* does not return if the watchdog answered */
+  th_watchdog_stop(wd);
   free(event);
   if (rc == TH_ERR_INVALID) {
     fprintf(stderr, "taskhost: %s: %s\n", strcmp(path, "-") == 0 ? "stdin" : path, err);
@@ -192,7 +216,7 @@ int main(int argc, char **argv) {
     printf("ok: configuration and route scripts (%s) load\n", cfg.routes_dir);
     status = 0;
   } else if (strcmp(mode, "--local") == 0) {
-    status = run_local(host, arg);
+    status = run_local(host, arg, cfg.lua_timeout_ms);
   } else {
     status = th_host_run_script(host, arg, err, sizeof err) == TH_OK ? 0 : 1;
     if (status)

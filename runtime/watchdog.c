@@ -113,14 +113,25 @@ static void *watch(void *arg) {
     memcpy(rid, w->request_id, sizeof rid);
     pthread_mutex_unlock(&w->lock);
     th_log_field f[] = {TH_LOG_STR("kind", "stuck_in_c_call"),
-                        TH_LOG_STR("action", "answered 500; the runtime exits and Lambda "
-                                             "starts a fresh one")};
+                        TH_LOG_STR("action", w->base_url ? "answered 500; the runtime exits "
+                                                           "and Lambda starts a fresh one"
+                                                         : "answered 500; exit 3")};
     th_log(TH_LOG_ERROR, rid,
            "route stuck in a C call (a Lua pattern or search on a long string?) past its "
            "deadline",
            f, (int)TH_ARRAY_LEN(f));
-    post_response(w, rid);
-    fflush(NULL);
+    if (w->base_url) {
+      post_response(w, rid);
+    } else { /* --local: the answer goes to standard output */
+      size_t off = 0;
+      while (off < w->response_len) {
+        ssize_t n = write(STDOUT_FILENO, w->response + off, w->response_len - off);
+        if (n <= 0)
+          break;
+        off += (size_t)n;
+      }
+      (void)!write(STDOUT_FILENO, "\n", 1);
+    }
     _exit(TH_WATCHDOG_EXIT_STATUS);
   }
   pthread_mutex_unlock(&w->lock);
@@ -132,10 +143,10 @@ th_result th_watchdog_start(const char *base_url, const char *response, size_t l
   th_watchdog *w = calloc(1, sizeof *w);
   if (!w)
     goto nomem;
-  w->base_url = strdup(base_url);
+  w->base_url = base_url ? strdup(base_url) : NULL;
   w->response = malloc(len + 1);
-  w->curl = curl_easy_init();
-  if (!w->base_url || !w->response || !w->curl) {
+  w->curl = base_url ? curl_easy_init() : NULL;
+  if ((base_url && (!w->base_url || !w->curl)) || !w->response) {
     free(w->base_url);
     free(w->response);
     if (w->curl)
@@ -154,7 +165,8 @@ th_result th_watchdog_start(const char *base_url, const char *response, size_t l
   if (!ok || pthread_mutex_init(&w->lock, NULL) != 0 ||
       pthread_create(&w->thread, NULL, watch, w) != 0) {
     snprintf(err, errlen, "cannot start the watchdog thread");
-    curl_easy_cleanup(w->curl);
+    if (w->curl)
+      curl_easy_cleanup(w->curl);
     free(w->base_url);
     free(w->response);
     free(w);
@@ -220,7 +232,8 @@ void th_watchdog_stop(th_watchdog *w) {
   pthread_join(w->thread, NULL);
   pthread_cond_destroy(&w->cond);
   pthread_mutex_destroy(&w->lock);
-  curl_easy_cleanup(w->curl);
+  if (w->curl)
+    curl_easy_cleanup(w->curl);
   free(w->base_url);
   free(w->response);
   free(w);

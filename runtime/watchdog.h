@@ -1,5 +1,5 @@
-/* watchdog — the Lambda loop's last line against a route stuck inside one C
- * call.
+/* watchdog — the last line against a route stuck inside one C call, in the
+ * Lambda loop and in --local (one event; the answer goes to stdout).
  *
  * The host's count hook stops a script between Lua instructions, and the
  * store's timeouts end at the same deadline. Neither can act while a single
@@ -37,7 +37,8 @@
 typedef struct th_watchdog th_watchdog;
 
 /* base_url: "http://host:port/2018-06-01/runtime"; response: the proxy
- * response JSON to post when it fires. Starts the thread. */
+ * response JSON to post when it fires. Starts the thread. base_url NULL
+ * (--local): the response and a newline go to standard output instead. */
 th_result th_watchdog_start(const char *base_url, const char *response, size_t len,
                             th_watchdog **out, char *err, size_t errlen);
 

@@ -39,6 +39,14 @@ local handlers = {
   ["/gsub-bomb"] = function() return {status = 200, body = string.rep("a", 20000):gsub("a", string.rep("b", 100000))} end,
   ["/gc"] = function() setmetatable({}, {__gc = function() while true do end end}) end,
   ["/tostring-loop"] = function() error(setmetatable({}, {__tostring = function() while true do end end})) end,
+  -- inside one C call (no hook can run): only the --local/Lambda watchdog stops these
+  ["/c-pattern"] = function()
+    return {status = 200, body = {at = string.rep("a", 3000):find("(.-)(.-)(.-)(.-)(.-)(.-)b")}}
+  end,
+  ["/c-search"] = function()
+    local s = string.rep("a", 24 * 1024 * 1024)
+    return {status = 200, body = {at = s:find(string.rep("a", 12 * 1024 * 1024) .. "b", 1, true)}}
+  end,
   ["/sort-error"] = function() local t = {3, 2, 1} table.sort(t, function() error("x") end) end,
   -- read by the host after the route returned (budget disarmed): never through metamethods
   ["/meta-response"] = function()
@@ -111,4 +119,23 @@ check "the log names why each route failed" grep -q '"kind":"instruction_budget"
 check "out of memory is logged as such" grep -q '"kind":"out_of_memory"' "$SERVE_LOG"
 check "a traceback reaches the log" grep -q 'stack traceback' "$SERVE_LOG"
 serve_stop
+
+section "--local: a route stuck inside one C call → the watchdog prints the 500, exit 3"
+# The hook cannot run inside string.find; the watchdog (runtime/watchdog.c)
+# answers at the budget (500 ms here) + 1 s. --serve has no watchdog (README).
+for path in /c-pattern /c-search; do
+  event v2 GET "$path" >"$TMP/stuck.json"
+  start=$(date +%s%N)
+  TASKHOST_LUA_TIMEOUT_MS=500 TASKHOST_LUA_MEMORY_MB=128 run_local "$TMP/stuck.json"
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  check_eq "$path --local: exit 3" 3 "$RC"
+  check_eq "$path --local: status 500" 500 "$(status_of)"
+  check_eq "$path --local: the generic message" '{"message":"Internal server error"}' "$(body_of)"
+  check_eq "$path --local: nosniff" nosniff "$(header_of X-Content-Type-Options)"
+  check "$path --local: answered after the budget + grace, not before (${ms} ms)" test "$ms" -ge 1400
+  check "$path --local: answered promptly (${ms} ms)" test "$ms" -lt 15000
+  check "$path --local: the log says why, with a request id" jq -e -s \
+    'any(.[]; .kind == "stuck_in_c_call" and .level == "ERROR" and (.requestId | length) == 36)' \
+    "$TMP/err"
+done
 finish
