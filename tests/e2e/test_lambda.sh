@@ -236,19 +236,27 @@ rapi_start --dynamic || { fail "test server starts"; finish; }
 rt_start env TASKHOST_ROUTES="$TEST_ROUTES" TASKHOST_LUA_INSTRUCTIONS=100000000000 \
   TASKHOST_LOG_LEVEL=DEBUG
 spin=$(v2ev GET /_test/spin)
-deadline_case() {
-  local rid=$1 budget=$2 margin=$3
-  lambda_send "$(jq -c --arg rid "$rid" --argjson d "$budget" \
-    '{request_id: $rid, deadline_in_ms: $d, event: .}' <<<"$spin")"
-  local handed arrived deadline
+# timed_500 NAME RID DEADLINE_MS EVENT: sends EVENT with that deadline, checks
+# the answer is the JSON 500 response; sets handed, arrived, deadline (the
+# test server's clock, ms).
+timed_500() {
+  local name=$1 rid=$2 d=$3 ev=$4
+  lambda_send "$(jq -c --arg rid "$rid" --argjson d "$d" \
+    '{request_id: $rid, deadline_in_ms: $d, event: .}' <<<"$ev")"
   handed=$(records ".kind == \"next\" and .request_id == \"$rid\"" | jq -r '.t')
   arrived=$(jq -r '.t' <<<"$REC")
   deadline=$(jq -r '.deadline_ms' <<<"$REC")
-  check_eq "deadline $budget ms: a response, not an /error" response "$KIND"
-  check_eq "deadline $budget ms: status 500" 500 "$STATUS"
-  check_jq "deadline $budget ms: JSON body" "$BODY" '. == {"message": "Internal server error"}'
-  check_match "deadline $budget ms: JSON content type" '^application/json' \
+  check_eq "$name: a response, not an /error" response "$KIND"
+  check_eq "$name: status 500" 500 "$STATUS"
+  check_jq "$name: JSON body" "$BODY" '. == {"message": "Internal server error"}'
+  check_match "$name: JSON content type" '^application/json' \
     "$(jq -r '.headers["Content-Type"] // empty' <<<"$OUT")"
+  check_eq "$name: nosniff" nosniff \
+    "$(jq -r '.headers["X-Content-Type-Options"] // empty' <<<"$OUT")"
+}
+deadline_case() {
+  local rid=$1 budget=$2 margin=$3 handed arrived deadline
+  timed_500 "deadline $budget ms" "$rid" "$budget" "$spin"
   echo "      deadline $budget ms: handed out at +0, response at +$((arrived - handed)) ms," \
     "$((deadline - arrived)) ms before the deadline (margin $margin ms)"
   if [ "$arrived" -lt "$deadline" ]; then pass; else
@@ -381,19 +389,8 @@ stuck_case() {
   rapi_start --dynamic || { fail "test server starts"; return; }
   rt_start env TASKHOST_ROUTES="$TEST_ROUTES" TASKHOST_LUA_TIMEOUT_MS="$lua_ms" \
     TASKHOST_LUA_MEMORY_MB=128
-  lambda_send "$(v2ev GET "$path" | jq -c --arg rid "$rid" --argjson d "$deadline_ms" \
-    '{request_id: $rid, deadline_in_ms: $d, event: .}')"
   local handed arrived deadline
-  handed=$(records ".kind == \"next\" and .request_id == \"$rid\"" | jq -r '.t')
-  arrived=$(jq -r '.t' <<<"$REC")
-  deadline=$(jq -r '.deadline_ms' <<<"$REC")
-  check_eq "$name: a response, not an /error" response "$KIND"
-  check_eq "$name: status 500" 500 "$STATUS"
-  check_jq "$name: JSON body" "$BODY" '. == {"message": "Internal server error"}'
-  check_match "$name: JSON content type" '^application/json' \
-    "$(jq -r '.headers["Content-Type"] // empty' <<<"$OUT")"
-  check_eq "$name: nosniff" nosniff \
-    "$(jq -r '.headers["X-Content-Type-Options"] // empty' <<<"$OUT")"
+  timed_500 "$name" "$rid" "$deadline_ms" "$(v2ev GET "$path")"
   echo "      $name: Lua budget $lua_ms ms, deadline $deadline_ms ms:" \
     "response at +$((arrived - handed)) ms, $((deadline - arrived)) ms before the deadline"
   if [ $((arrived - handed)) -ge "$within" ] && [ $((arrived - handed)) -lt $((within + 3000)) ]; then
