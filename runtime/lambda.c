@@ -474,8 +474,8 @@ static th_lambda_verdict post_invocation(th_lambda *l, th_lambda_call call, cons
   if (fits) {
     memcpy(l->url + l->base_len, "/invocation/", 12);
     memcpy(l->url + l->base_len + 12, id, idlen);
-    strcpy(l->url + l->base_len + 12 + idlen,
-           call == TH_LAMBDA_RESPONSE ? "/response" : "/error");
+    const char *tail = call == TH_LAMBDA_RESPONSE ? "/response" : "/error";
+    memcpy(l->url + l->base_len + 12 + idlen, tail, strlen(tail) + 1);
   }
   curl_free(escaped);
   if (!fits) { /* cannot happen: the header field is bounded */
@@ -664,16 +664,12 @@ static void pause_ms(long ms) {
 }
 
 int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms) {
-  char *stuck = NULL;
-  size_t stuck_len = 0;
   char err[256];
-  if (th_host_error_json(host, 500, "Internal server error", &stuck, &stuck_len) != TH_OK ||
-      th_watchdog_start(l->base, stuck, stuck_len, &l->watchdog, err, sizeof err) != TH_OK) {
-    free(stuck);
-    th_log(TH_LOG_ERROR, NULL, "cannot start the Lambda loop's watchdog", NULL, 0);
+  if (th_watchdog_start(host, l->base, &l->watchdog, err, sizeof err) != TH_OK) {
+    th_log_field f[] = {TH_LOG_STR("error", err)};
+    th_log(TH_LOG_ERROR, NULL, "cannot start the Lambda loop's watchdog", f, 1);
     return 1;
   }
-  free(stuck);
   l->lua_timeout_ms = lua_timeout_ms;
   struct sigaction stop = {0}, ignore = {0}, old_term, old_int, old_pipe;
   stop.sa_handler = on_stop_signal; /* no SA_RESTART: let waits see EINTR */

@@ -13,10 +13,10 @@
  * the input is not an API Gateway event. */
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdatomic.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -110,21 +110,17 @@ static int run_local(th_host *host, const char *path, double lua_timeout_ms) {
   }
   /* A route stuck inside one C call cannot be stopped by the host: the
    * watchdog prints the 500 and exits 3 at the budget + its grace. */
-  char rid[37], *stuck = NULL;
-  size_t stuck_len = 0;
+  char rid[37];
   uuid_t u;
   uuid_generate_random(u);
   uuid_unparse_lower(u, rid);
   th_watchdog *wd = NULL;
   atomic_int in_route = 0;
-  if (th_host_error_json(host, 500, "Internal server error", &stuck, &stuck_len) != TH_OK ||
-      th_watchdog_start(NULL, stuck, stuck_len, &wd, err, sizeof err) != TH_OK) {
-    free(stuck);
+  if (th_watchdog_start(host, NULL, &wd, err, sizeof err) != TH_OK) {
     free(event);
-    fprintf(stderr, "taskhost: cannot start the watchdog\n");
+    fprintf(stderr, "taskhost: %s\n", err);
     return 1;
   }
-  free(stuck);
   th_invoke_ctx ctx = {.request_id = rid, .in_route = &in_route};
   th_watchdog_arm(wd, rid, th_watchdog_fire_at(th_now_ms(), lua_timeout_ms, 0, 0), &in_route);
   th_invoke_result res;

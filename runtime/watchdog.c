@@ -1,4 +1,4 @@
-/* The Lambda loop's watchdog (see watchdog.h). */
+/* The watchdog of the Lambda loop and --local (see watchdog.h). */
 #include "watchdog.h"
 
 #include <curl/curl.h>
@@ -138,15 +138,16 @@ static void *watch(void *arg) {
   return NULL;
 }
 
-th_result th_watchdog_start(const char *base_url, const char *response, size_t len,
-                            th_watchdog **out, char *err, size_t errlen) {
+th_result th_watchdog_start(th_host *host, const char *base_url, th_watchdog **out, char *err,
+                            size_t errlen) {
   th_watchdog *w = calloc(1, sizeof *w);
   if (!w)
     goto nomem;
   w->base_url = base_url ? strdup(base_url) : NULL;
-  w->response = malloc(len + 1);
   w->curl = base_url ? curl_easy_init() : NULL;
-  if ((base_url && (!w->base_url || !w->curl)) || !w->response) {
+  if ((base_url && (!w->base_url || !w->curl)) ||
+      th_host_error_json(host, 500, "Internal server error", &w->response, &w->response_len) !=
+          TH_OK) {
     free(w->base_url);
     free(w->response);
     if (w->curl)
@@ -154,9 +155,6 @@ th_result th_watchdog_start(const char *base_url, const char *response, size_t l
     free(w);
     goto nomem;
   }
-  memcpy(w->response, response, len);
-  w->response[len] = '\0';
-  w->response_len = len;
   pthread_condattr_t ca;
   int ok = pthread_condattr_init(&ca) == 0;
   ok = ok && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;

@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "common.h"
+#include "host.h"
 
 #define TH_WATCHDOG_EXIT_STATUS 3
 /* Added to the route's Lua budget (TASKHOST_LUA_TIMEOUT_MS) before the
@@ -36,11 +37,12 @@
 
 typedef struct th_watchdog th_watchdog;
 
-/* base_url: "http://host:port/2018-06-01/runtime"; response: the proxy
- * response JSON to post when it fires. Starts the thread. base_url NULL
- * (--local): the response and a newline go to standard output instead. */
-th_result th_watchdog_start(const char *base_url, const char *response, size_t len,
-                            th_watchdog **out, char *err, size_t errlen);
+/* Renders the host's JSON 500 proxy response (th_host_error_json) and
+ * starts the thread. base_url: "http://host:port/2018-06-01/runtime", where
+ * the 500 is posted when it fires; NULL (--local): the response and a
+ * newline go to standard output instead. */
+th_result th_watchdog_start(th_host *host, const char *base_url, th_watchdog **out, char *err,
+                            size_t errlen);
 
 /* Watches one invocation until th_watchdog_disarm: fires at fire_at_ms
  * (th_now_ms() time) if still armed and *in_route is 1 (the host is inside
