@@ -23,7 +23,7 @@
 #   - every acknowledged create is there once, whole, with what was sent
 #     (and what acknowledged updates set); every acknowledged delete is gone;
 #   - a create answered 5xx is absent, or present once and whole (the outcome
-#     is unknown to the client: README "Writes whose answer was lost"); the
+#     is unknown to the client: README "Writes whose outcome is unknown"); the
 #     scenarios where it lands are listed;
 #   - an update answered 5xx left the item wholly old or wholly new; a delete
 #     answered 5xx left it whole or gone;
