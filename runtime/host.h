@@ -32,7 +32,7 @@ typedef struct th_invoke_ctx {
   double deadline_ms;       /* th_now_ms() time by which we must answer; 0 = none */
   const char *function_arn; /* visible to routes as request.function_arn, or NULL */
   atomic_int *in_route;     /* or NULL: set to 1 while routes.handle runs, 0 after
-                               (read by the Lambda loop's watchdog thread) */
+                               (th_watchdog_route_flag: read by the watchdog) */
 } th_invoke_ctx;
 
 typedef struct th_invoke_result {

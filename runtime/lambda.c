@@ -57,8 +57,6 @@ struct th_lambda {
   char curl_err[CURL_ERROR_SIZE];
   int curl_ready;                  /* curl_global_init succeeded */
   th_watchdog *watchdog;           /* during th_lambda_run */
-  double lua_timeout_ms;           /* the route's budget, for the watchdog */
-  atomic_int in_route;             /* the host is in routes.handle (for the watchdog) */
 };
 
 /* Set by SIGTERM/SIGINT; read between calls and by the progress callback. */
@@ -622,16 +620,12 @@ static int serve_one(th_lambda *l, th_host *host) {
   th_invoke_ctx ctx = {.request_id = rid,
                        .deadline_ms = deadline,
                        .function_arn = h->function_arn[0] ? h->function_arn : NULL,
-                       .in_route = &l->in_route};
+                       .in_route = th_watchdog_route_flag(l->watchdog)};
   char *response = NULL;
   size_t rlen = 0;
   char err[1024] = "";
   th_invoke_result res;
-  double now = th_now_ms();
-  th_watchdog_arm(l->watchdog, rid,
-                  th_watchdog_fire_at(now, l->lua_timeout_ms, deadline,
-                                      TH_LAMBDA_DEADLINE_MARGIN_MS),
-                  &l->in_route);
+  th_watchdog_arm(l->watchdog, rid, deadline);
   th_result rc = th_host_invoke(host, l->body.data ? l->body.data : "", l->body.len, &ctx,
                                 &response, &rlen, &res, err, sizeof err);
   th_watchdog_disarm(l->watchdog); /* does not return if the watchdog answered */
@@ -665,12 +659,12 @@ static void pause_ms(long ms) {
 
 int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms) {
   char err[256];
-  if (th_watchdog_start(host, l->base, &l->watchdog, err, sizeof err) != TH_OK) {
+  if (th_watchdog_start(host, l->base, lua_timeout_ms, TH_LAMBDA_DEADLINE_MARGIN_MS, &l->watchdog,
+                        err, sizeof err) != TH_OK) {
     th_log_field f[] = {TH_LOG_STR("error", err)};
     th_log(TH_LOG_ERROR, NULL, "cannot start the Lambda loop's watchdog", f, 1);
     return 1;
   }
-  l->lua_timeout_ms = lua_timeout_ms;
   struct sigaction stop = {0}, ignore = {0}, old_term, old_int, old_pipe;
   stop.sa_handler = on_stop_signal; /* no SA_RESTART: let waits see EINTR */
   sigemptyset(&stop.sa_mask);

@@ -13,7 +13,6 @@
  * the input is not an API Gateway event. */
 #include <errno.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,14 +114,13 @@ static int run_local(th_host *host, const char *path, double lua_timeout_ms) {
   uuid_generate_random(u);
   uuid_unparse_lower(u, rid);
   th_watchdog *wd = NULL;
-  atomic_int in_route = 0;
-  if (th_watchdog_start(host, NULL, &wd, err, sizeof err) != TH_OK) {
+  if (th_watchdog_start(host, NULL, lua_timeout_ms, 0, &wd, err, sizeof err) != TH_OK) {
     free(event);
     fprintf(stderr, "taskhost: %s\n", err);
     return 1;
   }
-  th_invoke_ctx ctx = {.request_id = rid, .in_route = &in_route};
-  th_watchdog_arm(wd, rid, th_watchdog_fire_at(th_now_ms(), lua_timeout_ms, 0, 0), &in_route);
+  th_invoke_ctx ctx = {.request_id = rid, .in_route = th_watchdog_route_flag(wd)};
+  th_watchdog_arm(wd, rid, 0);
   th_invoke_result res;
   th_result rc = th_host_invoke(host, event, len, &ctx, &response, &rlen, &res, err, sizeof err);
   th_watchdog_disarm(wd); /* does not return if the watchdog answered */

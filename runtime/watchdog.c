@@ -22,7 +22,9 @@ struct th_watchdog {
   int stopping;
   double fire_at;          /* th_now_ms() time */
   double waiting_until;    /* the thread sleeps until then; 0: until signalled */
-  const atomic_int *in_route; /* the armed invocation's flag, or NULL */
+  atomic_int in_route;     /* set by the host while it runs routes.handle */
+  double lua_timeout_ms;   /* for th_watchdog_fire_at */
+  double margin_ms;
   char request_id[128];
   char *base_url;          /* http://host:port/2018-06-01/runtime */
   char *response;          /* the proxy response JSON to post */
@@ -101,7 +103,7 @@ static void *watch(void *arg) {
       sleep_until(w, w->fire_at);
       continue; /* re-read: disarmed, re-armed or stopping meanwhile */
     }
-    if (w->in_route && !atomic_load(w->in_route)) {
+    if (!atomic_load(&w->in_route)) {
       /* Past the route: bounded work, however slow. Look again shortly
        * (a route that had not started yet may still start). */
       sleep_until(w, now + 100.0);
@@ -138,22 +140,32 @@ static void *watch(void *arg) {
   return NULL;
 }
 
-th_result th_watchdog_start(th_host *host, const char *base_url, th_watchdog **out, char *err,
-                            size_t errlen) {
+/* Frees what th_watchdog_start allocated (the thread is not running). */
+static void discard(th_watchdog *w) {
+  if (w->curl)
+    curl_easy_cleanup(w->curl);
+  free(w->base_url);
+  free(w->response);
+  free(w);
+}
+
+th_result th_watchdog_start(th_host *host, const char *base_url, double lua_timeout_ms,
+                            double margin_ms, th_watchdog **out, char *err, size_t errlen) {
   th_watchdog *w = calloc(1, sizeof *w);
-  if (!w)
-    goto nomem;
+  if (!w) {
+    snprintf(err, errlen, "out of memory starting the watchdog");
+    return TH_ERR_NOMEM;
+  }
+  w->lua_timeout_ms = lua_timeout_ms;
+  w->margin_ms = margin_ms;
   w->base_url = base_url ? strdup(base_url) : NULL;
   w->curl = base_url ? curl_easy_init() : NULL;
   if ((base_url && (!w->base_url || !w->curl)) ||
       th_host_error_json(host, 500, "Internal server error", &w->response, &w->response_len) !=
           TH_OK) {
-    free(w->base_url);
-    free(w->response);
-    if (w->curl)
-      curl_easy_cleanup(w->curl);
-    free(w);
-    goto nomem;
+    discard(w);
+    snprintf(err, errlen, "out of memory starting the watchdog");
+    return TH_ERR_NOMEM;
   }
   pthread_condattr_t ca;
   int ok = pthread_condattr_init(&ca) == 0;
@@ -162,45 +174,39 @@ th_result th_watchdog_start(th_host *host, const char *base_url, th_watchdog **o
   pthread_condattr_destroy(&ca);
   if (!ok || pthread_mutex_init(&w->lock, NULL) != 0 ||
       pthread_create(&w->thread, NULL, watch, w) != 0) {
+    discard(w);
     snprintf(err, errlen, "cannot start the watchdog thread");
-    if (w->curl)
-      curl_easy_cleanup(w->curl);
-    free(w->base_url);
-    free(w->response);
-    free(w);
     return TH_ERR_INTERNAL;
   }
   *out = w;
   return TH_OK;
-nomem:
-  snprintf(err, errlen, "out of memory starting the watchdog");
-  return TH_ERR_NOMEM;
 }
 
-void th_watchdog_arm(th_watchdog *w, const char *request_id, double fire_at_ms,
-                     const atomic_int *in_route) {
+atomic_int *th_watchdog_route_flag(th_watchdog *w) { return &w->in_route; }
+
+void th_watchdog_arm(th_watchdog *w, const char *request_id, double host_deadline) {
+  double fire_at = th_watchdog_fire_at(th_now_ms(), w->lua_timeout_ms, host_deadline,
+                                       w->margin_ms);
   pthread_mutex_lock(&w->lock);
   snprintf(w->request_id, sizeof w->request_id, "%s", request_id ? request_id : "");
-  w->fire_at = fire_at_ms;
-  w->in_route = in_route;
+  w->fire_at = fire_at;
   w->armed = 1;
   /* Invocations in a row arm later and later times: a thread already
    * sleeping until an earlier one wakes then, finds the new time and sleeps
    * again, so the common case costs no wake-up per invocation. */
-  if (w->waiting_until == 0 || fire_at_ms < w->waiting_until)
+  if (w->waiting_until == 0 || fire_at < w->waiting_until)
     pthread_cond_signal(&w->cond);
   pthread_mutex_unlock(&w->lock);
 }
 
-int th_watchdog_disarm(th_watchdog *w) {
+void th_watchdog_disarm(th_watchdog *w) {
   pthread_mutex_lock(&w->lock);
   int fired = w->fired;
   w->armed = 0;
   pthread_mutex_unlock(&w->lock);
   if (fired)
     for (;;)
-      pause(); /* the watchdog thread is posting the 500, then exits the process */
-  return 0;
+      pause(); /* the watchdog thread is answering, then exits the process */
 }
 
 double th_watchdog_fire_at(double now, double lua_timeout_ms, double host_deadline,
@@ -230,9 +236,5 @@ void th_watchdog_stop(th_watchdog *w) {
   pthread_join(w->thread, NULL);
   pthread_cond_destroy(&w->cond);
   pthread_mutex_destroy(&w->lock);
-  if (w->curl)
-    curl_easy_cleanup(w->curl);
-  free(w->base_url);
-  free(w->response);
-  free(w);
+  discard(w);
 }

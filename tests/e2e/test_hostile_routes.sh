@@ -7,6 +7,7 @@
 
 routes="$TMP/routes"
 mkdir -p "$routes"
+cp "$SOURCE_DIR/tests/e2e/c_call_bombs.lua" "$routes/"
 cat >"$routes/routes.lua" <<'LUA'
 local routes = {}
 local handlers = {
@@ -40,13 +41,8 @@ local handlers = {
   ["/gc"] = function() setmetatable({}, {__gc = function() while true do end end}) end,
   ["/tostring-loop"] = function() error(setmetatable({}, {__tostring = function() while true do end end})) end,
   -- inside one C call (no hook can run): only the --local/Lambda watchdog stops these
-  ["/c-pattern"] = function()
-    return {status = 200, body = {at = string.rep("a", 3000):find("(.-)(.-)(.-)(.-)(.-)(.-)b")}}
-  end,
-  ["/c-search"] = function()
-    local s = string.rep("a", 24 * 1024 * 1024)
-    return {status = 200, body = {at = s:find(string.rep("a", 12 * 1024 * 1024) .. "b", 1, true)}}
-  end,
+  ["/c-pattern"] = function() return require("c_call_bombs").pattern() end,
+  ["/c-search"] = function() return require("c_call_bombs").search() end,
   ["/sort-error"] = function() local t = {3, 2, 1} table.sort(t, function() error("x") end) end,
   -- read by the host after the route returned (budget disarmed): never through metamethods
   ["/meta-response"] = function()

@@ -200,6 +200,7 @@ check "init error with no Runtime API: logged" grep -q "cannot report the init e
 TEST_ROUTES="$TMP/test-routes"
 mkdir -p "$TEST_ROUTES" && cp -r "$ROUTES_DIR"/. "$TEST_ROUTES/"
 mv "$TEST_ROUTES/routes.lua" "$TEST_ROUTES/base_routes.lua"
+cp "$SOURCE_DIR/tests/e2e/c_call_bombs.lua" "$TEST_ROUTES/"
 cat >"$TEST_ROUTES/routes.lua" <<'LUA'
 -- test wrapper: /_test/* paths, everything else to the real routes
 local json = require("json")
@@ -214,14 +215,9 @@ function M.handle(req)
     return { status = 200, body = { function_arn = req.function_arn or json.null,
                                     request_id = req.request_id } }
   elseif req.path == "/_test/pattern" then
-    -- backtracking inside one C call: the count hook cannot run
-    local s = string.rep("a", 3000)
-    return { status = 200, body = { at = s:find("(.-)(.-)(.-)(.-)(.-)(.-)b") or json.null } }
+    return require("c_call_bombs").pattern()
   elseif req.path == "/_test/search" then
-    -- a plain search: O(n * m) byte comparisons inside one memcmp loop
-    local s = string.rep("a", 24 * 1024 * 1024)
-    return { status = 200, body = { at = s:find(string.rep("a", 12 * 1024 * 1024) .. "b", 1, true)
-      or json.null } }
+    return require("c_call_bombs").search()
   elseif req.path == "/_test/big" then
     return { status = 200, body = string.rep("x", 7 * 1024 * 1024) }
   end
