@@ -32,7 +32,9 @@ local DEFAULT_PRIORITY = "medium"
 local MAX_TASK_LENGTH = 1000 -- characters, after trimming
 local DEFAULT_LIMIT = 25
 local MAX_LIMIT = 100
-local MAX_CURSOR_LENGTH = 4096 -- bytes; ours are far shorter
+-- The longest cursor the store can issue (TH_CURSOR_MAX_TEXT, runtime/cursor.h:
+-- DynamoDB's largest composite key, sealed); longer is refused unread.
+local MAX_CURSOR_LENGTH = 4290
 local PREFLIGHT_MAX_AGE = "600" -- seconds a browser may cache a preflight
 local READ_ONLY_FIELDS = { "id", "created_at", "updated_at" }
 local EDITABLE_FIELDS = { "task", "status", "priority" }

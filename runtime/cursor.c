@@ -15,7 +15,7 @@
 #define VERSION 0x01
 #define MAC_LEN 16
 #define MAX_RAW (1 + TH_CURSOR_MAX_KEY + MAC_LEN)
-#define MAX_TEXT 2048 /* longer than any cursor we issue (1388 chars) */
+#define MAX_TEXT TH_CURSOR_MAX_TEXT /* the encoding of MAX_RAW bytes */
 
 /* MAC over (identity, 0x00, key): binds the cursor to one store. */
 static th_result mac(const unsigned char *secret, size_t secret_len, const char *identity,
@@ -87,9 +87,10 @@ th_result th_cursor_seal(const unsigned char *secret, size_t secret_len, const c
   unsigned char raw[MAX_RAW];
   size_t key_len;
   char *text;
-  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !key ||
-      (key_len = strlen(key)) > TH_CURSOR_MAX_KEY)
+  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !key)
     return TH_ERR_INVALID;
+  if ((key_len = strlen(key)) > TH_CURSOR_MAX_KEY)
+    return TH_ERR_TOO_LARGE;
   raw[0] = VERSION;
   memcpy(raw + 1, key, key_len);
   th_result r = mac(secret, secret_len, identity, raw + 1, key_len, raw + 1 + key_len);

@@ -12,12 +12,16 @@
  * the backend are copied onto the Lua stack and freed before anything that
  * can raise. */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cursor.h"
 #include "log.h"
 #include "lua_modules.h"
+
+/* Every key a store can hand back fits in a cursor. */
+_Static_assert(TH_STORE_MAX_ID <= TH_CURSOR_MAX_KEY, "a store key does not fit in a cursor");
 
 static th_store_binding *binding(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
@@ -203,10 +207,15 @@ static int l_scan(lua_State *L) {
   free(after);
   if (r != TH_OK)
     return push_failure(L, "scan", r, b->store->error);
-  char *next = NULL;
+  char *next = NULL, why[96] = "";
   th_result sealed = TH_OK;
   if (last) {
     sealed = th_cursor_seal(b->cursor_secret, b->cursor_secret_len, b->store->identity, last, &next);
+    /* The store handed back a key it should never hold: our fault, not the
+     * client's (500, not 400), and said as such. */
+    if (sealed != TH_OK)
+      snprintf(why, sizeof why, "cannot seal the cursor: %s (key of %zu bytes, at most %d fit)",
+               th_result_name(sealed), strlen(last), TH_CURSOR_MAX_KEY);
     free(last);
   }
   if (!(lo && lo->scan)) {
@@ -218,7 +227,7 @@ static int l_scan(lua_State *L) {
     avs = lua_gettop(L);
   }
   if (sealed != TH_OK)
-    return push_failure(L, "scan", sealed, "cannot seal the cursor");
+    return push_failure(L, "scan", sealed == TH_ERR_NOMEM ? sealed : TH_ERR_INTERNAL, why);
   if (next)
     push_owned(L, next);
   else

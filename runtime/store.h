@@ -3,7 +3,8 @@
  * Items travel as DynamoDB AttributeValue maps serialised as JSON text, e.g.
  *   {"id":{"S":"6f1c..."},"created_at":{"N":"1703001234"},"done":{"BOOL":false}}
  * This is exactly DynamoDB's wire form, so numbers stay exact decimal strings
- * and both backends hold the same data. Keys are the string attribute `id`.
+ * and both backends hold the same data. Keys are the string attribute `id`,
+ * 1..TH_STORE_MAX_ID bytes without NUL; any other id is TH_ERR_INVALID.
  *
  * Every operation is atomic. A failed condition is a normal result, not an
  * error: create → TH_ERR_EXISTS, get/update/remove → TH_ERR_NOT_FOUND.
@@ -19,6 +20,11 @@
 #define TH_STORE_H
 
 #include "common.h"
+
+/* DynamoDB's limit on a partition key (the UTF-8 bytes of an S value), and
+ * `id` is the table's partition key: any item the table can hold is one the
+ * store can read, list and page past (a cursor holds TH_CURSOR_MAX_KEY). */
+#define TH_STORE_MAX_ID 2048
 
 typedef struct th_store th_store;
 struct lua_State;

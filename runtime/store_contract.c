@@ -299,13 +299,13 @@ static void t_values(ct *c, th_store *s) {
 
 /* Malformed requests are INVALID, change nothing and write no output. */
 static void t_invalid(ct *c, th_store *s) {
-  char id[64], item[256], long_id[1026], long_item[1200];
+  char id[64], item[256], long_id[TH_STORE_MAX_ID + 2], long_item[TH_STORE_MAX_ID + 64];
   char bad[8][256];
   char *out, *last;
   th_result r;
   new_id(c, id);
-  memset(long_id, 'a', 1025);
-  long_id[1025] = '\0';
+  memset(long_id, 'a', TH_STORE_MAX_ID + 1);
+  long_id[TH_STORE_MAX_ID + 1] = '\0';
   snprintf(long_item, sizeof long_item, "{\"id\":{\"S\":\"%s\"}}", long_id);
   snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"t\":{\"S\":\"x\"}}", id);
   snprintf(bad[0], sizeof bad[0], "{\"t\":{\"S\":\"no id\"}}");
@@ -324,7 +324,7 @@ static void t_invalid(ct *c, th_store *s) {
     {id, bad[4], "not an object"},   {id, bad[5], "attribute value null"},
     {id, bad[6], "attribute value not an object"}, {id, bad[7], "id not an AttributeValue"},
     {id, "", "empty text"},          {id, NULL, "NULL item"},
-    {"", "{\"id\":{\"S\":\"\"}}", "empty id"}, {long_id, long_item, "id over 1024 bytes"},
+    {"", "{\"id\":{\"S\":\"\"}}", "empty id"}, {long_id, long_item, "id over TH_STORE_MAX_ID bytes"},
     {NULL, item, "NULL id"},
   };
   for (size_t i = 0; i < TH_ARRAY_LEN(creates); i++) {
@@ -463,6 +463,40 @@ static void check_pass(ct *c, const char *pass, const char *what) {
   EXPECT(miss == 0, "%s: %lld items never returned", what, miss);
   EXPECT(odd == 0, "%s: %lld unknown items of this run returned", what, odd);
   EXPECT(changed == 0, "%s: %lld items returned with the wrong content", what, changed);
+}
+
+/* Ids as long as the contract allows (TH_STORE_MAX_ID bytes, DynamoDB's
+ * limit on a partition key): created, read, updated, paged past one page at
+ * a time (each page ends on one of them), and removed. */
+static void t_longest(ct *c, th_store *s) {
+  char id[3][TH_STORE_MAX_ID + 1], item[TH_STORE_MAX_ID + 64], num[4];
+  char *out;
+  th_result r;
+  sqlite3_exec(c->j, "DELETE FROM want; DELETE FROM other; DELETE FROM seen", NULL, NULL, NULL);
+  for (int i = 0; i < 3; i++) {
+    new_id(c, id[i]);
+    size_t n = strlen(id[i]);
+    memset(id[i] + n, 'a' + i, TH_STORE_MAX_ID - n);
+    id[i][TH_STORE_MAX_ID] = '\0';
+    snprintf(num, sizeof num, "%d", i);
+    snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"n\":{\"N\":\"%s\"}}", id[i], num);
+    r = op_create(s, id[i], item);
+    EXPECT_R(r, TH_OK, "create with a TH_STORE_MAX_ID-byte id");
+    expect_item(c, s, id[i], item, "get of a TH_STORE_MAX_ID-byte id");
+    jnum(c, "INSERT INTO want VALUES (?1, ?2)", id[i], num, NULL);
+  }
+  out = untouched;
+  r = op_update(s, id[1], "{\"t\":{\"S\":\"y\"}}", &out);
+  EXPECT_R(r, TH_OK, "update of a TH_STORE_MAX_ID-byte id");
+  drop(out);
+  scan_all(c, s, 1, "longest", NULL);
+  check_pass(c, "longest", "scan limit 1 over TH_STORE_MAX_ID-byte ids");
+  for (int i = 0; i < 3; i++) {
+    out = untouched;
+    r = op_remove(s, id[i], &out);
+    EXPECT_R(r, TH_OK, "remove of a TH_STORE_MAX_ID-byte id");
+    drop(out);
+  }
 }
 
 /* Paging visits each item once, at several page sizes, and also while the
@@ -665,7 +699,8 @@ int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *r
   static const struct {
     const char *name;
     void (*run)(ct *c, th_store *s);
-  } groups[] = {{"crud", t_crud}, {"values", t_values}, {"invalid", t_invalid}, {"scan", t_scan}};
+  } groups[] = {{"crud", t_crud}, {"values", t_values}, {"invalid", t_invalid}, {"scan", t_scan},
+                {"longest", t_longest}};
   ct cc = {.report = report ? report : stderr, .view = ""}, *c = &cc;
   int lua_pass = 0;
   uuid_t u;

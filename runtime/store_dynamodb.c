@@ -19,7 +19,6 @@
 #include "dynamodb.h"
 #include "log.h"
 
-#define MAX_ID 1024                /* == TH_CURSOR_MAX_KEY: every key fits in a cursor */
 #define MAX_PAGE_BYTES (64u << 20) /* one scan page's JSON text */
 #define MAX_SCAN_REQUESTS 10000    /* a scan page that has not ended by then never will */
 
@@ -44,8 +43,8 @@ static th_result fail(dd_store *q, th_result r, const char *fmt, ...) {
 }
 
 static th_result check_id(dd_store *q, const char *what, const char *id) {
-  if (!id || !id[0] || strlen(id) > MAX_ID)
-    return fail(q, TH_ERR_INVALID, "%s: id must be 1..1024 bytes", what);
+  if (!id || !id[0] || strlen(id) > TH_STORE_MAX_ID)
+    return fail(q, TH_ERR_INVALID, "%s: id must be 1..%d bytes", what, TH_STORE_MAX_ID);
   return TH_OK;
 }
 

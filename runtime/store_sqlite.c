@@ -16,7 +16,8 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define MAX_ID 1024 /* == TH_CURSOR_MAX_KEY: every key must fit in a cursor */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_COUNT };
 
@@ -154,10 +155,11 @@ static th_result bind(sq_store *q, sqlite3_stmt *st, const char *what, int n, co
   return TH_OK;
 }
 
-/* Ids are bounded so every key fits in a pagination cursor. */
+/* Ids are bounded as DynamoDB bounds them (store.h), so the two backends
+ * accept the same items and every key fits in a pagination cursor. */
 static th_result check_id(sq_store *q, const char *what, const char *id) {
-  if (!id || !id[0] || strlen(id) > MAX_ID)
-    return fail(q, TH_ERR_INVALID, what, "id must be 1..1024 bytes");
+  if (!id || !id[0] || strlen(id) > TH_STORE_MAX_ID)
+    return fail(q, TH_ERR_INVALID, what, "id must be 1.." STR(TH_STORE_MAX_ID) " bytes");
   return TH_OK;
 }
 

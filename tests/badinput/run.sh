@@ -85,6 +85,11 @@ gen() {
       q800p) { for i in $(seq 1 800); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
       q3000p) { for i in $(seq 1 3000); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
       q100k) { for i in $(seq 1 10000); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
+      # The longest cursor (4290 characters, runtime/cursor.h), sealed with the real
+      # secret over a key longer than any id (3200 bytes): read, opened, refused by the store.
+      qnext_longest) { printf 'next='; "$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" \
+        "$(head -c 3200 /dev/zero | tr '\0' 'k')"; } | tr -d '\n' >"$f" ;;
+      qnext_over) { printf 'next='; head -c 4291 /dev/zero | tr '\0' 'A'; } >"$f" ;;
       *) echo "run.sh: unknown generator $1" >&2; return 1 ;;
     esac
   fi

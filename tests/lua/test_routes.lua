@@ -390,6 +390,16 @@ T.test("bad cursors → 400 naming next", function()
   expect(call("GET", "/tasks", { query = { next = first.next, limit = "1" } }), 200, "the real cursor")
 end)
 
+T.test("a next as long as the longest cursor reaches the store; one more is refused unread", function()
+  -- 4290 characters: the longest cursor runtime/cursor.h can seal (TH_CURSOR_MAX_TEXT).
+  for _, case in ipairs({ { 4290, 1 }, { 4291, 0 } }) do
+    spy.calls = 0
+    local c = string.rep("A", case[1])
+    expect_field_error(call("GET", "/tasks", { query = { next = c } }), "next", #c .. " characters")
+    eq(spy.calls, case[2], "store calls for a next of " .. #c .. " characters")
+  end
+end)
+
 T.test("store errors map to 503/400/500 without leaking detail", function()
   local t = create({ task = "err" })
   local kinds = { throttled = 503, unavailable = 503, invalid = 400, internal = 500, weird = 500 }

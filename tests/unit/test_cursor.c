@@ -31,7 +31,7 @@ static int refused(const unsigned char *sec, size_t sec_len, const char *ident, 
 /* Builds a cursor from raw parts with a genuine MAC (OpenSSL, as cursor.c
  * does) so that layout checks are tested apart from the MAC check. */
 static char *forge(unsigned char version, const unsigned char *key, size_t key_len, size_t mac_len) {
-  unsigned char msg[2048], raw[2048], md[EVP_MAX_MD_SIZE];
+  unsigned char msg[TH_CURSOR_MAX_KEY + 512], raw[TH_CURSOR_MAX_KEY + 512], md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   size_t id_len = strlen(identity);
   memcpy(msg, identity, id_len + 1);
@@ -55,6 +55,9 @@ static void test_key(const char *name, const char *key) {
   if (!c1)
     return;
   CHECK(url_safe(c1), "%s: not URL-safe: %s", name, c1);
+  /* 1 version byte + key + 16 MAC bytes, base64 without padding. */
+  CHECK(strlen(c1) == (4 * (1 + strlen(key) + 16) + 2) / 3 && strlen(c1) <= TH_CURSOR_MAX_TEXT,
+        "%s: cursor of %zu characters", name, strlen(c1));
   CHECK(th_cursor_seal(secret, SECRET_LEN, identity, key, &c2) == TH_OK && c2 && !strcmp(c1, c2),
         "%s: sealing is not deterministic", name);
   CHECK(th_cursor_open(secret, SECRET_LEN, identity, c1, &back) == TH_OK, "%s: open", name);
@@ -113,12 +116,20 @@ static void test_key(const char *name, const char *key) {
 }
 
 int main(void) {
-  char k1024[TH_CURSOR_MAX_KEY + 1], k1025[TH_CURSOR_MAX_KEY + 2], all[128];
+  /* The bound cursor.h derives: DynamoDB's largest composite key (2048 + 1024
+   * bytes of values) with 64 bytes of framing for each of its two attributes. */
+  CHECK(TH_CURSOR_MAX_KEY == 3200, "TH_CURSOR_MAX_KEY is %d", TH_CURSOR_MAX_KEY);
+  CHECK(TH_CURSOR_MAX_TEXT == 4290, "TH_CURSOR_MAX_TEXT is %d", TH_CURSOR_MAX_TEXT);
+
+  static char kmax[TH_CURSOR_MAX_KEY + 1], kover[TH_CURSOR_MAX_KEY + 2], k2048[2049], all[128];
   for (int i = 0; i < TH_CURSOR_MAX_KEY; i++)
-    k1024[i] = (char)(1 + i % 255); /* every non-NUL byte value */
-  k1024[TH_CURSOR_MAX_KEY] = '\0';
-  memset(k1025, 'k', TH_CURSOR_MAX_KEY + 1);
-  k1025[TH_CURSOR_MAX_KEY + 1] = '\0';
+    kmax[i] = (char)(1 + i % 255); /* every non-NUL byte value */
+  kmax[TH_CURSOR_MAX_KEY] = '\0';
+  memset(kover, 'k', TH_CURSOR_MAX_KEY + 1);
+  kover[TH_CURSOR_MAX_KEY + 1] = '\0';
+  for (int i = 0; i < 2048; i += 2)
+    memcpy(k2048 + i, "\xc3\xa9", 2); /* 1024 x U+00E9: DynamoDB's largest partition key */
+  k2048[2048] = '\0';
   for (int i = 0; i < 95; i++)
     all[i] = (char)(32 + i);
   all[95] = '\0';
@@ -129,17 +140,26 @@ int main(void) {
     {"uuid", "6f1c2a9e-3b7d-4e0a-9c51-2d8f0e4b7a13"},
     {"empty", ""},
     {"one byte", "a"},
-    {"1024 bytes", k1024},
+    {"2048 bytes of UTF-8", k2048},
+    {"TH_CURSOR_MAX_KEY bytes", kmax},
     {"unicode", "t\xc3\xa2" "che-\xe6\x97\xa5\xe6\x9c\xac-\xf0\x9f\x8e\x89"},
     {"printable ASCII", all},
   };
   for (size_t i = 0; i < TH_ARRAY_LEN(keys); i++)
     test_key(keys[i].name, keys[i].key);
 
-  /* Seal refuses what it cannot honour. */
+  /* The longest cursor is TH_CURSOR_MAX_TEXT characters. */
   char *out = untouched;
-  CHECK(th_cursor_seal(secret, SECRET_LEN, identity, k1025, &out) == TH_ERR_INVALID &&
-            out == untouched, "seal of a 1025-byte key");
+  CHECK(th_cursor_seal(secret, SECRET_LEN, identity, kmax, &out) == TH_OK && out != untouched &&
+            strlen(out) == TH_CURSOR_MAX_TEXT, "longest cursor: %zu characters",
+        out != untouched ? strlen(out) : 0);
+  if (out != untouched)
+    free(out);
+
+  /* Seal refuses what it cannot honour: one byte over is TOO_LARGE, not cut. */
+  out = untouched;
+  CHECK(th_cursor_seal(secret, SECRET_LEN, identity, kover, &out) == TH_ERR_TOO_LARGE &&
+            out == untouched, "seal of a TH_CURSOR_MAX_KEY + 1 byte key");
   CHECK(th_cursor_seal(secret, 0, identity, "k", &out) == TH_ERR_INVALID, "seal with no secret");
   CHECK(th_cursor_seal(NULL, 0, identity, "k", &out) == TH_ERR_INVALID, "seal with NULL secret");
   CHECK(th_cursor_seal(secret, SECRET_LEN, NULL, "k", &out) == TH_ERR_INVALID, "seal, NULL identity");
@@ -176,7 +196,8 @@ int main(void) {
     {"key with NUL", 0x01, nul_key, 3, 16, TH_ERR_INVALID},
     {"MAC of 15 bytes", 0x01, (const unsigned char *)"abc", 3, 15, TH_ERR_INVALID},
     {"full 32-byte MAC", 0x01, (const unsigned char *)"abc", 3, 32, TH_ERR_INVALID},
-    {"over-long key", 0x01, (const unsigned char *)k1025, TH_CURSOR_MAX_KEY + 1, 16, TH_ERR_INVALID},
+    {"longest key", 0x01, (const unsigned char *)kmax, TH_CURSOR_MAX_KEY, 16, TH_OK},
+    {"over-long key", 0x01, (const unsigned char *)kover, TH_CURSOR_MAX_KEY + 1, 16, TH_ERR_INVALID},
   };
   for (size_t i = 0; i < TH_ARRAY_LEN(forged); i++) {
     char *c = forge(forged[i].version, forged[i].key, forged[i].key_len, forged[i].mac_len);
