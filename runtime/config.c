@@ -109,6 +109,13 @@ static th_result read_aws(th_config *c, char *err, size_t errlen) {
       check_secret("AWS_SECRET_ACCESS_KEY", secret, TH_SIGV4_MAX_CREDENTIAL, 0, err, errlen) ||
       (token && check_secret("AWS_SESSION_TOKEN", token, TH_SIGV4_MAX_TOKEN, 0, err, errlen)))
     return TH_ERR_INVALID;
+  /* ASIA… ids are temporary (STS) credentials: AWS refuses every request
+   * signed with one unless its session token goes along. */
+  if (strncmp(akid, "ASIA", 4) == 0 && !token) {
+    snprintf(err, errlen, "AWS_SESSION_TOKEN is not set, but AWS_ACCESS_KEY_ID (value not shown) is "
+             "a temporary key (ASIA...) that is refused without its session token");
+    return TH_ERR_INVALID;
+  }
 
   const char *ignore = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
   int use_env = !(ignore && strcasecmp(ignore, "true") == 0);

@@ -183,6 +183,9 @@ init_error_case "invalid configuration value" Runtime.ConfigError 'TASKHOST_LUA_
   TASKHOST_LUA_TIMEOUT_MS=soon
 init_error_case "invalid log format" Runtime.ConfigError 'AWS_LAMBDA_LOG_FORMAT' \
   AWS_LAMBDA_LOG_FORMAT=XML
+init_error_case "temporary access key without its session token" Runtime.ConfigError 'AWS_SESSION_TOKEN' \
+  TASKHOST_STORE=dynamodb TABLE_NAME=Tasks AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=ASIAEXAMPLETEMPKEY \
+  AWS_SECRET_ACCESS_KEY=example-secret AWS_SESSION_TOKEN= AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9
 init_error_case "store that does not open" Runtime.StoreError '.' \
   TASKHOST_STORE="sqlite:$TMP/no/such/dir/tasks.db"
 

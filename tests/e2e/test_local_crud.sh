@@ -547,6 +547,16 @@ bad_config TASKHOST_LUA_TIMEOUT_MS 5s
 bad_config TASKHOST_LUA_INSTRUCTIONS -1
 bad_config TASKHOST_LOG_LEVEL loud
 bad_config AWS_LAMBDA_LOG_FORMAT xml
+# A temporary (ASIA...) access key without its session token would fail every
+# store call (403): refused at start instead.
+env TASKHOST_STORE=dynamodb TABLE_NAME=Tasks AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=ASIAEXAMPLETEMPKEY \
+  AWS_SECRET_ACCESS_KEY=example-secret AWS_SESSION_TOKEN= AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 \
+  "$TASKHOST_BIN" --local "$TMP/list.json" >"$TMP/out" 2>"$TMP/err"
+check_eq "ASIA key without AWS_SESSION_TOKEN: exit 1" 1 "$?"
+check_eq "ASIA key without AWS_SESSION_TOKEN: nothing on stdout" 0 "$(wc -c <"$TMP/out")"
+check_eq "ASIA key without AWS_SESSION_TOKEN: one line on stderr" 1 "$(wc -l <"$TMP/err")"
+check_match "ASIA key without AWS_SESSION_TOKEN: names AWS_SESSION_TOKEN" AWS_SESSION_TOKEN "$(cat "$TMP/err")"
+check "ASIA key without AWS_SESSION_TOKEN: the key is not shown" bash -c "! grep -q ASIAEXAMPLE '$TMP/err'"
 env TASKHOST_STORE="sqlite:$TMP/no/such/dir/x.db" "$TASKHOST_BIN" --local "$TMP/list.json" \
   >"$TMP/out" 2>"$TMP/err"
 check_eq "a store that cannot open: exit 1" 1 "$?"

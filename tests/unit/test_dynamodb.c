@@ -864,6 +864,7 @@ static void test_config(void) {
   base_env();
   unsetenv("AWS_REGION");
   setenv("AWS_DEFAULT_REGION", "cn-north-1", 1);
+  setenv("AWS_ACCESS_KEY_ID", "ASIAEXAMPLETEMPORARY", 1); /* temporary: needs the token */
   setenv("AWS_SESSION_TOKEN", TOKEN, 1);
   setenv("AWS_MAX_ATTEMPTS", "7", 1);
   CHECK(load(&c, err, sizeof err) == TH_OK, "default region: %s", err);
@@ -908,6 +909,7 @@ static void test_config(void) {
     {"AWS_SECRET_ACCESS_KEY", SECRET " x", "invalid AWS_SECRET_ACCESS_KEY (value not shown)"},
     {"AWS_SESSION_TOKEN", TOKEN "\t", "invalid AWS_SESSION_TOKEN (value not shown)"},
     {"AWS_ACCESS_KEY_ID", "AKID/X", "invalid AWS_ACCESS_KEY_ID (value not shown)"},
+    {"AWS_ACCESS_KEY_ID", "ASIAEXAMPLETEMPORARY", "AWS_SESSION_TOKEN is not set"},
     {"AWS_ENDPOINT_URL_DYNAMODB", "localhost:8000", "invalid AWS_ENDPOINT_URL_DYNAMODB='localhost:8000'"},
     {"AWS_ENDPOINT_URL_DYNAMODB", "http://user:" SECRET "@h", "invalid AWS_ENDPOINT_URL_DYNAMODB (value not shown)"},
     {"AWS_ENDPOINT_URL", "https://h/path", "invalid AWS_ENDPOINT_URL='https://h/path'"},
