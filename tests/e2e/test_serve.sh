@@ -253,6 +253,27 @@ http GET "/tasks/${slow_id:-$ABSENT_ID}"
 expect "after restart: the task created during shutdown is there" 200 '.task == "slow upload"'
 paginate "after restart, limit 100" 100 fetch_http "$ALL_IDS"
 
+section "SIGKILL right after the 201s: every acknowledged task is there after a restart"
+# README (Durability of the SQLite store): a killed process loses no acknowledged
+# write (WAL, synchronous=NORMAL); only a power loss or an OS crash can.
+: >"$TMP/killed.ids"
+for i in $(seq 1 30); do
+  http POST /tasks "${JSON[@]}" --data-binary "{\"task\":\"before SIGKILL $i\"}"
+  [ "$STATUS" = 201 ] && jq -r '.id' <<<"$BODY" >>"$TMP/killed.ids"
+done
+check_eq "30 creates answered 201 before SIGKILL" 30 "$(wc -l <"$TMP/killed.ids")"
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+SERVER_PID=""
+cat "$TMP/killed.ids" >>"$ALL_IDS"
+if serve_start; then pass; else fail "server starts after SIGKILL"; finish; fi
+missing=0
+while read -r kid; do
+  http GET "/tasks/$kid"
+  [ "$STATUS" = 200 ] || missing=$((missing + 1))
+done <"$TMP/killed.ids"
+check_eq "after SIGKILL and restart: every acknowledged task is there" 0 "$missing"
+
 section "SIGINT"
 serve_stop INT
 check "SIGINT: 'shutting down' logged" \
