@@ -8,6 +8,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "partition.h"
 #include "sigv4.h"
 
 static const char *env(const char *name) {
@@ -135,10 +136,11 @@ static th_result read_aws(th_config *c, char *err, size_t errlen) {
     }
     c->dynamodb_endpoint = strdup(url);
   } else {
-    size_t len = strlen(region) + 64;
+    /* The regional endpoint, in the region's partition (partition.h). */
+    const char *suffix = th_partition_of(region)->dns_suffix;
+    size_t len = strlen("https://dynamodb..") + strlen(region) + strlen(suffix) + 1;
     if ((c->dynamodb_endpoint = malloc(len)))
-      snprintf(c->dynamodb_endpoint, len, "https://dynamodb.%s.amazonaws.com%s", region,
-               strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+      snprintf(c->dynamodb_endpoint, len, "https://dynamodb.%s.%s", region, suffix);
   }
   if (env_int("AWS_MAX_ATTEMPTS", 3, 1, 20, &n, err, errlen))
     return TH_ERR_INVALID;

@@ -36,7 +36,8 @@ typedef struct th_config {
   char *aws_session_token;     /* AWS_SESSION_TOKEN, or NULL */
   /* AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL (both ignored when
    * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else
-   * https://dynamodb.<region>.amazonaws.com (.com.cn for cn-* regions).
+   * https://dynamodb.<region>.<the DNS suffix of the region's partition>
+   * (partition.h: amazonaws.com, amazonaws.com.cn, c2s.ic.gov, ...).
    * Checked: http or https, a host, an optional port, no path/query/userinfo. */
   char *dynamodb_endpoint;
   int aws_max_attempts;        /* AWS_MAX_ATTEMPTS, 1..20 (default 3) */

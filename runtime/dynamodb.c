@@ -1391,7 +1391,7 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
   for (int attempt_no = 1;; attempt_no++) {
     th_http_resp resp;
     char terr[256] = "";
-    int timeout = 0;
+    int timeout = 0, unresolved = 0;
     long ra = -1;
     memset(&resp, 0, sizeof resp);
     o.attempts = attempt_no;
@@ -1438,6 +1438,7 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
       if (r == TH_ERR_UNAVAILABLE) {
         o.error.kind = TH_DDB_TRANSIENT;
         timeout = strncmp(terr, "timed out", 9) == 0; /* th_http_send's wording */
+        unresolved = th_http_unresolved(d->http);
       }
     }
     th_ddb_kind kind = o.error.kind;
@@ -1459,14 +1460,25 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
         last_cost = cost;
       }
     }
-    if (stop) {
+    if (stop && unresolved) {
+      /* Retried like any failure to connect (the SDKs do: a resolver can
+       * fail for a moment), but a name that still does not resolve is a
+       * wrong endpoint or region, not an outage: a 500, said as such. */
+      r = TH_ERR_INTERNAL;
+      put_line(o.detail, sizeof o.detail,
+               "%s: the endpoint's host %s does not resolve (%s) after %d attempt%s%s; check "
+               "AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL or AWS_REGION",
+               op, d->url.host, what, attempt_no, attempt_no == 1 ? "" : "s", stop);
+    } else if (stop) {
       put_line(o.detail, sizeof o.detail, "%s: %s after %d attempt%s%s%s%s", op, what, attempt_no,
                attempt_no == 1 ? "" : "s", stop, o.error.message[0] ? ": " : "", o.error.message);
+    }
+    if (stop) {
       one_line(o.detail);
       *out = o;
       return r;
     }
-    if (kind == TH_DDB_TRANSIENT)
+    if (kind == TH_DDB_TRANSIENT && !unresolved) /* unresolved: nothing was sent */
       o.maybe_applied = 1;
     th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_NUM("attempt", attempt_no),
                         TH_LOG_NUM("maxAttempts", d->retry.max_attempts),

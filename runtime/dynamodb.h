@@ -230,7 +230,10 @@ typedef struct th_ddb_outcome {
  * timeouts only). TH_OK: out->body holds the response. Otherwise the error's
  * store result (th_ddb_kind_result), or TH_ERR_TIMEOUT when the deadline
  * cut an attempt short, or the transport's own result; out->error and
- * out->detail say why. *out is always written; free it with
+ * out->detail say why. A host name that does not resolve is retried like a
+ * failed connection (the SDKs retry it too), but when it still does not on
+ * the last attempt the result is TH_ERR_INTERNAL, not TH_ERR_UNAVAILABLE: a
+ * wrong endpoint or region, which the detail names with the host. *out is always written; free it with
  * th_ddb_outcome_free. */
 th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadline_ms,
                       th_ddb_outcome *out);

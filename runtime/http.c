@@ -26,6 +26,7 @@ struct th_http {
   int too_large, nomem;
   int resent;   /* see on_prereq */
   int attempts; /* on_prereq calls during this send */
+  int unresolved; /* the last send failed resolving the host name */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -319,6 +320,8 @@ void th_http_free(th_http *h) {
 
 th_http_stats th_http_get_stats(const th_http *h) { return h->stats; }
 
+int th_http_unresolved(const th_http *h) { return h->unresolved; }
+
 void th_http_resp_free(th_http_resp *resp) {
   if (!resp)
     return;
@@ -368,7 +371,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
   th_buf_init(&line, 64 * 1024);
   th_buf_init(&h->body, h->opt.max_response);
   h->cur = &out;
-  h->too_large = h->nomem = h->resent = h->attempts = 0;
+  h->too_large = h->nomem = h->resent = h->attempts = h->unresolved = 0;
   h->errbuf[0] = '\0';
 
   long total = h->opt.timeout_ms;
@@ -457,6 +460,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
     } else {
       snprintf(err, errlen, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
       r = map_curl(rc);
+      h->unresolved = rc == CURLE_COULDNT_RESOLVE_HOST;
     }
     goto out;
   }

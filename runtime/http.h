@@ -109,6 +109,14 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
 
 void th_http_resp_free(th_http_resp *resp);
 
+/* Whether the last th_http_send failed because the host name did not resolve
+ * (libcurl's CURLE_COULDNT_RESOLVE_HOST: the resolver answered that the name
+ * does not exist, or could not be asked). It then returned TH_ERR_UNAVAILABLE,
+ * as for any failure to connect, since a resolver can also fail for a moment;
+ * what a lasting failure means is the caller's to say. A resolution cut short
+ * by the connect timeout is a timeout, not this. */
+int th_http_unresolved(const th_http *h);
+
 /* Counters since th_http_new: requests performed (with or without a
  * response) and TCP connections opened (CURLINFO_NUM_CONNECTS summed). */
 typedef struct th_http_stats {

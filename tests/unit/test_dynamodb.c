@@ -875,6 +875,27 @@ static void test_config(void) {
   th_config_free(&c);
 
   base_env();
+  static const struct {
+    const char *region, *endpoint;
+  } partitions[] = {
+    {"us-gov-west-1", "https://dynamodb.us-gov-west-1.amazonaws.com"},
+    {"us-iso-east-1", "https://dynamodb.us-iso-east-1.c2s.ic.gov"},
+    {"us-isob-east-1", "https://dynamodb.us-isob-east-1.sc2s.sgov.gov"},
+    {"eu-isoe-west-1", "https://dynamodb.eu-isoe-west-1.cloud.adc-e.uk"},
+    {"us-isof-south-1", "https://dynamodb.us-isof-south-1.csp.hci.ic.gov"},
+    {"eusc-de-east-1", "https://dynamodb.eusc-de-east-1.amazonaws.eu"},
+    {"cn-north-x", "https://dynamodb.cn-north-x.amazonaws.com"}, /* no partition's pattern */
+  };
+  for (size_t i = 0; i < TH_ARRAY_LEN(partitions); i++) {
+    base_env();
+    setenv("AWS_REGION", partitions[i].region, 1);
+    CHECK(load(&c, err, sizeof err) == TH_OK && c.dynamodb_endpoint &&
+              !strcmp(c.dynamodb_endpoint, partitions[i].endpoint),
+          "%s: %s (%s)", partitions[i].region, c.dynamodb_endpoint ? c.dynamodb_endpoint : "-", err);
+    th_config_free(&c);
+  }
+
+  base_env();
   setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
   CHECK(load(&c, err, sizeof err) == TH_OK && !strcmp(c.dynamodb_endpoint, "http://127.0.0.1:4566"),
         "AWS_ENDPOINT_URL: %s", err);
@@ -974,6 +995,35 @@ static void test_client_no_server(void) {
   }
 }
 
+/* An endpoint host that does not resolve (.invalid never does, RFC 6761):
+ * retried like a failed connection, then INTERNAL (a configuration error,
+ * 500), not UNAVAILABLE (503); the detail names the host; nothing was sent,
+ * so nothing may have been applied; and it fails fast (no hang). */
+static void test_client_unresolved(void) {
+  char err[256];
+  th_ddb_config cfg = {.endpoint = "http://does-not-resolve.invalid:8000", .region = "us-east-1",
+                       .access_key_id = "AKIDEXAMPLE", .secret_access_key = SECRET,
+                       .max_attempts = 3};
+  th_ddb *d = th_ddb_new(&cfg, err, sizeof err);
+  CHECK(d, "new: %s", err);
+  if (!d)
+    return;
+  th_ddb_outcome o;
+  double t0 = th_now_ms();
+  th_result r = th_ddb_call(d, "GetItem", "{}", t0 + 60000, &o);
+  double took = th_now_ms() - t0;
+  CHECK(r == TH_ERR_INTERNAL && o.attempts == 3, "unresolved: %s after %d attempts (%s)",
+        th_result_name(r), o.attempts, o.detail);
+  CHECK(!o.maybe_applied, "unresolved: nothing was sent, yet maybe_applied");
+  CHECK(strstr(o.detail, "does-not-resolve.invalid does not resolve") &&
+            strstr(o.detail, "AWS_ENDPOINT_URL_DYNAMODB") && strstr(o.detail, "3 attempts"),
+        "detail: %s", o.detail);
+  CHECK(took < 30000, "unresolved: %.0f ms for three attempts", took);
+  th_ddb_outcome_free(&o);
+  CHECK(th_ddb_http_stats(d).requests == 3, "three attempts made");
+  th_ddb_free(d);
+}
+
 int main(void) {
   th_log_configure(TH_LOG_ERROR, 0); /* the retry warnings are expected here */
   TL = luaL_newstate();
@@ -1002,6 +1052,7 @@ int main(void) {
   test_urls();
   test_config();
   test_client_no_server();
+  test_client_unresolved();
 
   th_ddb_codec_free(C);
   lua_close(TL);
