@@ -233,8 +233,8 @@ typedef struct th_ddb_outcome {
  * out->detail say why. A host name that does not resolve is retried like a
  * failed connection (the SDKs retry it too), but when it still does not on
  * the last attempt the result is TH_ERR_INTERNAL, not TH_ERR_UNAVAILABLE: a
- * wrong endpoint or region, which the detail names with the host. *out is always written; free it with
- * th_ddb_outcome_free. */
+ * wrong endpoint or region, which the detail names with the host. *out is
+ * always written; free it with th_ddb_outcome_free. */
 th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadline_ms,
                       th_ddb_outcome *out);
 void th_ddb_outcome_free(th_ddb_outcome *o);
