@@ -17,8 +17,8 @@
  * At start the signer is checked against runtime/sigv4.c (th_sigv4_sign, the
  * signer taskhost uses): same canonical request, same Authorization header,
  * or the program stops. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE
 #endif
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -255,7 +255,10 @@ int main(int argc, char **argv) {
   static char body[4096];
   char tgt[64], hdr_target[96], hdr_date[40], hdr_auth[560], amzdate[17], auth[512];
   char *hdr_token = NULL;
-  if (s.token && asprintf(&hdr_token, "X-Amz-Security-Token: %s", s.token) < 0)
+  static const char token_prefix[] = "X-Amz-Security-Token: ";
+  if (s.token && (!(hdr_token = malloc(sizeof token_prefix + strlen(s.token))) ||
+                  snprintf(hdr_token, sizeof token_prefix + strlen(s.token), "%s%s", token_prefix,
+                           s.token) < 0))
     die("out of memory");
   long connects = 0;
 

@@ -7,6 +7,16 @@
 #define TH_COMMON_H
 
 #include <stddef.h>
+#include <stdlib.h> /* glibc: features.h, which says whether C2X features are on */
+
+/* The package must run on Amazon Linux 2023 (glibc 2.34). With C2X features on (_GNU_SOURCE,
+ * _ISOC2X_SOURCE, -std=c2x), glibc >= 2.38 redirects strtol & co. to __isoc23_* symbols
+ * versioned GLIBC_2.38: refuse that build here rather than at Lambda's init
+ * (scripts/lambda-fit.sh checks the binary too). */
+#if (defined(__GLIBC_USE_ISOC2X) && __GLIBC_USE_ISOC2X) || \
+    (defined(__GLIBC_USE_ISOC23) && __GLIBC_USE_ISOC23)
+#error "C2X library features are on (_GNU_SOURCE?): the binary would need glibc >= 2.38; build with -D_DEFAULT_SOURCE"
+#endif
 
 typedef enum th_result {
   TH_OK = 0,

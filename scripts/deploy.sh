@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # Deploys taskhost to AWS: package, terraform init, plan, apply, then prints the API URL.
 #
-#   scripts/deploy.sh [--no-package | --lua-only] [-var NAME=VALUE]... [-var-file FILE]...
+#   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [-var NAME=VALUE]... [-var-file FILE]...
 #
 #   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
 #   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
-#   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables work too),
-#                    e.g. -var region=eu-west-1 -var cors_origin=https://app.example.com
+#   --allow-replace  apply a plan that destroys or replaces the table (every task) or the
+#                    function's IAM role without asking; otherwise such a plan is applied only
+#                    after you type 'replace' at a terminal, and never from a script
+#   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables and
+#                    terraform/*.tfvars work too), e.g. -var region=eu-west-1
+#                    -var cors_origin=https://app.example.com; a relative -var-file is taken
+#                    from the current directory
 #
 # Checks first, and stops with one line per missing prerequisite: terraform >= 1.5, the aws
-# CLI, working AWS credentials, a region, and a package (or scripts/package.sh to make one).
-# Before uploading, it unzips the package and runs its bootstrap with --check (route scripts
-# and configuration load), so a Lua syntax error stops here rather than in Lambda's init.
-# The Terraform state is local (terraform/terraform.tfstate): keep it, it is how teardown.sh
-# and the next deploy find the stack.
+# CLI, working AWS credentials, a region, jq (reads the plan), unzip and readelf (check the
+# package), and a package (or scripts/package.sh to make one).
+# Before uploading, it unzips the package, checks its bootstrap fits Lambda (scripts/lambda-fit.sh:
+# ELF machine = the function's architecture, no glibc symbol newer than AL2023's 2.34) and runs
+# it with --check (route scripts and configuration load), so a bad binary or a Lua syntax error
+# stops here rather than in Lambda's init.
+# The stack's region is recorded in the Terraform state: a deploy (or teardown) from another
+# region refuses with one line and changes nothing — IAM is global, and a plan made from the
+# wrong region would replace the live function's role.
+# The Terraform state is local (terraform/terraform.tfstate) unless you configure a backend
+# (terraform/backend.tf.example): keep it, it is how teardown.sh and the next deploy find the
+# stack. The plan file (it holds the cursor secret) lives in a private temporary directory
+# that is removed however the script ends.
 set -euo pipefail
 
 TF_MIN_MAJOR=1
@@ -51,14 +64,35 @@ check_terraform() {
   fi
 }
 
-# The region Terraform will use: -var region=..., TF_VAR_region, then the AWS SDK's own order.
-region_from_args() {
-  local prev=""
-  for a in "$@"; do
-    if [ "$prev" = "-var" ] && [[ "$a" == region=* ]]; then echo "${a#region=}"; fi
-    if [[ "$a" == -var=region=* ]]; then echo "${a#-var=region=}"; fi
+# tfvar NAME: the value Terraform will give the string variable NAME ("" when unset), in
+# Terraform's own order, later ones winning: TF_VAR_NAME, terraform/terraform.tfvars,
+# terraform.tfvars.json, terraform/*.auto.tfvars(.json) in lexical order, then each -var and
+# -var-file of tf_args in command-line order. Files are read for lines `NAME = "value"` (HCL)
+# or `"NAME": "value"` (JSON).
+tfvar() {
+  local name=$1 env="TF_VAR_$1" val="" f prev="" a
+  val=${!env:-}
+  from_file() {
+    local v
+    case $1 in
+      *.json) v=$(sed -n -E "s/.*\"$name\"[[:space:]]*:[[:space:]]*\"([^\"]*)\".*/\1/p" "$1" | tail -n 1) ;;
+      *) v=$(sed -n -E "s/^[[:space:]]*$name[[:space:]]*=[[:space:]]*\"([^\"]*)\".*/\1/p" "$1" | tail -n 1) ;;
+    esac
+    [ -z "$v" ] || val=$v
+  }
+  for f in "$tfdir/terraform.tfvars" "$tfdir/terraform.tfvars.json" "$tfdir"/*.auto.tfvars "$tfdir"/*.auto.tfvars.json; do
+    [ -f "$f" ] && from_file "$f"
+  done
+  for a in "${tf_args[@]+"${tf_args[@]}"}"; do
+    case $prev:$a in
+      -var:"$name="*) val=${a#"$name="} ;;
+      *:-var="$name="*) val=${a#-var="$name="} ;;
+      -var-file:*) f=$a; [ "${f#/}" != "$f" ] || f="$tfdir/$f"; [ -f "$f" ] && from_file "$f" ;;
+      *:-var-file=*) f=${a#-var-file=}; [ "${f#/}" != "$f" ] || f="$tfdir/$f"; [ -f "$f" ] && from_file "$f" ;;
+    esac
     prev=$a
-  done | tail -n 1
+  done
+  echo "$val"
 }
 
 check_aws() {
@@ -66,29 +100,96 @@ check_aws() {
     problem "aws CLI not found on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run \`aws configure\`"
     return
   fi
-  local out
-  if ! out=$(aws sts get-caller-identity --query Arn --output text 2>&1); then
-    problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
-    return
-  fi
-  caller=$out
-  region=$(region_from_args "$@")
-  region=${region:-${TF_VAR_region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}}
+  # The region first: AWS CLI v1 reads AWS_DEFAULT_REGION but not AWS_REGION, so the STS
+  # call below gets it explicitly.
+  region=$(tfvar region)
+  region=${region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}
   if [ -z "$region" ]; then
     region=$(aws configure get region 2>/dev/null || true)
   fi
   if [ -z "$region" ]; then
     problem "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in \`aws configure\`), or pass -var region=us-east-1"
+    return
+  fi
+  local out
+  if ! out=$(aws sts get-caller-identity --region "$region" --query Arn --output text 2>&1); then
+    problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
+    return
+  fi
+  caller=$out
+}
+
+check_tools() { # the tools that read the plan and check the package
+  command -v jq >/dev/null 2>&1 ||
+    problem "jq not found on PATH: install it (apt-get install jq, brew install jq); it reads the Terraform plan"
+  command -v unzip >/dev/null 2>&1 ||
+    problem "unzip not found on PATH: install it; the package is checked before it is uploaded"
+  command -v readelf >/dev/null 2>&1 ||
+    problem "readelf not found on PATH: install binutils; it checks the package's bootstrap fits Lambda"
+}
+
+# The region of the stack in the Terraform state, "" when the state holds none: the root
+# module's `region` output, or, for a state written before that output existed, the region
+# field of the first regional ARN in it.
+state_region() {
+  local r
+  r=$(terraform -chdir="$tfdir" output -no-color -json 2>/dev/null | jq -r '.region.value? // empty | strings' 2>/dev/null) || r=""
+  if [ -z "$r" ]; then
+    r=$(terraform -chdir="$tfdir" show -json 2>/dev/null | jq -r '
+      [.values.root_module? // {} | .. | objects | .arn? | strings | split(":")
+       | select(length > 4 and .[3] != "") | .[3]] | first // empty' 2>/dev/null) || r=""
+  fi
+  echo "$r"
+}
+
+# Refuses (exit 1) when the state's stack lives in another region than $region: a refresh
+# from the wrong region drops every regional resource from the state, and the plan that
+# follows would replace the live function's IAM role (IAM is global).
+check_state_region() { # $1 = what was not done ("deployed", "destroyed")
+  local sr
+  sr=$(state_region)
+  if [ -n "$sr" ] && [ "$sr" != "$region" ]; then
+    echo "$me: the stack in the Terraform state is in $sr, not $region: run with AWS_REGION=$sr (or -var region=$sr); nothing was $1" >&2
+    exit 1
+  fi
+}
+
+# Prints "ADDRESS: ACTIONS" for each change in plan $1 that deletes the table (every task) or
+# the function's IAM role, alone or as part of a replacement.
+plan_dangers() {
+  terraform -chdir="$tfdir" show -json "$1" | jq -r '
+    .resource_changes[]?
+    | select(.address == "aws_dynamodb_table.tasks" or .address == "module.lambda.aws_iam_role.function")
+    | select(.change.actions | index("delete"))
+    | "\(.address): \(.change.actions | join(" then "))"'
+}
+
+# Applies plan $1 only when it destroys nothing protected, or when the user said so:
+# --allow-replace, or 'replace' typed at a terminal.
+confirm_plan() {
+  local dangers answer
+  dangers=$(plan_dangers "$1") || { echo "$me: cannot read the plan as JSON; nothing was applied" >&2; exit 1; }
+  [ -n "$dangers" ] || return 0
+  echo "$me: this plan destroys or replaces:" >&2
+  sed 's/^/    /' <<<"$dangers" >&2
+  if [ "$opt_allow_replace" = 1 ]; then
+    echo "$me: --allow-replace given: applying it" >&2
+    return 0
+  fi
+  if [ ! -t 0 ]; then
+    echo "$me: stdin is not a terminal; re-run with --allow-replace if you mean it; nothing was applied" >&2
+    exit 1
+  fi
+  read -r -p "Type 'replace' to apply it anyway: " answer
+  if [ "$answer" != "replace" ]; then
+    echo "$me: not confirmed; nothing was applied" >&2
+    exit 1
   fi
 }
 
 # The zip about to be uploaded: its bootstrap must start and load its own lua/ (--check),
 # against a throwaway SQLite store, with nothing from this shell's environment.
 selfcheck_package() {
-  if ! command -v unzip >/dev/null 2>&1; then
-    echo "$me: note: unzip not found, so the package's self-check (bootstrap --check) is skipped" >&2
-    return 0
-  fi
   local dir out rc=0
   dir=$(mktemp -d)
   if ! unzip -q "$zip" -d "$dir/pkg" 2>"$dir/unzip.err"; then
@@ -98,6 +199,12 @@ selfcheck_package() {
   fi
   if [ ! -f "$dir/pkg/bootstrap" ]; then
     echo "$me: ${zip#"$root"/} has no bootstrap at its root; provided.al2023 would not start (run scripts/package.sh)" >&2
+    rm -rf "$dir"
+    return 1
+  fi
+  if ! bash "$here/lambda-fit.sh" "$dir/pkg/bootstrap" x86_64 >/dev/null 2>"$dir/fit.err"; then
+    echo "$me: ${zip#"$root"/}'s bootstrap cannot run on Lambda (provided.al2023, x86_64):" >&2
+    sed "s|$dir/pkg/||; s/^/    /" "$dir/fit.err" >&2
     rm -rf "$dir"
     return 1
   fi
@@ -131,6 +238,12 @@ usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
 }
 
+# Terraform runs with -chdir=terraform, so it would read a relative -var-file from there: a
+# file given relative to where the user stands is made absolute.
+var_file_path() {
+  if [ "${1#/}" = "$1" ] && [ -f "$PWD/$1" ]; then echo "$PWD/$1"; else echo "$1"; fi
+}
+
 # Parses the options common to deploy.sh and teardown.sh into tf_args; the rest is the
 # caller's ($extra_opts are the flags it takes, each handled through opt_<flag>=1).
 parse_args() {
@@ -138,10 +251,14 @@ parse_args() {
   while [ $# -gt 0 ]; do
     case $1 in
       -h | --help) usage; exit 0 ;;
-      -var | -var-file)
+      -var)
         [ $# -ge 2 ] || { echo "$me: $1 needs a value" >&2; exit 2; }
         tf_args+=("$1" "$2"); shift 2 ;;
-      -var=* | -var-file=*) tf_args+=("$1"); shift ;;
+      -var-file)
+        [ $# -ge 2 ] || { echo "$me: $1 needs a value" >&2; exit 2; }
+        tf_args+=("$1" "$(var_file_path "$2")"); shift 2 ;;
+      -var-file=*) tf_args+=(-var-file "$(var_file_path "${1#-var-file=}")"); shift ;;
+      -var=*) tf_args+=("$1"); shift ;;
       --*)
         local flag=${1#--}
         if [[ " $extra_opts " == *" $flag "* ]]; then
@@ -155,9 +272,10 @@ parse_args() {
 }
 
 main() {
-  extra_opts="no-package lua-only"
+  extra_opts="no-package lua-only allow-replace"
   opt_no_package=0
   opt_lua_only=0
+  opt_allow_replace=0
   parse_args "$@"
   if [ "$opt_no_package" = 1 ] && [ "$opt_lua_only" = 1 ]; then
     echo "$me: --no-package and --lua-only exclude each other" >&2
@@ -165,7 +283,8 @@ main() {
   fi
 
   check_terraform
-  check_aws "${tf_args[@]+"${tf_args[@]}"}"
+  check_aws
+  check_tools
   check_package "$opt_no_package"
   if [ "$problems" -gt 0 ]; then
     echo "$me: $problems prerequisite(s) missing; nothing was deployed" >&2
@@ -183,14 +302,18 @@ main() {
   selfcheck_package || { echo "$me: nothing was deployed" >&2; exit 1; }
 
   export AWS_REGION="$region"
-  local plan="$tfdir/taskhost.tfplan"
+  # The plan holds every variable, the cursor secret among them: private, and gone on any exit.
+  plandir=$(umask 077 && mktemp -d)
+  trap 'rm -rf "$plandir"' EXIT
+  local plan="$plandir/taskhost.tfplan"
   echo "== terraform init"
   terraform -chdir="$tfdir" init -input=false
+  check_state_region deployed
   echo "== terraform plan"
   terraform -chdir="$tfdir" plan -input=false -out="$plan" "${tf_args[@]+"${tf_args[@]}"}"
+  confirm_plan "$plan"
   echo "== terraform apply"
   terraform -chdir="$tfdir" apply -input=false "$plan"
-  rm -f "$plan"
 
   local url fn
   url=$(terraform -chdir="$tfdir" output -raw api_endpoint)

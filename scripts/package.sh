@@ -112,6 +112,14 @@ grep -q '^TASKHOST_PACKAGE:BOOL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null || 
   exit 1
 }
 
+# The function's architecture (terraform/modules/lambda) and AL2023's glibc: a binary that
+# would fail Lambda's init is never zipped (checked again on the stripped copy with lib/).
+arch=x86_64
+bash "$root/scripts/lambda-fit.sh" --no-libs "$binary" "$arch" >/dev/null || {
+  echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
+  exit 1
+}
+
 # glibc's own libraries: never shipped. Also recognised by the GLIBC_* symbol
 # versions they define (ld.so, libc, libm, libpthread, libdl, librt, ...).
 glibc_piece() {
@@ -169,6 +177,10 @@ for f in $(find "$stage" -path "$stage/lib/*" -type f | sort); do
 done
 
 strip --strip-all -o "$stage/bootstrap" "$binary"
+bash "$root/scripts/lambda-fit.sh" "$stage/bootstrap" "$arch" >/dev/null || {
+  echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
+  exit 1
+}
 (cd "$root/lua" && find . -name '*.lua' -type f -print0 | while IFS= read -r -d '' f; do
   mkdir -p "$stage/lua/$(dirname "$f")"
   cp "$f" "$stage/lua/$f"

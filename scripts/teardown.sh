@@ -9,9 +9,15 @@
 # The table is created with deletion protection on, which makes a plain `terraform destroy`
 # fail. So, after the confirmation, this runs two steps:
 #   1. terraform apply -target=aws_dynamodb_table.tasks -var deletion_protection=false
+#      (from a saved plan, applied only if it updates that table in place and nothing else)
 #   2. terraform destroy -var deletion_protection=false
 # Checks the same prerequisites as deploy.sh (terraform >= 1.5, the aws CLI, credentials, a
-# region) first, each with its own line.
+# region, jq) first, each with its own line, and refuses, changing nothing, when the stack in
+# the state lives in another region than the one given (IAM is global: a teardown from the
+# wrong region would create a new table there and then destroy it together with the live
+# function's role).
+# What stays: with point-in-time recovery on, DynamoDB keeps a system backup of the deleted
+# table, "<table>$DeletedTableBackup", for 35 days (restorable; storage billed as a backup).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=deploy.sh
@@ -23,7 +29,9 @@ main_teardown() {
   parse_args "$@"
 
   check_terraform
-  check_aws "${tf_args[@]+"${tf_args[@]}"}"
+  check_aws
+  command -v jq >/dev/null 2>&1 ||
+    problem "jq not found on PATH: install it (apt-get install jq, brew install jq); it reads the Terraform plan"
   if [ "$problems" -gt 0 ]; then
     echo "$me: $problems prerequisite(s) missing; nothing was destroyed" >&2
     exit 1
@@ -32,7 +40,9 @@ main_teardown() {
 
   # filebase64sha256(package_path) is evaluated on every plan, destroy included: when the zip
   # is gone, hand Terraform a placeholder (nothing is uploaded by a destroy).
-  local placeholder=""
+  placeholder=""
+  plandir=$(umask 077 && mktemp -d) # the plan holds the cursor secret: private, gone on exit
+  trap 'rm -rf "$plandir" ${placeholder:+"$(dirname "$placeholder")"}' EXIT
   if [ ! -f "$zip" ] && ! printf '%s\n' "${tf_args[@]+"${tf_args[@]}"}" | grep -q '^\(-var=\)\{0,1\}package_path='; then
     placeholder=$(mktemp -d)/placeholder.zip
     : >"$placeholder"
@@ -47,6 +57,7 @@ main_teardown() {
     echo "$me: the Terraform state in terraform/ is empty: nothing to destroy (was the stack deployed from this checkout?)"
     exit 0
   fi
+  check_state_region destroyed
   local table
   table=$(terraform -chdir="$tfdir" output -raw table_name 2>/dev/null || echo "the table")
 
@@ -57,7 +68,8 @@ main_teardown() {
     fi
     echo "This destroys the taskhost stack as $caller in $region:"
     echo "$resources" | sed 's/^/  /'
-    echo "including the DynamoDB table $table and every task in it (its backups go with it)."
+    echo "including the DynamoDB table $table and every task in it. Point-in-time recovery"
+    echo "leaves one system backup, $table\$DeletedTableBackup, kept by DynamoDB for 35 days."
     local answer
     read -r -p "Type 'yes' to destroy: " answer
     if [ "$answer" != "yes" ]; then
@@ -67,13 +79,27 @@ main_teardown() {
   fi
 
   echo "== turning deletion protection off ($table)"
-  terraform -chdir="$tfdir" apply -input=false -auto-approve -target=aws_dynamodb_table.tasks \
-    "${tf_args[@]+"${tf_args[@]}"}" -var deletion_protection=false
+  terraform -chdir="$tfdir" plan -input=false -out="$plandir/protection.tfplan" \
+    -target=aws_dynamodb_table.tasks "${tf_args[@]+"${tf_args[@]}"}" -var deletion_protection=false
+  # Anything but an in-place update of the table (a create: the table is not where the state
+  # says; a replace: its key changed) means this is not the stack the state describes.
+  local other
+  other=$(terraform -chdir="$tfdir" show -json "$plandir/protection.tfplan" | jq -r '
+    .resource_changes[]? | select(.change.actions != ["no-op"] and .change.actions != ["read"])
+    | select(.address != "aws_dynamodb_table.tasks" or .change.actions != ["update"])
+    | "\(.address): \(.change.actions | join(" then "))"') ||
+    { echo "$me: cannot read the plan as JSON; nothing was destroyed" >&2; exit 1; }
+  if [ -n "$other" ]; then
+    echo "$me: turning deletion protection off would also change:" >&2
+    sed 's/^/    /' <<<"$other" >&2
+    echo "$me: the state does not match the stack in $region; nothing was destroyed" >&2
+    exit 1
+  fi
+  terraform -chdir="$tfdir" apply -input=false "$plandir/protection.tfplan"
   echo "== terraform destroy"
   terraform -chdir="$tfdir" destroy -input=false -auto-approve \
     "${tf_args[@]+"${tf_args[@]}"}" -var deletion_protection=false
-  [ -z "$placeholder" ] || rm -rf "$(dirname "$placeholder")"
-  echo "== destroyed"
+  echo "== destroyed (kept by DynamoDB for 35 days: the system backup $table\$DeletedTableBackup)"
 }
 
 main_teardown "$@"

@@ -44,19 +44,34 @@ resource "aws_dynamodb_table" "tasks" {
     enabled = true
   }
 
+  # A cost guard: on-demand tables scale without limit, so a runaway client or bug could run
+  # up the bill. Requests above these units per second are throttled (the runtime answers
+  # 503 + Retry-After). -1 removes a cap.
+  on_demand_throughput {
+    max_read_request_units  = var.table_max_read_request_units
+    max_write_request_units = var.table_max_write_request_units
+  }
+
   deletion_protection_enabled = var.deletion_protection
 }
 
 # ------------------------------------------------------------------ the cursor secret
-# HMAC key of the pagination cursors (TASKHOST_CURSOR_SECRET). Generated once and kept in the
-# Terraform state, so every instance of the function shares it and it survives redeploys.
-# It is in the state and in the function's configuration: whoever can read either can forge
-# a cursor, which at worst starts a scan at a chosen key of this same table. Rotate with
-# `terraform apply -replace=random_password.cursor_secret` (outstanding cursors become 400s).
+# HMAC key of the pagination cursors (TASKHOST_CURSOR_SECRET). Generated once, at the first
+# apply, and kept in the Terraform state, so every instance of the function shares it and it
+# survives redeploys: terraform_data is built into Terraform (no provider to download), its
+# input is two random UUIDs (Terraform's uuid() reads the OS's CSPRNG: 244 random bits), and
+# ignore_changes keeps the first value, since uuid() gives a new one on every plan. Whoever can
+# read the state or the function's configuration can forge a cursor, which at worst starts a
+# page at a chosen key of the caller's own list (var.kms_key_arn encrypts the function's
+# environment with a key of yours). Rotate with
+# `terraform apply -replace=terraform_data.cursor_secret` (outstanding cursors become 400s).
 
-resource "random_password" "cursor_secret" {
-  length  = 48
-  special = false
+resource "terraform_data" "cursor_secret" {
+  input = sensitive(replace("${uuid()}${uuid()}", "-", ""))
+
+  lifecycle {
+    ignore_changes = [input]
+  }
 }
 
 # ------------------------------------------------------------------------- the function
@@ -71,9 +86,10 @@ module "lambda" {
 
   environment = {
     TASKHOST_CORS_ORIGIN   = var.cors_origin
-    TASKHOST_CURSOR_SECRET = random_password.cursor_secret.result
+    TASKHOST_CURSOR_SECRET = terraform_data.cursor_secret.output
   }
 
+  kms_key_arn          = var.kms_key_arn
   memory_size          = var.memory_size
   timeout              = var.timeout
   reserved_concurrency = var.reserved_concurrency
@@ -89,14 +105,18 @@ resource "aws_apigatewayv2_api" "http" {
   description   = "taskhost Task CRUD API"
   protocol_type = "HTTP"
 
-  # API Gateway answers preflight requests itself and sets these headers on every response;
-  # the function sends the same values (TASKHOST_CORS_ORIGIN below, and its built-in header
-  # and method lists), so both layers agree by construction.
+  # With a cors_configuration, API Gateway answers preflight requests itself and REPLACES the
+  # function's Access-Control-* response headers with the ones below: what a browser may do is
+  # decided here alone, so this list must name every header a client reads. expose_headers:
+  # without it a browser's script cannot read Location (the new task's URL) or ETag. The
+  # function sends the same origin (TASKHOST_CORS_ORIGIN) and lists for --serve and for
+  # clients that reach it without this layer; tests/terraform/check.sh compares the two.
   cors_configuration {
-    allow_origins = [var.cors_origin]
-    allow_methods = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-    allow_headers = ["content-type", "authorization", "x-amz-date", "x-api-key", "x-amz-security-token"]
-    max_age       = var.cors_max_age
+    allow_origins  = [var.cors_origin]
+    allow_methods  = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
+    allow_headers  = ["content-type", "authorization", "x-amz-date", "x-api-key", "x-amz-security-token"]
+    expose_headers = ["location", "etag"]
+    max_age        = var.cors_max_age
   }
 }
 

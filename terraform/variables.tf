@@ -162,3 +162,36 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "kms_key_arn" {
+  description = "ARN of a customer managed KMS key that encrypts the function's environment variables (TASKHOST_CURSOR_SECRET among them) at rest. null: Lambda's AWS managed key (aws/lambda). With a key of yours, key policy and CloudTrail decide and show who can read the secret; the deployer needs kms:Encrypt/kms:CreateGrant on it and the function's role gets nothing more (Lambda decrypts through a grant)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "table_max_read_request_units" {
+  description = "Cost guard: the most read request units per second the on-demand table serves (DynamoDB throttles above it; the API answers 503 with Retry-After). 4000 RRU/s is ~$1.8 an hour at us-east-1's on-demand price, and far above what the default stage throttling (50 requests/s) can ask for. -1: no cap."
+  type        = number
+  default     = 4000
+
+  validation {
+    condition     = var.table_max_read_request_units == -1 || (var.table_max_read_request_units >= 1 && floor(var.table_max_read_request_units) == var.table_max_read_request_units)
+    error_message = "table_max_read_request_units must be -1 (no cap) or a whole number >= 1."
+  }
+}
+
+variable "table_max_write_request_units" {
+  description = "Cost guard: the most write request units per second the on-demand table accepts (DynamoDB throttles above it; the API answers 503 with Retry-After). 1000 WRU/s is ~$2.3 an hour at us-east-1's on-demand price. -1: no cap."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.table_max_write_request_units == -1 || (var.table_max_write_request_units >= 1 && floor(var.table_max_write_request_units) == var.table_max_write_request_units)
+    error_message = "table_max_write_request_units must be -1 (no cap) or a whole number >= 1."
+  }
+}

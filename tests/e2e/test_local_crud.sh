@@ -299,6 +299,9 @@ routing() {
   check_match "$v preflight /tasks/{id}: methods" 'PUT.*DELETE|DELETE.*PUT' \
     "$(header_of Access-Control-Allow-Methods)"
   check_eq "$v preflight /tasks/{id}: origin" "*" "$(header_of Access-Control-Allow-Origin)"
+  api "$v" GET /tasks
+  check_eq "$v a browser's script may read Location and ETag" "Location, ETag" \
+    "$(header_of Access-Control-Expose-Headers)"
 
   # A configured origin replaces "*" everywhere, and responses vary by Origin.
   TASKHOST_CORS_ORIGIN=https://example.com api "$v" GET /tasks

@@ -39,7 +39,7 @@ fi
 
 mkdir -p "$out/obj"
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
-COMMON=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter
+COMMON=(-std=c11 -D_DEFAULT_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter
   -I"$runtime" $cflags_pkg)
 
 # The runtime, instrumented for coverage; two compilers at a time (2 cores).

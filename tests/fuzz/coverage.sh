@@ -18,7 +18,7 @@ LLVMCOV=${LLVMCOV:-llvm-cov}
 pkgs="lua5.4 lua5.4-cjson libcurl libcrypto uuid sqlite3 libmicrohttpd"
 mkdir -p "$out/obj" "$out/prof"
 COV=(-fprofile-instr-generate -fcoverage-mapping)
-COMMON=(-std=c11 -D_GNU_SOURCE -g -O1 -I"$runtime" $(pkg-config --cflags $pkgs))
+COMMON=(-std=c11 -D_DEFAULT_SOURCE -g -O1 -I"$runtime" $(pkg-config --cflags $pkgs))
 for f in "$runtime"/*.c; do
   [ "$(basename "$f")" = main.c ] && continue
   "$CC" "${COMMON[@]}" "${COV[@]}" -c "$f" -o "$out/obj/$(basename "$f" .c).o"

@@ -645,6 +645,17 @@ async function main() {
     need(found === "${var.cors_origin}", `TASKHOST_CORS_ORIGIN is ${JSON.stringify(found)}, not var.cors_origin`);
   });
 
+  // With a cors_configuration, API Gateway replaces the function's CORS headers with its own:
+  // without expose_headers a browser's script cannot read Location (or ETag).
+  check("api: browsers may read Location and ETag (cors_configuration.expose_headers)", () => {
+    need(apis.length === 1, `expected one aws_apigatewayv2_api, found ${apis.length}`);
+    const cors = first(apis[0].body, "cors_configuration");
+    need(cors, "no cors_configuration");
+    const exposed = new Set(list(cors.expose_headers).map((h) => String(h).toLowerCase()));
+    const lacking = ["location", "etag"].filter((h) => !exposed.has(h) && !exposed.has("*"));
+    need(lacking.length === 0, `expose_headers lacks ${lacking.join(", ")}`);
+  });
+
   check("api: routes reach the integration", () => {
     const routes = everywhere(modules, "resource", "aws_apigatewayv2_route");
     need(routes.length >= 1, "no aws_apigatewayv2_route");

@@ -5,8 +5,11 @@
 # few base tools they use, so terraform and aws are missing unless a scenario adds a stub for
 # them. Asserts the one-line messages and the exit status of each missing prerequisite, then,
 # with stubs that record their arguments, the order of the terraform commands (init, plan
-# -out, apply of that plan; teardown's deletion-protection apply before destroy). No network,
-# no AWS account: the stubs answer everything.
+# -out, apply of that plan; teardown's deletion-protection plan and apply before destroy),
+# the region read from -var, -var-file and terraform/*.tfvars, the refusals (a state in
+# another region, a plan that deletes the table or the role, a bootstrap that is not an
+# x86-64 ELF). No network, no AWS account: the stubs answer everything.
+# tests/terraform/test_moto.sh runs the same scripts with real Terraform against moto.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,14 +22,44 @@ bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 
 # A scratch repository: the two scripts, an empty terraform/ and no package yet.
 mkdir -p "$t/repo/scripts" "$t/repo/terraform" "$t/repo/dist" "$t/home" "$t/bin" "$t/stubs"
-cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$t/repo/scripts/"
+cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$repo/scripts/lambda-fit.sh" "$t/repo/scripts/"
 ZIP="$t/repo/dist/taskhost-lambda.zip"
 
-# The base tools, nothing else: no terraform, no aws.
-for tool in bash dirname basename head tail sed grep mktemp rm cat env; do
+# The base tools, nothing else: no terraform, no aws. jq, unzip and readelf are deploy's own
+# prerequisites: bin/ has them, nojq/ is the same without jq.
+mkdir -p "$t/nojq"
+for tool in bash dirname basename head tail sed grep mktemp rm cat cp env sort tr awk jq unzip readelf; do
   src=$(command -v "$tool") || { echo "test needs $tool"; exit 1; }
   ln -s "$src" "$t/bin/$tool"
+  [ "$tool" = jq ] || ln -s "$src" "$t/nojq/$tool"
 done
+
+# Real x86-64 ELF bootstraps (they fit Lambda: glibc only): one whose --check passes, one whose
+# --check fails as a route script with a syntax error would.
+cat >"$t/boot.c" <<'EOF'
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--check") != 0) return 2;
+#ifdef FAIL
+  fputs("taskhost: cannot load the route scripts: lua/routes.lua:3: unexpected symbol near x\n", stderr);
+  return 1;
+#else
+  puts("ok: configuration and route scripts (lua) load");
+  return 0;
+#endif
+}
+EOF
+cc -O1 -o "$t/boot-ok" "$t/boot.c" && cc -O1 -DFAIL -o "$t/boot-fail" "$t/boot.c" ||
+  { echo "test needs a C compiler"; exit 1; }
+# make_zip BOOTSTRAP: a package with that file as bootstrap (none when empty) and lua/.
+make_zip() {
+  rm -rf "$t/pkg" "$ZIP"
+  mkdir -p "$t/pkg/lua"
+  echo 'return {}' >"$t/pkg/lua/routes.lua"
+  if [ -n "$1" ]; then cp "$1" "$t/pkg/bootstrap"; chmod 0755 "$t/pkg/bootstrap"; fi
+  (cd "$t/pkg" && zip -qr "$ZIP" .)
+}
 BASH_BIN=$(command -v bash)
 
 # Stubs, put on PATH per scenario.
@@ -43,8 +76,10 @@ case \$1 in
           api_endpoint) echo "https://abc123.execute-api.eu-west-1.amazonaws.com" ;;
           table_name) echo "taskhost-tasks" ;;
           log_group) echo "/aws/lambda/taskhost" ;;
+          -json) [ -n "\${STUB_TF_STATE_REGION:-}" ] && echo "{\\"region\\":{\\"value\\":\\"\$STUB_TF_STATE_REGION\\"}}" || echo "{}" ;;
         esac ;;
       state) [ "\${STUB_TF_EMPTY_STATE:-0}" = 1 ] || printf 'aws_dynamodb_table.tasks\nmodule.lambda.aws_lambda_function.this\n' ;;
+      show) echo "\${STUB_TF_SHOW_JSON:-{\}}" ;;
     esac ;;
 esac
 exit 0
@@ -63,8 +98,11 @@ chmod +x "$t/stubs/terraform/terraform" "$t/stubs/aws/aws"
 cat > "$t/package.sh" <<EOF
 #!$BASH_BIN
 echo "package.sh \$*" >>"\$STUB_LOG"
-: >"$ZIP"
+cp "$t/good.zip" "$ZIP"
 EOF
+make_zip "$t/boot-ok"
+cp "$ZIP" "$t/good.zip"
+rm -f "$ZIP"
 
 # run SCRIPT PATH_EXTRA [VAR=VALUE...] -- ARGS...  → $out (stdout+stderr), $rc, $log
 run() {
@@ -75,7 +113,7 @@ run() {
   [ $# -gt 0 ] && shift
   : >"$t/log"
   set +e
-  out=$(/usr/bin/env -i HOME="$t/home" PATH="${extra:+$extra:}$t/bin" STUB_LOG="$t/log" \
+  out=$(/usr/bin/env -i HOME="$t/home" PATH="${extra:+$extra:}${base_bin:-$t/bin}" STUB_LOG="$t/log" \
     "${envs[@]+"${envs[@]}"}" "$BASH_BIN" "$t/repo/scripts/$script" "$@" </dev/null 2>&1)
   rc=$?
   set -e
@@ -116,7 +154,7 @@ expect "teardown: no terraform, no aws → each named, exit 1" 1 \
   "teardown.sh: 2 prerequisite(s) missing; nothing was destroyed"
 
 # --- one missing at a time ----------------------------------------------------------------
-: >"$ZIP"
+make_zip "$t/boot-ok"
 run deploy.sh "$AWS" AWS_REGION=eu-west-1 -- --no-package
 expect "deploy: only terraform missing → exit 1, one problem" 1 \
   "terraform not found on PATH" "1 prerequisite(s) missing"
@@ -152,6 +190,60 @@ expect "deploy: -var region=… is a region" 0 "api_endpoint ="
 run deploy.sh "$BOTH" STUB_AWS_PROFILE_REGION=eu-central-1 -- --no-package
 expect "deploy: the profile's region is a region" 0 "to eu-central-1"
 
+run deploy.sh "$BOTH" -- --no-package -var-file "$t/region.tfvars"
+expect "deploy: a -var-file that does not exist is Terraform's to report" 1 "no AWS region"
+printf 'name = "x"\nregion = "sa-east-1"\n' >"$t/region.tfvars"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var-file "$t/region.tfvars"
+expect "deploy: the region of a -var-file wins over AWS_REGION" 0 "to sa-east-1"
+if grep -q "sts get-caller-identity --region sa-east-1" <<<"$log"; then ok "deploy: STS is asked in that region (AWS CLI v1 reads no AWS_REGION)"
+else bad "deploy: sts call: $(grep sts <<<"$log")"; fi
+printf '{"region": "ca-central-1"}\n' >"$t/region.tfvars.json"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var-file="$t/region.tfvars.json" -var region=me-south-1
+expect "deploy: a later -var wins over an earlier JSON -var-file" 0 "to me-south-1"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var region=me-south-1 -var-file="$t/region.tfvars.json"
+expect "deploy: a later JSON -var-file wins over an earlier -var" 0 "to ca-central-1"
+printf 'region = "ap-south-1"\n' >"$t/repo/terraform/terraform.tfvars"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: terraform/terraform.tfvars wins over AWS_REGION" 0 "to ap-south-1"
+printf 'region = "ap-east-1"\n' >"$t/repo/terraform/b.auto.tfvars"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: terraform/*.auto.tfvars wins over terraform.tfvars" 0 "to ap-east-1"
+rm -f "$t/repo/terraform/terraform.tfvars" "$t/repo/terraform/b.auto.tfvars"
+(cd "$t" && run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var-file region.tfvars &&
+  if grep -q -- "-var-file $t/region.tfvars" <<<"$log"; then ok "deploy: a relative -var-file is taken from the current directory"
+  else bad "deploy: -var-file passed as $(grep -o -- '-var-file [^ ]*' <<<"$log" | head -n 1)"; fi)
+
+base_bin=$t/nojq
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+base_bin=""
+expect "deploy: no jq → said so" 1 "jq not found on PATH" "1 prerequisite(s) missing"
+
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_STATE_REGION=us-west-2 -- --no-package
+expect "deploy: the state's stack is in another region → refused, one line" 1 \
+  "the stack in the Terraform state is in us-west-2, not eu-west-1: run with AWS_REGION=us-west-2"
+no_call "deploy: no plan against a state of another region" "terraform -chdir=[^ ]* plan"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_STATE_REGION=us-west-2 -- --yes
+expect "teardown: the state's stack is in another region → refused" 1 \
+  "is in us-west-2, not eu-west-1: run with AWS_REGION=us-west-2 (or -var region=us-west-2); nothing was destroyed"
+no_call "teardown: nothing applied or destroyed from the wrong region" "terraform -chdir=[^ ]* \(apply\|destroy\)"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_STATE_REGION=eu-west-1 -- --no-package
+expect "deploy: the state's stack in the same region → deploys" 0 "api_endpoint ="
+
+replace_json='{"resource_changes":[{"address":"aws_dynamodb_table.tasks","change":{"actions":["delete","create"]}},{"address":"module.lambda.aws_lambda_function.this","change":{"actions":["update"]}}]}'
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON="$replace_json" -- --no-package
+expect "deploy: a plan replacing the table, no terminal → refused" 1 \
+  "this plan destroys or replaces:" "aws_dynamodb_table.tasks: delete then create" "nothing was applied"
+no_call "deploy: the replacing plan is not applied" "terraform -chdir=[^ ]* apply"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON="$replace_json" -- --no-package --allow-replace
+expect "deploy --allow-replace: applied" 0 "--allow-replace given: applying it" "api_endpoint ="
+role_json='{"resource_changes":[{"address":"module.lambda.aws_iam_role.function","change":{"actions":["delete"]}}]}'
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON="$role_json" -- --no-package
+expect "deploy: a plan deleting the role → refused" 1 "module.lambda.aws_iam_role.function: delete"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON='{"resource_changes":[{"address":"aws_dynamodb_table.tasks","change":{"actions":["create"]}}]}' -- --yes
+expect "teardown: turning protection off would create a table → refused" 1 \
+  "aws_dynamodb_table.tasks: create" "the state does not match the stack in eu-west-1; nothing was destroyed"
+no_call "teardown: nothing destroyed then" "terraform -chdir=[^ ]* destroy"
+
 rm -f "$ZIP"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 expect "deploy: --no-package without a zip → said so" 1 \
@@ -171,6 +263,7 @@ expect "deploy: --no-package with --lua-only → exit 2" 2 "exclude each other"
 
 # --- everything there (stubs): the commands and their order ----------------------------------
 cp "$t/package.sh" "$t/repo/scripts/package.sh"
+make_zip "$t/boot-ok"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- -var cors_origin=https://app.example -var-file prod.tfvars
 expect "deploy: packages, applies and prints the URL and a curl line" 0 \
   "api_endpoint = https://abc123.execute-api.eu-west-1.amazonaws.com" \
@@ -178,14 +271,18 @@ expect "deploy: packages, applies and prints the URL and a curl line" 0 \
   "curl -s \$API_URL/tasks"
 want="package.sh 
 terraform -chdir=$t/repo/terraform init -input=false
-terraform -chdir=$t/repo/terraform plan -input=false -out=$t/repo/terraform/taskhost.tfplan -var cors_origin=https://app.example -var-file prod.tfvars
-terraform -chdir=$t/repo/terraform apply -input=false $t/repo/terraform/taskhost.tfplan"
-got=$(grep -E '^(package.sh|terraform -chdir=[^ ]* (init|plan|apply))' <<<"$log")
+terraform -chdir=$t/repo/terraform plan -input=false -out=PLAN -var cors_origin=https://app.example -var-file prod.tfvars
+terraform -chdir=$t/repo/terraform apply -input=false PLAN"
+got=$(grep -E '^(package.sh|terraform -chdir=[^ ]* (init|plan|apply))' <<<"$log" | sed -E 's|(-out=)?/[^ ]*/taskhost\.tfplan|\1PLAN|; s|-out=PLAN|-out=PLAN|')
 if [ "$got" = "$want" ]; then ok "deploy: package, init, plan -out (vars passed), apply that plan — in order"
 else bad "deploy: command order"; diff <(echo "$want") <(echo "$got") | sed 's/^/    | /'; fi
-
-expect "deploy: without unzip, the package self-check is skipped with a note" 0 \
-  "unzip not found, so the package's self-check (bootstrap --check) is skipped"
+plan_path=$(grep -oE -- '-out=[^ ]*' <<<"$log" | head -n 1)
+plan_path=${plan_path#-out=}
+case $plan_path in
+  "$t/repo/"*) bad "deploy: the plan is written inside the repository ($plan_path)" ;;
+  *) if [ -e "$plan_path" ] || [ -e "$(dirname "$plan_path")" ]; then bad "deploy: $plan_path left behind"
+     else ok "deploy: the plan lives outside the repository and is gone afterwards"; fi ;;
+esac
 
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 no_call "deploy --no-package: package.sh is not run" "^package.sh"
@@ -193,40 +290,41 @@ run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
 if grep -qx "package.sh --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
 else bad "deploy --lua-only: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
 
-# --- the package self-check: the zip's bootstrap --check, before any terraform command ----
-if command -v zip >/dev/null && command -v unzip >/dev/null; then
-  mkdir -p "$t/unzip"
-  ln -s "$(command -v unzip)" "$t/unzip/unzip"
-  # make_zip BOOTSTRAP_BODY: a package whose bootstrap is a script (or none when empty).
-  make_zip() {
-    rm -rf "$t/pkg" "$ZIP"
-    mkdir -p "$t/pkg/lua"
-    echo 'return {}' >"$t/pkg/lua/routes.lua"
-    if [ -n "$1" ]; then
-      printf '#!%s\n%s\n' "$BASH_BIN" "$1" >"$t/pkg/bootstrap"
-      chmod 0755 "$t/pkg/bootstrap"
-    fi
-    (cd "$t/pkg" && zip -qr "$ZIP" .)
-  }
-  make_zip 'echo "ok: configuration and route scripts ($PWD/pkg/lua) load"; [ "$1" = --check ]'
-  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
-  expect "deploy: the package's bootstrap --check passes → deploys" 0 \
-    "== package self-check: ok: configuration and route scripts" "api_endpoint ="
-  make_zip 'echo "taskhost: cannot load the route scripts: lua/routes.lua:3: unexpected symbol near x" >&2; exit 1'
-  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
-  expect "deploy: a route script that does not load stops the deploy" 1 \
-    "the packaged bootstrap fails its start-up check" "lua/routes.lua:3: unexpected symbol" "nothing was deployed"
-  no_call "deploy: no terraform command after a failed self-check" "terraform -chdir"
-  make_zip ""
-  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
-  expect "deploy: a zip without bootstrap at its root stops the deploy" 1 "has no bootstrap at its root"
-  echo "not a zip" >"$ZIP"
-  run deploy.sh "$BOTH:$t/unzip" AWS_REGION=eu-west-1 -- --no-package
-  expect "deploy: a corrupt zip stops the deploy" 1 "is not a valid zip"
-  : >"$ZIP"
-else
-  ok "deploy: package self-check scenarios # SKIP zip/unzip not installed"
-fi
+# --- the package checks: fits Lambda, then its bootstrap --check, before any terraform command --
+mkdir -p "$t/nounzip"
+for f in "$t/bin"/*; do [ "${f##*/}" = unzip ] || ln -s "$(readlink "$f")" "$t/nounzip/${f##*/}"; done
+make_zip "$t/boot-ok"
+base_bin=$t/nounzip
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+base_bin=""
+expect "deploy: without unzip → a missing prerequisite (the package must be checked)" 1 "unzip not found on PATH"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: the package's bootstrap fits and --check passes → deploys" 0 \
+  "== package self-check: ok: configuration and route scripts" "api_endpoint ="
+make_zip "$t/boot-fail"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: a route script that does not load stops the deploy" 1 \
+  "the packaged bootstrap fails its start-up check" "lua/routes.lua:3: unexpected symbol" "nothing was deployed"
+no_call "deploy: no terraform command after a failed self-check" "terraform -chdir"
+printf '#!%s\necho ok\n' "$BASH_BIN" >"$t/script-boot"
+make_zip "$t/script-boot"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: a script as bootstrap → not an ELF executable, refused" 1 \
+  "bootstrap cannot run on Lambda" "not an ELF executable" "nothing was deployed"
+cp "$t/boot-ok" "$t/boot-arm"
+printf '\xb7\x00' | dd of="$t/boot-arm" bs=1 seek=18 conv=notrunc status=none # e_machine = AArch64
+make_zip "$t/boot-arm"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: an AArch64 bootstrap for the x86_64 function → refused" 1 \
+  "built for 'AArch64', but the function's architecture is x86_64" "nothing was deployed"
+no_call "deploy: no terraform command for a bootstrap that does not fit" "terraform -chdir"
+make_zip ""
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: a zip without bootstrap at its root stops the deploy" 1 "has no bootstrap at its root"
+echo "not a zip" >"$ZIP"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: a corrupt zip stops the deploy" 1 "is not a valid zip"
+make_zip "$t/boot-ok"
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 --
 expect "teardown: no terminal, no --yes → refuses" 1 "pass --yes"
@@ -238,10 +336,11 @@ no_call "teardown: empty state → no destroy" "destroy"
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes -var name=demo
 expect "teardown --yes: destroys" 0 "== destroyed"
-want="terraform -chdir=$t/repo/terraform apply -input=false -auto-approve -target=aws_dynamodb_table.tasks -var name=demo -var deletion_protection=false
+want="terraform -chdir=$t/repo/terraform plan -input=false -out=PLAN -target=aws_dynamodb_table.tasks -var name=demo -var deletion_protection=false
+terraform -chdir=$t/repo/terraform apply -input=false PLAN
 terraform -chdir=$t/repo/terraform destroy -input=false -auto-approve -var name=demo -var deletion_protection=false"
-got=$(grep -E '^terraform -chdir=[^ ]* (apply|destroy)' <<<"$log")
-if [ "$got" = "$want" ]; then ok "teardown: deletion protection off (targeted apply), then destroy"
+got=$(grep -E '^terraform -chdir=[^ ]* (plan|apply|destroy)' <<<"$log" | sed -E 's|(-out=)?/[^ ]*/protection\.tfplan|\1PLAN|')
+if [ "$got" = "$want" ]; then ok "teardown: deletion protection off (targeted plan, checked, applied), then destroy"
 else bad "teardown: command order"; diff <(echo "$want") <(echo "$got") | sed 's/^/    | /'; fi
 
 rm -f "$ZIP"

@@ -104,6 +104,9 @@ resource "aws_lambda_function" "this" {
   timeout                        = var.timeout
   reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : var.reserved_concurrency
 
+  # The environment holds TASKHOST_CURSOR_SECRET: a key of the caller's encrypts it at rest.
+  kms_key_arn = var.kms_key_arn
+
   environment {
     # Last, so var.environment cannot override them: TABLE_NAME always comes from the table
     # resource, and the explicit store makes a missing TABLE_NAME an init error ("needs

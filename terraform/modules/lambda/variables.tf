@@ -57,3 +57,9 @@ variable "enable_tracing" {
   type        = bool
   default     = false
 }
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the environment variables at rest; null: Lambda's AWS managed key."
+  type        = string
+  default     = null
+}
