@@ -72,12 +72,11 @@ static int push_scalar_text(lua_State *L, int idx) {
     lua_pushvalue(L, idx);
     return 1;
   case LUA_TNUMBER: {
-    /* Whole numbers as integers ("1", not "1.0"). Converting a float outside
-     * the range of long long (1e300, inf) is undefined: test the range first
-     * (NaN fails it too). */
-    lua_Number x = lua_tonumber(L, idx);
-    if (x >= -0x1p63 && x < 0x1p63 && x == (lua_Number)(long long)x)
-      lua_pushfstring(L, "%I", (LUAI_UACINT)x);
+    /* Whole numbers as integers ("1", not "1.0"); the rest (1.5, 1e300) as Lua
+     * writes them. */
+    int64_t whole;
+    if (th_double_to_int64(lua_tonumber(L, idx), &whole))
+      lua_pushfstring(L, "%I", (LUAI_UACINT)whole);
     else
       lua_pushstring(L, lua_tostring(L, idx));
     return 1;
@@ -616,10 +615,9 @@ th_result th_event_read_v2_response(lua_State *L, const char *json, size_t len,
   if (lua_type(L, t) != LUA_TTABLE)
     goto done;
   lua_getfield(L, t, "statusCode");
-  if (!lua_isinteger(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
-    goto done;
-  lua_Number status = lua_tonumber(L, -1);
-  if (!(status >= 100 && status <= 999)) /* (int) of 1e300 or NaN is undefined */
+  int64_t status;
+  if (lua_type(L, -1) != LUA_TNUMBER || !th_double_to_int64(lua_tonumber(L, -1), &status) ||
+      status < 100 || status > 999)
     goto done;
   r.status = (int)status;
   lua_pop(L, 1);

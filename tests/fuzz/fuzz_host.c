@@ -238,11 +238,11 @@ static void verify(const char *resp, size_t len) {
     die("response", "not a JSON object");
   lua_getfield(L, 1, "statusCode");
   /* cjson reads every number as a float */
-  if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) != (double)(int)lua_tonumber(L, -1)) {
+  int64_t status;
+  if (lua_type(L, -1) != LUA_TNUMBER || !th_double_to_int64(lua_tonumber(L, -1), &status)) {
     fprintf(stderr, "response: %.*s\n", (int)(len > 2000 ? 2000 : len), resp);
     die("response", "statusCode is not an integer");
   }
-  int status = (int)lua_tonumber(L, -1);
   if (status < 200 || status > 599)
     die("response", "statusCode out of range");
   if (status >= 500 && !allow_5xx) {
