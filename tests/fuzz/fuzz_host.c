@@ -46,7 +46,7 @@ static const char *const KNOWN[] = {"11111111-1111-4111-8111-111111111111",
                                     "22222222-2222-4222-a222-222222222222",
                                     "33333333-3333-4333-b333-333333333333"};
 
-static void die(const char *what, const char *err) {
+static _Noreturn void die(const char *what, const char *err) {
   fprintf(stderr, "fuzz_host: %s: %s\n", what, err);
   abort();
 }
