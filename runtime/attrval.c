@@ -67,8 +67,9 @@ static void push_number_text(lua_State *L, int idx) {
   if (!isfinite(x))
     luaL_error(L, "cannot store a number that is NaN or infinite");
   char buf[64];
-  if (x == floor(x) && fabs(x) < 9.2e18)
-    snprintf(buf, sizeof buf, "%lld", (long long)x);
+  int64_t whole;
+  if (th_double_to_int64(x, &whole))
+    snprintf(buf, sizeof buf, "%lld", (long long)whole);
   else
     snprintf(buf, sizeof buf, "%.17g", (double)x);
   lua_pushstring(L, buf);

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +72,14 @@ void th_buf_free(th_buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+}
+
+int th_double_to_int64(double x, int64_t *out) {
+  /* NaN fails the range test; -2^63 and 2^63 are exact doubles. */
+  if (!(x >= -0x1p63 && x < 0x1p63) || trunc(x) != x)
+    return 0;
+  *out = (int64_t)x;
+  return 1;
 }
 
 double th_now_ms(void) {

@@ -1,12 +1,14 @@
-/* common — the result enum shared by every module of the core, and a growable
+/* common — the result enum shared by every module of the core, a growable
  * byte buffer with a hard maximum size (never truncates silently: appending
- * past the maximum fails with TH_ERR_TOO_LARGE and leaves the buffer as it was).
+ * past the maximum fails with TH_ERR_TOO_LARGE and leaves the buffer as it was),
+ * and the one float → integer conversion of the core (th_double_to_int64).
  * Ownership: a th_buf owns its data; th_buf_free releases it, th_buf_steal hands
  * it to the caller. */
 #ifndef TH_COMMON_H
 #define TH_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h> /* glibc: features.h, which says whether C2X features are on */
 
 /* The package must run on Amazon Linux 2023 (glibc 2.34). With C2X features on (_GNU_SOURCE,
@@ -48,6 +50,13 @@ th_result th_buf_append_str(th_buf *b, const char *s);
 void th_buf_reset(th_buf *b);           /* len = 0, keeps memory */
 char *th_buf_steal(th_buf *b, size_t *len); /* caller frees; buffer becomes empty */
 void th_buf_free(th_buf *b);
+
+/* The only way the core turns a double into an integer: converting one the
+ * integer type cannot hold (1e300, ±inf, NaN) is undefined behaviour in C.
+ * Writes *out and returns 1 when x is finite, whole and in [-2^63, 2^63);
+ * returns 0 and leaves *out alone otherwise (fractions included: a caller that
+ * wants a whole part passes trunc(x) or floor(x)). */
+int th_double_to_int64(double x, int64_t *out);
 
 /* Monotonic clock in milliseconds (for deadlines and durations). */
 double th_now_ms(void);

@@ -1277,10 +1277,12 @@ static double rand01(th_ddb *d) {
   return (double)((d->rng * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
 }
 
+/* Whole milliseconds are enough for a backoff; ms is at most the backoff cap. */
 static void sleep_ms(double ms) {
-  if (ms <= 0)
+  int64_t whole;
+  if (!(ms > 0) || !th_double_to_int64(floor(ms), &whole))
     return;
-  struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
+  struct timespec ts = {(time_t)(whole / 1000), (long)(whole % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
     ;
 }
@@ -1482,7 +1484,7 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
       o.maybe_applied = 1;
     th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_NUM("attempt", attempt_no),
                         TH_LOG_NUM("maxAttempts", d->retry.max_attempts),
-                        TH_LOG_STR("error", what), TH_LOG_NUM("delayMs", (long)delay)};
+                        TH_LOG_STR("error", what), TH_LOG_NUM("delayMs", trunc(delay))};
     th_log(TH_LOG_WARN, NULL, "dynamodb: retrying", f, (int)TH_ARRAY_LEN(f));
     sleep_ms(delay);
   }

@@ -72,12 +72,11 @@ static int push_scalar_text(lua_State *L, int idx) {
     lua_pushvalue(L, idx);
     return 1;
   case LUA_TNUMBER: {
-    /* Whole numbers as integers ("1", not "1.0"). Converting a float outside
-     * the range of long long (1e300, inf) is undefined: test the range first
-     * (NaN fails it too). */
-    lua_Number x = lua_tonumber(L, idx);
-    if (x >= -0x1p63 && x < 0x1p63 && x == (lua_Number)(long long)x)
-      lua_pushfstring(L, "%I", (LUAI_UACINT)x);
+    /* Whole numbers as integers ("1", not "1.0"); the rest (1.5, 1e300) as Lua
+     * writes them. */
+    int64_t whole;
+    if (th_double_to_int64(lua_tonumber(L, idx), &whole))
+      lua_pushfstring(L, "%I", (LUAI_UACINT)whole);
     else
       lua_pushstring(L, lua_tostring(L, idx));
     return 1;
@@ -278,34 +277,110 @@ static void push_query(lua_State *L, int ev, th_event_version v) {
   lua_pop(L, 1);
 }
 
-/* Removes the stage prefix and trailing slashes: "/Prod/tasks/" → "/tasks". */
-static void push_normalised_path(lua_State *L, const char *raw, size_t len, const char *stage) {
-  if (!raw || len == 0) {
-    raw = "/";
-    len = 1;
+/* HTTP APIs put a named stage (never $default) in front of the path, on a
+ * custom domain too: "/prod/tasks" → "/tasks", "/prod" → "". Removed once. */
+static void skip_stage(const char **p, size_t *len, const char *stage) {
+  if (!stage || !*stage || strcmp(stage, "$default") == 0)
+    return;
+  size_t sl = strlen(stage);
+  const char *s = *p;
+  if (*len > sl && s[0] == '/' && memcmp(s + 1, stage, sl) == 0 &&
+      (*len == 1 + sl || s[1 + sl] == '/')) {
+    *p += 1 + sl;
+    *len -= 1 + sl;
   }
-  const char *p = raw;
-  if (stage && *stage && strcmp(stage, "$default") != 0) {
-    size_t sl = strlen(stage);
-    if (len > sl && p[0] == '/' && strncmp(p + 1, stage, sl) == 0 &&
-        (p[1 + sl] == '/' || p[1 + sl] == '\0')) {
-      p += 1 + sl;
-      len -= 1 + sl;
+}
+
+/* Payload 1.0: pushes `resource` ("/tasks/{id}", "/{proxy+}") with its
+ * pathParameters filled in — the path relative to the API, as API Gateway
+ * matched it — and returns 1. Pushes nothing and returns 0 when there is no
+ * template (an HTTP API's default route has "$default") or a parameter is
+ * missing. */
+static int push_resource_path(lua_State *L, int ev) {
+  size_t n;
+  const char *res = field_lstr(L, ev, "resource", &n);
+  if (!res || n == 0 || res[0] != '/')
+    return 0;
+  int params = field_table(L, ev, "pathParameters");
+  const char *c = res, *end = res + n;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (c < end) {
+    const char *open = memchr(c, '{', (size_t)(end - c));
+    if (!open) {
+      luaL_addlstring(&b, c, (size_t)(end - c));
+      break;
     }
+    luaL_addlstring(&b, c, (size_t)(open - c));
+    const char *close = memchr(open, '}', (size_t)(end - open));
+    if (!close || !params)
+      goto missing;
+    size_t name_len = (size_t)(close - open - 1);
+    if (name_len > 0 && close[-1] == '+') /* {proxy+}: the greedy parameter */
+      name_len--;
+    lua_pushlstring(L, open + 1, name_len);
+    lua_rawget(L, params);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      goto missing;
+    }
+    luaL_addvalue(&b);
+    c = close + 1;
   }
+  luaL_pushresult(&b);
+  if (params)
+    lua_remove(L, params);
+  return 1;
+missing:
+  luaL_pushresult(&b);
+  lua_pop(L, params ? 2 : 1);
+  return 0;
+}
+
+/* Payload 1.0: `path` never holds a REST API's stage (requestContext.path
+ * does), but behind a custom domain with a base-path mapping it starts with
+ * the base path ("/v1/tasks/7"), and an HTTP API puts a named stage in front
+ * of it. When `path` ends, at a segment boundary, with the resource filled in
+ * (push_resource_path), what comes before is that prefix: it is skipped. With
+ * the resource "$default" (no template) the stage is skipped as for 2.0;
+ * otherwise `path` is used as given. */
+static void skip_v1_prefix(lua_State *L, int ev, const char **p, size_t *len, const char *stage) {
+  if (push_resource_path(L, ev)) {
+    size_t plen = *len, rlen;
+    const char *r = lua_tolstring(L, -1, &rlen);
+    while (plen > 1 && (*p)[plen - 1] == '/')
+      plen--;
+    while (rlen > 1 && r[rlen - 1] == '/')
+      rlen--;
+    if (rlen == 1) { /* the root resource "/": all of path is the prefix */
+      *p += *len;
+      *len = 0;
+    } else if (plen >= rlen && memcmp(*p + plen - rlen, r, rlen) == 0) {
+      *p += plen - rlen; /* r starts with '/': the prefix is whole segments */
+      *len -= plen - rlen;
+    }
+    lua_pop(L, 1);
+    return;
+  }
+  const char *res = field_str(L, ev, "resource");
+  if (res && strcmp(res, "$default") == 0)
+    skip_stage(p, len, stage);
+}
+
+/* Pushes p[0..len) with trailing slashes removed and a leading '/' ensured:
+ * "/tasks/" → "/tasks", "" → "/". */
+static void push_clean_path(lua_State *L, const char *p, size_t len) {
   while (len > 1 && p[len - 1] == '/')
     len--;
-  if (len == 0 || p[0] != '/') {
+  if (len == 0) {
+    lua_pushliteral(L, "/");
+  } else if (p[0] != '/') {
     lua_pushliteral(L, "/");
     lua_pushlstring(L, p, len);
     lua_concat(L, 2);
-    if (len == 0) {
-      lua_pop(L, 1);
-      lua_pushliteral(L, "/");
-    }
-    return;
+  } else {
+    lua_pushlstring(L, p, len);
   }
-  lua_pushlstring(L, p, len);
 }
 
 static void set_str(lua_State *L, int t, const char *key, const char *value) {
@@ -385,7 +460,13 @@ th_result th_event_push_request(lua_State *L, const char *json, size_t len, th_e
   else
     lua_pushlstring(L, raw_path, raw_len);
   lua_setfield(L, req, "raw_path");
-  push_normalised_path(L, raw_path, raw_len, stage);
+  const char *route_path = raw_path;
+  size_t route_len = raw_len;
+  if (v == TH_EVENT_V2)
+    skip_stage(&route_path, &route_len, stage);
+  else
+    skip_v1_prefix(L, ev, &route_path, &route_len, stage);
+  push_clean_path(L, route_path, route_len);
   lua_setfield(L, req, "path");
   set_str(L, req, "stage", stage);
   lua_pushstring(L, v == TH_EVENT_V2 ? "2.0" : "1.0");
@@ -616,10 +697,9 @@ th_result th_event_read_v2_response(lua_State *L, const char *json, size_t len,
   if (lua_type(L, t) != LUA_TTABLE)
     goto done;
   lua_getfield(L, t, "statusCode");
-  if (!lua_isinteger(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
-    goto done;
-  lua_Number status = lua_tonumber(L, -1);
-  if (!(status >= 100 && status <= 999)) /* (int) of 1e300 or NaN is undefined */
+  int64_t status;
+  if (lua_type(L, -1) != LUA_TNUMBER || !th_double_to_int64(lua_tonumber(L, -1), &status) ||
+      status < 100 || status > 999)
     goto done;
   r.status = (int)status;
   lua_pop(L, 1);

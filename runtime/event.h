@@ -8,11 +8,25 @@
  * protected call; they raise only on out-of-memory, and report bad input
  * through their return value.
  *
- * The request table: method, path (stage prefix and trailing slashes removed),
- * raw_path, path_params, query (last value per name), multi_query (lists),
- * headers (lower-cased names; repeated values joined with ","; v2 cookies as
- * "cookie"), body (string, base64 already decoded; nil when absent),
- * request_id, api_request_id, source_ip, claims, authorizer, stage, version.
+ * The request table: method, path, raw_path, path_params, query (last value
+ * per name), multi_query (lists), headers (lower-cased names; repeated values
+ * joined with ","; v2 cookies as "cookie"), body (string, base64 already
+ * decoded; nil when absent), request_id, api_request_id, source_ip, claims,
+ * authorizer, stage, version.
+ *
+ * path is the path relative to the API ("/tasks/7"), trailing slashes removed;
+ * raw_path is the path the client sent (requestContext.path for 1.0, rawPath
+ * for 2.0), stage or base path included.
+ *  - 2.0: rawPath, less "/<stage>" once when the stage is not $default (HTTP
+ *    APIs prefix a named stage, on a custom domain too; an API mapping key is
+ *    not in rawPath).
+ *  - 1.0: `path`, which never holds a REST API's stage (only requestContext.path
+ *    does). Behind a custom domain with a base-path mapping it starts with the
+ *    base path ("/v1/tasks/7", resource "/tasks/{id}"); an HTTP API prefixes a
+ *    named stage. When `path` ends, at a segment boundary, with `resource`
+ *    filled in from pathParameters, the part before is dropped; with resource
+ *    "$default" (an HTTP API's default route) the stage is dropped as for 2.0;
+ *    otherwise `path` is taken as given.
  */
 #ifndef TH_EVENT_H
 #define TH_EVENT_H

@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -529,15 +530,15 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   lua_createtable(L, 0, 3);
   int out = lua_gettop(L);
   raw_field(L, idx, "status");
-  lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
-  if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (n == (lua_Number)(lua_Integer)n)
-      status = (lua_Integer)n;
-  }
+  /* A number only (not "200"); a float must be whole (200.0, not 200.5). */
+  int64_t status = 0;
+  if (lua_isinteger(L, -1))
+    status = lua_tointeger(L, -1);
+  else if (lua_type(L, -1) == LUA_TNUMBER && !th_double_to_int64(lua_tonumber(L, -1), &status))
+    status = 0;
   if (status < 100 || status > 599)
     luaL_error(L, "route returned an invalid status");
-  lua_pushinteger(L, status);
+  lua_pushinteger(L, (lua_Integer)status);
   lua_setfield(L, out, "status");
   lua_pop(L, 1);
   lua_newtable(L);
@@ -793,7 +794,7 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
   if (rc == TH_OK) {
     th_log_field f[] = {TH_LOG_STR("method", inv.method), TH_LOG_STR("path", inv.path),
                         TH_LOG_NUM("status", inv.status),
-                        TH_LOG_NUM("durationMs", (double)(long long)((th_now_ms() - started) * 1000) / 1000.0)};
+                        TH_LOG_NUM("durationMs", trunc((th_now_ms() - started) * 1000) / 1000)};
     th_log(inv.status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, rid, "request", f,
            (int)TH_ARRAY_LEN(f));
   }

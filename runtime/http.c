@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,8 +384,9 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
       r = TH_ERR_TIMEOUT;
       goto out;
     }
-    if (left < (double)total) {
-      total = (long)left;
+    int64_t whole;
+    if (left < (double)total && th_double_to_int64(floor(left), &whole)) {
+      total = (long)whole; /* 1 <= whole < total */
       deadline_bound = 1;
     }
   }

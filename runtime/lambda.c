@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -599,7 +600,7 @@ static int serve_one(th_lambda *l, th_host *host) {
     int n = 0;
     f[n++] = TH_LOG_NUM("eventBytes", l->body.len);
     if (deadline > 0)
-      f[n++] = TH_LOG_NUM("remainingMs", (double)(long long)(deadline - th_now_ms()));
+      f[n++] = TH_LOG_NUM("remainingMs", trunc(deadline - th_now_ms()));
     if (h->function_arn[0])
       f[n++] = TH_LOG_STR("functionArn", h->function_arn);
     if (getenv(TRACE_ENV))

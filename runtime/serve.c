@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -454,7 +455,7 @@ static enum MHD_Result answer_error(server *s, struct MHD_Connection *c, const r
   double ms = rq ? th_now_ms() - rq->started_ms : 0;
   th_log_field f[] = {TH_LOG_STR("method", method), TH_LOG_STR("path", path),
                       TH_LOG_NUM("status", status), TH_LOG_STR("reason", message),
-                      TH_LOG_NUM("durationMs", (double)(long long)(ms * 1000) / 1000.0)};
+                      TH_LOG_NUM("durationMs", trunc(ms * 1000) / 1000)};
   th_log(status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, request_id, "request", f,
          (int)TH_ARRAY_LEN(f));
   worker *w = checkout(s);

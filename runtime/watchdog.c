@@ -2,6 +2,7 @@
 #include "watchdog.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,12 +78,10 @@ static void post_response(th_watchdog *w, const char *request_id) {
 /* Waits on the condition until `at` (th_now_ms() time, CLOCK_MONOTONIC), a
  * signal, or a spurious wake-up; the lock is held. */
 static void sleep_until(th_watchdog *w, double at) {
-  struct timespec ts = {(time_t)(at / 1000.0), 0};
-  ts.tv_nsec = (long)((at - (double)ts.tv_sec * 1000.0) * 1e6);
-  if (ts.tv_nsec < 0)
-    ts.tv_nsec = 0;
-  if (ts.tv_nsec > 999999999L)
-    ts.tv_nsec = 999999999L;
+  int64_t us; /* a th_now_ms() time: whole microseconds fit many times over */
+  if (!th_double_to_int64(floor(at * 1000.0), &us) || us < 0)
+    us = 0;   /* not a time: wake at once and look again */
+  struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
   w->waiting_until = at;
   pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 }

@@ -33,6 +33,17 @@ local handlers = {
   ["/yield"] = function() return coroutine.yield() end,
   ["/badresp"] = function() return "nope" end,
   ["/badstatus"] = function() return {status = 42} end,
+  -- statuses no integer type holds (converting them is undefined behaviour in C),
+  -- fractions and a string: a 500, never a conversion
+  ["/status-1e300"] = function() return {status = 1e300} end,
+  ["/status-neg-1e300"] = function() return {status = -1e300} end,
+  ["/status-nan"] = function() return {status = 0 / 0} end,
+  ["/status-huge"] = function() return {status = math.huge} end,
+  ["/status-neg-huge"] = function() return {status = -math.huge} end,
+  ["/status-2p63"] = function() return {status = 2 ^ 63} end,
+  ["/status-neg-2p63"] = function() return {status = -(2 ^ 63)} end,
+  ["/status-fraction"] = function() return {status = 200.5} end,
+  ["/status-string"] = function() return {status = "200"} end,
   ["/badbody"] = function() return {status = 200, body = {f = print}} end,
   ["/header-inject"] = function()
     return {status = 200, headers = {["X-A"] = "a\r\nSet-Cookie: x"}, body = ""}
@@ -65,6 +76,9 @@ export TASKHOST_ROUTES="$routes" TASKHOST_WORKERS=1 TASKHOST_LUA_TIMEOUT_MS=2000
   TASKHOST_LUA_MEMORY_MB=64
 serve_start || { finish; exit 1; }
 
+ODD_STATUSES="/badstatus /status-1e300 /status-neg-1e300 /status-nan /status-huge /status-neg-huge /status-2p63
+  /status-neg-2p63 /status-fraction /status-string"
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 
 # Warm up, then take the baseline.
@@ -75,8 +89,8 @@ echo "baseline RSS: ${base} kB"
 
 hostile_round() {
   for path in /loop /loop-pcall /loop-xpcall /recursion /membomb /rep /rep-medium /concat \
-    /errtable /errnil /errmeta /tostring-loop /gc /yield /badresp /badstatus /badbody /header-inject /gsub-bomb \
-    /sort-error /meta-response /meta-status; do
+    /errtable /errnil /errmeta /tostring-loop /gc /yield /badresp /badbody /header-inject /gsub-bomb \
+    /sort-error /meta-response /meta-status $ODD_STATUSES; do
     start=$(date +%s%N)
     http GET "$path"
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -114,6 +128,19 @@ done
 check "the log names why each route failed" grep -q '"kind":"instruction_budget"\|"kind":"deadline"' "$SERVE_LOG"
 check "out of memory is logged as such" grep -q '"kind":"out_of_memory"' "$SERVE_LOG"
 check "a traceback reaches the log" grep -q 'stack traceback' "$SERVE_LOG"
+# Each odd status: a log line naming the problem under the request's id, every
+# time (3 rounds), and no sanitizer report (the sanitizer build ends the server
+# on one, see above).
+n_odd=$(wc -w <<<"$ODD_STATUSES")
+check_eq "an odd status is logged as an invalid status, with the request id, each time" \
+  $((3 * n_odd)) "$(jq -s --arg paths "$ODD_STATUSES" '
+    [$paths | splits("\\s+") | select(length > 0)] as $odd
+    | [.[] | select(.message == "request" and (.path as $p | $odd | index($p)) and .status == 500)
+      | .requestId] as $ids
+    | [.[] | select(.message == "route returned an invalid response"
+        and .error == "route returned an invalid status" and (.requestId as $r | $ids | index($r)))]
+    | length' "$SERVE_LOG")"
+check "no sanitizer report in the server's log" bash -c "! grep -q 'runtime error:\|Sanitizer' '$SERVE_LOG'"
 serve_stop
 
 section "--local: a route stuck inside one C call → the watchdog prints the 500, exit 3"

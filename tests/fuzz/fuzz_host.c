@@ -46,7 +46,7 @@ static const char *const KNOWN[] = {"11111111-1111-4111-8111-111111111111",
                                     "22222222-2222-4222-a222-222222222222",
                                     "33333333-3333-4333-b333-333333333333"};
 
-static void die(const char *what, const char *err) {
+static _Noreturn void die(const char *what, const char *err) {
   fprintf(stderr, "fuzz_host: %s: %s\n", what, err);
   abort();
 }
@@ -238,11 +238,11 @@ static void verify(const char *resp, size_t len) {
     die("response", "not a JSON object");
   lua_getfield(L, 1, "statusCode");
   /* cjson reads every number as a float */
-  if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) != (double)(int)lua_tonumber(L, -1)) {
+  int64_t status;
+  if (lua_type(L, -1) != LUA_TNUMBER || !th_double_to_int64(lua_tonumber(L, -1), &status)) {
     fprintf(stderr, "response: %.*s\n", (int)(len > 2000 ? 2000 : len), resp);
     die("response", "statusCode is not an integer");
   }
-  int status = (int)lua_tonumber(L, -1);
   if (status < 200 || status > 599)
     die("response", "statusCode out of range");
   if (status >= 500 && !allow_5xx) {

@@ -106,6 +106,20 @@ T.test("store keeps values and exact integers", function()
   T.eq(store.get(id), nil, "gone")
 end)
 
+T.test("store keeps floats at and past the edges of the 64-bit range", function()
+  -- runtime/attrval.c writes whole floats in range as integers, the rest as %.17g
+  local id = uuid.v4()
+  local item = {id = id, a = 1e300, b = -1e300, c = 2 ^ 63, d = -(2 ^ 63), e = 9.21e18,
+                f = 2.0 ^ 53, g = -0.0, h = 1.5}
+  T.eq(store.create(item), true, "create")
+  local got = store.get(id)
+  for _, k in ipairs({"a", "b", "c", "d", "e", "f", "g", "h"}) do
+    T.eq(got[k], item[k], k .. " read back equal")
+  end
+  T.ok(not pcall(store.create, {id = uuid.v4(), n = math.huge}), "inf cannot be stored")
+  T.ok(not pcall(store.create, {id = uuid.v4(), n = -math.huge}), "-inf cannot be stored")
+end)
+
 T.test("store.scan pages with opaque cursors", function()
   local mine = {}
   for i = 1, 7 do

@@ -196,6 +196,10 @@ static const edge edges[] = {
      TH_OK, "/tasks", NULL, 0},
     {"stage name only as prefix of a segment", "{\"version\":\"2.0\",\"rawPath\":\"/production/x\",\"requestContext\":{\"stage\":\"prod\",\"http\":{\"method\":\"GET\"}}}",
      TH_OK, "/production/x", NULL, 0},
+    {"v1 stage named like the route", "{\"httpMethod\":\"GET\",\"path\":\"/tasks\",\"requestContext\":{\"stage\":\"tasks\"}}",
+     TH_OK, "/tasks", NULL, 0},
+    {"v1 stage prefix is not stripped from path", "{\"httpMethod\":\"GET\",\"path\":\"/prod/tasks\",\"requestContext\":{\"stage\":\"prod\"}}",
+     TH_OK, "/prod/tasks", NULL, 0},
     {"trailing slashes", "{\"httpMethod\":\"GET\",\"path\":\"/tasks///\"}", TH_OK, "/tasks", NULL, 0},
     {"root", "{\"httpMethod\":\"GET\",\"path\":\"/\"}", TH_OK, "/", NULL, 0},
     {"base64 body", "{\"httpMethod\":\"POST\",\"path\":\"/t\",\"isBase64Encoded\":true,\"body\":\"eyJhIjoxfQ==\"}",
@@ -209,6 +213,174 @@ static const edge edges[] = {
     {"v2 encoded query", "{\"version\":\"2.0\",\"rawPath\":\"/t\",\"rawQueryString\":\"a=1%202&b=x+y&c&d=&=e&&\",\"requestContext\":{\"http\":{\"method\":\"GET\"}}}",
      TH_OK, "/t", NULL, 0},
 };
+
+/* The path routes see (event.h): a fixture event with a few fields changed
+ * (Lua run on the decoded event `e`), so each row is a real event shape. The
+ * shapes: REST APIs keep the stage out of `path` (it is in
+ * requestContext.path); behind a custom domain with a base-path mapping `path`
+ * and requestContext.path both start with the base path while `resource` is
+ * the API's own; HTTP APIs put a named stage in front of rawPath (2.0) and of
+ * `path` (1.0, whose default route has resource "$default"). Sources: see
+ * tests/fixtures/apigw-events/SOURCE.md, "Paths". */
+typedef struct path_case {
+  const char *name;
+  const char *file;   /* the base event, in apigw-events/ */
+  const char *change; /* Lua on `e` */
+  const char *path;   /* req.path */
+  const char *raw_path;
+} path_case;
+
+#define REST "apigw-request.json"           /* REST API, payload 1.0 */
+#define HTTP1 "apiGatewayProxyEvent.json"   /* HTTP API, payload 1.0 */
+#define HTTP2 "apigw-v2-request-no-authorizer.json"
+#define ID "0b6e4c1e-8a4b-4f3e-9a53-3c1f0c9e2d71"
+
+static const path_case path_cases[] = {
+    /* REST API on its execute-api URL: /{stage}/... */
+    {"REST, stage named like the route: GET /tasks/tasks", REST,
+     "e.path = '/tasks'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks'};"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks/tasks'",
+     "/tasks", "/tasks/tasks"},
+    {"REST, stage tasks, resource /tasks", REST,
+     "e.path = '/tasks'; e.resource = '/tasks'; e.pathParameters = nil;"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks/tasks'",
+     "/tasks", "/tasks/tasks"},
+    {"REST, stage tasks, GET /tasks/tasks/<id>", REST,
+     "e.path = '/tasks/" ID "'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks/" ID "'};"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks/tasks/" ID "'",
+     "/tasks/" ID, "/tasks/tasks/" ID},
+    {"REST, stage prod, GET /prod/tasks/<id>", REST,
+     "e.path = '/tasks/" ID "'; e.resource = '/tasks/{id}'; e.pathParameters = {id = '" ID "'};"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/prod/tasks/" ID "'",
+     "/tasks/" ID, "/prod/tasks/" ID},
+    {"REST, stage prod, trailing slash", REST,
+     "e.path = '/tasks/'; e.resource = '/tasks'; e.pathParameters = nil;"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/prod/tasks/'",
+     "/tasks", "/prod/tasks/"},
+    /* REST API on a custom domain: api.example.com/<base path>/... → stage prod */
+    {"custom domain, base path v1, resource /{proxy+}", REST,
+     "e.path = '/v1/tasks/" ID "'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks/" ID "'};"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/v1/tasks/" ID "';"
+     "e.requestContext.domainName = 'api.example.com'",
+     "/tasks/" ID, "/v1/tasks/" ID},
+    {"custom domain, base path v1, resource /tasks/{id}", REST,
+     "e.path = '/v1/tasks/" ID "'; e.resource = '/tasks/{id}'; e.pathParameters = {id = '" ID "'};"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/v1/tasks/" ID "'",
+     "/tasks/" ID, "/v1/tasks/" ID},
+    {"custom domain, base path api/v1, GET /api/v1/tasks/", REST,
+     "e.path = '/api/v1/tasks/'; e.resource = '/tasks'; e.pathParameters = nil;"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/api/v1/tasks/'",
+     "/tasks", "/api/v1/tasks/"},
+    {"custom domain, base path tasks, GET /tasks/tasks", REST,
+     "e.path = '/tasks/tasks'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks'};"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/tasks/tasks'",
+     "/tasks", "/tasks/tasks"},
+    {"custom domain, base path v1, the API's root", REST,
+     "e.path = '/v1'; e.resource = '/'; e.pathParameters = nil;"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/v1'",
+     "/", "/v1"},
+    {"custom domain, no base path, stage tasks", REST,
+     "e.path = '/tasks'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks'};"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks'",
+     "/tasks", "/tasks"},
+    /* what cannot be told apart is taken as given */
+    {"REST, resource and path disagree", REST,
+     "e.path = '/v1/tasks/" ID "'; e.resource = '/tasks/{id}'; e.pathParameters = {id = 'other'};"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/v1/tasks/" ID "'",
+     "/v1/tasks/" ID, "/v1/tasks/" ID},
+    {"REST, a parameter of the resource missing", REST,
+     "e.path = '/v1/tasks/" ID "'; e.resource = '/tasks/{id}'; e.pathParameters = nil;"
+     "e.requestContext.stage = 'prod'; e.requestContext.path = '/v1/tasks/" ID "'",
+     "/v1/tasks/" ID, "/v1/tasks/" ID},
+    {"REST, no resource, stage tasks", REST,
+     "e.path = '/tasks'; e.resource = nil; e.pathParameters = nil;"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks/tasks'",
+     "/tasks", "/tasks/tasks"},
+    /* HTTP API, payload 1.0 */
+    {"HTTP API 1.0, default route, $default stage", HTTP1,
+     "e.path = '/tasks'; e.resource = '$default'; e.requestContext.resourcePath = '$default';"
+     "e.requestContext.path = '/tasks'",
+     "/tasks", "/tasks"},
+    {"HTTP API 1.0, default route, stage dev", HTTP1,
+     "e.path = '/dev/tasks'; e.resource = '$default'; e.requestContext.resourcePath = '$default';"
+     "e.requestContext.stage = 'dev'; e.requestContext.path = '/dev/tasks'",
+     "/tasks", "/dev/tasks"},
+    {"HTTP API 1.0, default route, stage tasks, GET /tasks/tasks", HTTP1,
+     "e.path = '/tasks/tasks'; e.resource = '$default'; e.requestContext.resourcePath = '$default';"
+     "e.requestContext.stage = 'tasks'; e.requestContext.path = '/tasks/tasks'",
+     "/tasks", "/tasks/tasks"},
+    {"HTTP API 1.0, route /{proxy+}, stage dev", HTTP1,
+     "e.path = '/dev/tasks/" ID "'; e.resource = '/{proxy+}'; e.pathParameters = {proxy = 'tasks/" ID "'};"
+     "e.requestContext.stage = 'dev'; e.requestContext.path = '/dev/tasks/" ID "'",
+     "/tasks/" ID, "/dev/tasks/" ID},
+    /* HTTP API, payload 2.0 */
+    {"2.0, stage tasks, rawPath /tasks/tasks: the stage once", HTTP2,
+     "e.rawPath = '/tasks/tasks'; e.requestContext.http.path = '/tasks/tasks';"
+     "e.requestContext.stage = 'tasks'",
+     "/tasks", "/tasks/tasks"},
+    {"2.0, stage tasks, the stage's root", HTTP2,
+     "e.rawPath = '/tasks'; e.requestContext.stage = 'tasks'", "/", "/tasks"},
+    {"2.0, $default stage, rawPath /tasks", HTTP2,
+     "e.rawPath = '/tasks'; e.requestContext.http.path = '/tasks'", "/tasks", "/tasks"},
+    {"2.0, custom domain (mapping key not in rawPath), stage prod", HTTP2,
+     "e.rawPath = '/prod/tasks/" ID "'; e.requestContext.stage = 'prod';"
+     "e.requestContext.domainName = 'api.example.com'",
+     "/tasks/" ID, "/prod/tasks/" ID},
+};
+
+typedef struct change_call {
+  const char *text;
+  size_t len;
+  const char *change;
+} change_call;
+
+/* Decodes the event, runs the change on it, pushes the JSON again. */
+static int change_protected(lua_State *L) {
+  change_call *c = lua_touserdata(L, 1);
+  th_json_decode(L, c->text, c->len);
+  int ev = lua_gettop(L);
+  lua_pushfstring(L, "local e = ...\n%s", c->change);
+  if (luaL_loadstring(L, lua_tostring(L, -1)) != LUA_OK)
+    return lua_error(L);
+  lua_pushvalue(L, ev);
+  lua_call(L, 1, 0);
+  th_json_encode(L, ev);
+  return 1;
+}
+
+static void check_path_case(lua_State *L, const char *dir, const path_case *pc) {
+  char file[1024];
+  snprintf(file, sizeof file, "%s/apigw-events/%s", dir, pc->file);
+  size_t len = 0;
+  char *text = slurp(file, &len);
+  CHECK(text != NULL, "cannot read %s", file);
+  if (!text)
+    return;
+  change_call cc = {text, len, pc->change};
+  lua_settop(L, 0);
+  lua_pushcfunction(L, change_protected);
+  lua_pushlightuserdata(L, &cc);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  CHECK(ok, "%s: change: %s", pc->name, lua_tostring(L, -1));
+  free(text);
+  if (!ok)
+    return;
+  size_t elen;
+  const char *ev = lua_tolstring(L, -1, &elen);
+  char *copy = strndup(ev, elen);
+  decode_call c;
+  th_result rc = decode(L, copy, elen, &c);
+  free(copy);
+  CHECK(rc == TH_OK, "%s: %s", pc->name, c.err);
+  if (rc != TH_OK)
+    return;
+  int req = lua_gettop(L);
+  const char *path = str_field(L, req, "path"), *raw = str_field(L, req, "raw_path");
+  CHECK(path && strcmp(path, pc->path) == 0, "%s: path '%s', want '%s'", pc->name,
+        path ? path : "(nil)", pc->path);
+  CHECK(raw && strcmp(raw, pc->raw_path) == 0, "%s: raw_path '%s', want '%s'", pc->name,
+        raw ? raw : "(nil)", pc->raw_path);
+}
 
 /* Round trip for --serve: HTTP request → v2 event → request table. */
 typedef struct http_call {
@@ -250,6 +422,8 @@ int main(void) {
 
   for (size_t i = 0; i < TH_ARRAY_LEN(fixtures); i++)
     check_fixture(L, dir, &fixtures[i]);
+  for (size_t i = 0; i < TH_ARRAY_LEN(path_cases); i++)
+    check_path_case(L, dir, &path_cases[i]);
 
   for (size_t i = 0; i < TH_ARRAY_LEN(edges); i++) {
     const edge *e = &edges[i];
