@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "dynamodb.h"
 #include "log.h"
 #include "lua_modules.h"
@@ -218,17 +219,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static const long STATUSES[] = {200, 400, 403, 404, 413, 429, 500, 502, 503, 504, 0, 418};
 
-/* lua_json.c writes an empty json.array as a per-process random placeholder
- * string ("\x01th-empty-array-<uuid>\x01") and replaces its JSON text by []
- * after encoding. No client can know the uuid, but libFuzzer can: its
- * comparison hooks read it out of memcmp and feed it back. Inputs holding the
- * prefix are skipped (their "finds" are that replacement, not a bug). */
-static int holds_placeholder(const uint8_t *data, size_t size) {
-  return memmem(data, size, "th-empty-array-", 15) != NULL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2 || holds_placeholder(data, size))
+  if (size < 2 || th_fuzz_holds_placeholder(data, size))
     return 0;
   long status = STATUSES[data[0] % TH_ARRAY_LEN(STATUSES)];
   size_t take = data[1] % 32;

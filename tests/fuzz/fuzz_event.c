@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "event.h"
 #include "log.h"
 #include "lua_modules.h"
@@ -181,17 +182,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* lua_json.c writes an empty json.array as a per-process random placeholder
- * string ("\x01th-empty-array-<uuid>\x01") and replaces its JSON text by []
- * after encoding. No client can know the uuid, but libFuzzer can: its
- * comparison hooks read it out of memcmp and feed it back. Inputs holding the
- * prefix are skipped (their "finds" are that replacement, not a bug). */
-static int holds_placeholder(const uint8_t *data, size_t size) {
-  return memmem(data, size, "th-empty-array-", 15) != NULL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (holds_placeholder(data, size))
+  if (th_fuzz_holds_placeholder(data, size))
     return 0;
   call c = {(const char *)data, size};
   lua_settop(L, 0);

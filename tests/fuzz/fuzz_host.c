@@ -24,6 +24,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "fuzz_common.h"
 #include "config.h"
 #include "host.h"
 #include "log.h"
@@ -277,17 +278,8 @@ static void verify(const char *resp, size_t len) {
 
 static const char *const METHODS[] = {"GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"};
 
-/* lua_json.c writes an empty json.array as a per-process random placeholder
- * string ("\x01th-empty-array-<uuid>\x01") and replaces its JSON text by []
- * after encoding. No client can know the uuid, but libFuzzer can: its
- * comparison hooks read it out of memcmp and feed it back. Inputs holding the
- * prefix are skipped (their "finds" are that replacement, not a bug). */
-static int holds_placeholder(const uint8_t *data, size_t size) {
-  return memmem(data, size, "th-empty-array-", 15) != NULL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 1 || holds_placeholder(data, size))
+  if (size < 1 || th_fuzz_holds_placeholder(data, size))
     return 0;
   if (size > 200000)
     return 0;
