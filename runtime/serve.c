@@ -390,32 +390,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   release(s, rq);
 }
 
-/* libmicrohttpd's own diagnostics, as our log records; whole (they may
- * quote the client), unless memory for a long one runs out: then its first
- * bytes, as the field "detailCut" says. */
+/* libmicrohttpd's own diagnostics, as our log records. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  char small[512], *msg = small;
-  va_list again;
-  va_copy(again, ap);
-  int len = vsnprintf(small, sizeof small, fmt, ap);
-  int cut = 0;
-  if (len >= (int)sizeof small) {
-    char *big = malloc((size_t)len + 1);
-    if (big) {
-      vsnprintf(big, (size_t)len + 1, fmt, again);
-      msg = big;
-    } else {
-      cut = 1;
-    }
-  }
-  va_end(again);
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = '\0';
-  th_log_field f[] = {TH_LOG_STR("detail", msg), TH_LOG_NUM("detailCut", 1)};
-  th_log(TH_LOG_WARN, NULL, "libmicrohttpd", f, cut ? 2 : 1);
-  if (msg != small)
-    free(msg);
+  th_log_field f[] = {TH_LOG_STR("detail", msg)};
+  th_log(TH_LOG_WARN, NULL, "libmicrohttpd", f, (int)TH_ARRAY_LEN(f));
 }
 
 /* Content-Length past the limit (or too big to parse). */
