@@ -423,8 +423,19 @@ th_result th_event_push_request(lua_State *L, const char *json, size_t len, th_e
   else if (version && strcmp(version, "1.0") == 0)
     v = TH_EVENT_V1;
   else if (version) {
-    snprintf(err, errlen, "not an API Gateway proxy event: unknown payload version '%.40s'",
-             version);
+    /* Quoted only when it is short printable ASCII: the reason goes to the
+     * log and to the --local user's terminal, and is never cut. */
+    size_t n = strlen(version);
+    int shown = n <= 40;
+    for (size_t i = 0; shown && i < n; i++)
+      shown = (unsigned char)version[i] >= 0x20 && (unsigned char)version[i] < 0x7f;
+    if (shown)
+      snprintf(err, errlen, "not an API Gateway proxy event: unknown payload version '%s'",
+               version);
+    else
+      snprintf(err, errlen,
+               "not an API Gateway proxy event: unknown payload version (%zu bytes, not shown: "
+               "not short printable ASCII)", n);
     lua_settop(L, base);
     return TH_ERR_INVALID;
   } else if (v1_method)

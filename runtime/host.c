@@ -18,6 +18,7 @@
 #include "event.h"
 #include "log.h"
 #include "lua_modules.h"
+#include "utf8.h"
 
 #define HOOK_EVERY 1000        /* instructions between budget checks */
 #define MAX_SCRIPT_BYTES (1 << 20)
@@ -178,7 +179,9 @@ static int sandbox_print(lua_State *L) {
     fputc('\n', stdout);
     fflush(stdout);
   } else {
-    th_log(TH_LOG_INFO, th_lua_request_id(L), lua_tostring(L, -1), NULL, 0);
+    size_t len;
+    const char *line = lua_tolstring(L, -1, &len);
+    th_log_record(TH_LOG_INFO, th_lua_request_id(L), line, len, NULL, 0, NULL, 0);
   }
   return 0;
 }
@@ -465,6 +468,14 @@ void th_host_free(th_host *h) {
 
 /* ---- the pipeline ---- */
 
+/* A string of the client's kept for the request's log record: at most
+ * sizeof text bytes, cut on a character boundary (utf8.h); len is what was
+ * kept, full the whole length (more than len when it was cut). */
+typedef struct excerpt {
+  char text[256];
+  size_t len, full;
+} excerpt;
+
 typedef struct invocation {
   th_host *h;
   const char *event;
@@ -477,8 +488,8 @@ typedef struct invocation {
   size_t errlen;
   th_event_version version;
   int status;
-  char method[16];
-  char path[256];
+  excerpt method;
+  excerpt path;
 } invocation;
 
 /* Pushes {status=, headers={...}, body=json} for an error message. */
@@ -595,10 +606,14 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   lua_remove(L, idx);
 }
 
-static void copy_field(lua_State *L, int t, const char *key, char *dst, size_t n) {
+static void copy_field(lua_State *L, int t, const char *key, excerpt *dst) {
   lua_getfield(L, t, key);
-  const char *s = lua_tostring(L, -1);
-  snprintf(dst, n, "%s", s ? s : "");
+  size_t n = 0;
+  const char *s = lua_tolstring(L, -1, &n);
+  dst->full = n;
+  dst->len = th_utf8_cut(s ? s : "", n, sizeof dst->text);
+  if (dst->len)
+    memcpy(dst->text, s, dst->len);
   lua_pop(L, 1);
 }
 
@@ -659,8 +674,8 @@ static int invoke_protected(lua_State *L) {
   }
   inv->version = info.version;
   int req = lua_gettop(L);
-  copy_field(L, req, "method", inv->method, sizeof inv->method);
-  copy_field(L, req, "path", inv->path, sizeof inv->path);
+  copy_field(L, req, "method", &inv->method);
+  copy_field(L, req, "path", &inv->path);
   lua_pushstring(L, inv->request_id);
   lua_setfield(L, req, "request_id");
   if (inv->ctx && inv->ctx->function_arn) {
@@ -792,11 +807,18 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
     snprintf(res->request_id, sizeof res->request_id, "%s", rid);
   }
   if (rc == TH_OK) {
-    th_log_field f[] = {TH_LOG_STR("method", inv.method), TH_LOG_STR("path", inv.path),
-                        TH_LOG_NUM("status", inv.status),
-                        TH_LOG_NUM("durationMs", trunc((th_now_ms() - started) * 1000) / 1000)};
-    th_log(inv.status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, rid, "request", f,
-           (int)TH_ARRAY_LEN(f));
+    /* A method or path cut for the log says how long it was. */
+    th_log_field f[6];
+    int n = 0;
+    f[n++] = TH_LOG_LSTR("method", inv.method.text, inv.method.len);
+    if (inv.method.full > inv.method.len)
+      f[n++] = TH_LOG_NUM("methodBytes", inv.method.full);
+    f[n++] = TH_LOG_LSTR("path", inv.path.text, inv.path.len);
+    if (inv.path.full > inv.path.len)
+      f[n++] = TH_LOG_NUM("pathBytes", inv.path.full);
+    f[n++] = TH_LOG_NUM("status", inv.status);
+    f[n++] = TH_LOG_NUM("durationMs", trunc((th_now_ms() - started) * 1000) / 1000);
+    th_log(inv.status >= 500 ? TH_LOG_ERROR : TH_LOG_INFO, rid, "request", f, n);
   }
   return rc;
 }

@@ -4,7 +4,8 @@
  *   json   encode/decode (lua-cjson), json.null, json.array(t)
  *   store  the store contract over Lua tables (see store.h), opaque cursors
  *   uuid   uuid.v4()                clock  clock.now() (epoch seconds)
- *   log    log.debug/info/warn/error(message [, fields]) with the request id
+ *   log    log.debug/info/warn/error(message [, fields]) with the request id;
+ *          the fields nested under "fields" (see log.h)
  *
  * th_json_* and th_av_* raise Lua errors on failure: call them only inside a
  * protected call. Everything else reports through return values.

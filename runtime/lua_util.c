@@ -57,31 +57,45 @@ int luaopen_th_clock(lua_State *L) {
 
 #define LOG_MAX_FIELDS 32
 
-/* log.<level>(message [, fields]): fields are strings, numbers or booleans. */
+/* log.<level>(message [, fields]): the message is any value (as tostring
+ * makes it); fields is a table whose string keys are logged with their
+ * values (numbers as numbers, anything else as tostring makes it) inside the
+ * record's "fields" object, so a script can never set the core fields
+ * (timestamp, level, requestId, message). Entries not logged (keys that are
+ * not strings, and those past the first LOG_MAX_FIELDS) are counted in
+ * "droppedFields". */
 static int log_at(lua_State *L, th_log_level level) {
-  const char *msg = luaL_tolstring(L, 1, NULL);
+  if (!th_log_enabled(level))
+    return 0;
+  size_t msg_len;
+  const char *msg = luaL_tolstring(L, 1, &msg_len);
   int nfields = 0;
+  lua_Integer dropped = 0;
   th_log_field fields[LOG_MAX_FIELDS];
   if (lua_type(L, 2) == LUA_TTABLE) {
     luaL_checkstack(L, LOG_MAX_FIELDS + 8, "log fields");
     lua_pushnil(L);
-    while (lua_next(L, 2) && nfields < LOG_MAX_FIELDS) {
-      if (lua_type(L, -2) == LUA_TSTRING) {
-        const char *k = lua_tostring(L, -2);
+    while (lua_next(L, 2)) {
+      if (lua_type(L, -2) != LUA_TSTRING || nfields == LOG_MAX_FIELDS) {
+        dropped++;
+      } else {
+        th_log_field *f = &fields[nfields++];
+        *f = (th_log_field){0};
+        f->key = lua_tolstring(L, -2, &f->key_len); /* anchored: a key of the table */
         if (lua_type(L, -1) == LUA_TNUMBER) {
-          fields[nfields++] = TH_LOG_NUM(k, lua_tonumber(L, -1));
+          f->num = lua_tonumber(L, -1);
         } else {
           /* luaL_tolstring pushes; keep it on the stack until logged */
-          const char *v = luaL_tolstring(L, -1, NULL);
+          f->str = luaL_tolstring(L, -1, &f->str_len);
           lua_insert(L, -3);
-          fields[nfields++] = TH_LOG_STR(k, v);
         }
       }
       lua_pop(L, 1);
     }
   }
-  if (th_log_enabled(level))
-    th_log(level, th_lua_request_id(L), msg, fields, nfields);
+  th_log_field top[] = {TH_LOG_NUM("droppedFields", dropped)};
+  th_log_record(level, th_lua_request_id(L), msg, msg_len, top, dropped ? 1 : 0, fields,
+                nfields);
   return 0;
 }
 

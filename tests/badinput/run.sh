@@ -9,13 +9,18 @@
 # the end. Rows marked `mhd` are answered by libmicrohttpd itself before
 # taskhost sees them (malformed HTTP): its status is checked and the server's
 # survival, not the body (libmicrohttpd writes HTML there; see the README of
-# this folder). Prints "N passed, N failed".
+# this folder). At the end, every event sent to --local goes through the
+# Lambda Runtime API loop too, and every line taskhost wrote on stderr in the
+# three modes must be strict UTF-8 JSON with the core log fields
+# (tests/e2e/log_lines.py). Prints "N passed, N failed".
 #
 # Environment as for tests/e2e (TASKHOST_BIN, ROUTES_DIR, SOURCE_DIR): run by
 # CTest, or by hand: TASKHOST_BIN=build/taskhost bash tests/badinput/run.sh
 # BADINPUT_ONLY=REGEX runs only the rows whose name matches.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../e2e/lib.sh"
+source "$SOURCE_DIR/tests/lambda/lib.sh"
+unset AWS_LAMBDA_RUNTIME_API _X_AMZN_TRACE_ID
 SHOW_LAST=0
 CASES=${1:-$here/cases.txt}
 HELPERS="$here/helpers.py"
@@ -25,7 +30,7 @@ PY=${PYTHON:-python3}
 # cursors issued here open in both and forged ones (default secret) do not.
 export TASKHOST_STORE="sqlite:$TMP/bad.db"
 export TASKHOST_CURSOR_SECRET="badinput-cursor-secret"
-export TASKHOST_LOG_LEVEL=WARN
+export TASKHOST_LOG_LEVEL=INFO # the request records carry the path
 LOCAL_MAX_BODY=6291456 # --local: large enough that 5 MB reaches the JSON parser
 
 serve_start || { fail "server starts"; finish; }
@@ -83,6 +88,8 @@ gen() {
       dupkeys) { printf '{'; for i in $(seq 1 2000); do printf '"task":"%d",' "$i"; done; printf '"task":1}'; } >"$f" ;;
       q30k) { printf 'pad='; head -c 30000 /dev/zero | tr '\0' 'q'; printf '&limit=-1'; } >"$f" ;;
       q800p) { for i in $(seq 1 800); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
+      path_e200) { printf '/tasks/a'; for _ in $(seq 1 200); do printf '\xc3\xa9'; done; } >"$f" ;;
+      path_e200b) { printf '/tasks/'; for _ in $(seq 1 200); do printf '\xc3\xa9'; done; } >"$f" ;;
       q3000p) { for i in $(seq 1 3000); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
       q100k) { for i in $(seq 1 10000); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
       # The longest cursor (4290 characters, runtime/cursor.h), sealed with the real
@@ -158,11 +165,25 @@ check_answer() {
 }
 
 # ---- --local ---------------------------------------------------------------------
+# Each run's stderr and event are kept: at the end the events go through the
+# Lambda loop, and every log line of every mode is checked.
+KEPT="$TMP/kept"
+mkdir -p "$KEPT"
+NKEPT=0
+keep_run() { # keep_run CASE_DIR
+  NKEPT=$((NKEPT + 1))
+  cp "$1/err" "$KEPT/local.$NKEPT.err"
+  cp "$1/event.json" "$KEPT/event.$NKEPT.json"
+}
+
 run_local_case() {
   local ver=$1 name=$2 method=$3 path=$4 query=$5 headers=$6 body=$7 expect=$8 b64=${9:-}
   local d="$TMP/case"
   rm -rf "$d" && mkdir -p "$d"
-  printf '%b' "$(expand "$path")" >"$d/path"
+  case $path in
+    @*) cp "$(gen "${path#@}")" "$d/path" ;;
+    *) printf '%b' "$(expand "$path")" >"$d/path" ;;
+  esac
   case $query in
     -) : >"$d/query" ;;
     @*) cp "$(gen "${query#@}")" "$d/query" ;;
@@ -189,6 +210,7 @@ run_local_case() {
     { fail "$name" "cannot build the event"; return; }
   TASKHOST_MAX_BODY_BYTES=$LOCAL_MAX_BODY timeout 60 "$TASKHOST_BIN" --local "$d/event.json" >"$d/out" 2>"$d/err"
   local rc=$?
+  keep_run "$d"
   if [ "$rc" -ne 0 ]; then
     fail "$name" "taskhost --local exit $rc: $(tail -c 300 "$d/err")"
     return
@@ -208,6 +230,7 @@ run_event_case() {
   printf '%b' "$(expand "$spec")" >"$d/event.json"
   TASKHOST_MAX_BODY_BYTES=$LOCAL_MAX_BODY timeout 60 "$TASKHOST_BIN" --local "$d/event.json" >"$d/out" 2>"$d/err"
   local rc=$?
+  keep_run "$d"
   if [ "$rc" -ne 0 ]; then
     fail "$name" "taskhost --local exit $rc: $(tail -c 300 "$d/err")"
     return
@@ -228,7 +251,10 @@ run_serve_case() {
   local d="$TMP/case"
   rm -rf "$d" && mkdir -p "$d"
   local url args=(-s --path-as-is --max-time 60 -o "$d/rbody" -D "$d/rhead" -w '%{http_code}')
-  url="$BASE_URL$(expand "$path")"
+  case $path in
+    @*) url="$BASE_URL$(cat "$(gen "${path#@}")")" ;;
+    *) url="$BASE_URL$(expand "$path")" ;;
+  esac
   case $query in
     -) ;;
     @*) url+="?$(cat "$(gen "${query#@}")")" ;;
@@ -369,4 +395,32 @@ if grep -q 'AddressSanitizer\|runtime error:\|LeakSanitizer' "$SERVE_LOG"; then
 else
   pass
 fi
+
+section "the same events through the Lambda loop; every log line of every mode"
+Q="$TMP/lambda.jsonl"
+: >"$Q"
+for ((i = 1; i <= NKEPT; i++)); do
+  printf '{"event_file":"%s","request_id":"badinput-%d"}\n' "$KEPT/event.$i.json" "$i" >>"$Q"
+done
+if rapi_start --queue "$Q" --on-drain status:500; then
+  AWS_LAMBDA_RUNTIME_API="127.0.0.1:$RAPI_PORT" TASKHOST_MAX_BODY_BYTES=$LOCAL_MAX_BODY \
+    "$TASKHOST_BIN" </dev/null >"$TMP/lambda.out" 2>"$TMP/lambda.err"
+  check_eq "Lambda: the loop ends when next is refused (exit 1)" 1 "$?"
+  rapi_stop
+  check_eq "Lambda: all $NKEPT events answered as responses" "$NKEPT" \
+    "$(jq -s '[.[] | select(.kind == "response")] | length' "$RAPI_REC")"
+else
+  fail "Lambda: the Runtime API test server starts"
+fi
+# --local, every server started (serve_restart makes new ones), Lambda
+summary=$("$PY" "$SOURCE_DIR/tests/e2e/log_lines.py" check "$KEPT"/local.*.err "$TMP"/serve.*.log \
+  "$TMP/lambda.err" 2>"$TMP/lines.err")
+if [ $? -eq 0 ]; then pass; else fail "every log line is strict UTF-8 JSON with the core fields" "$(head -c 3000 "$TMP/lines.err")"; fi
+echo "   $summary"
+check "the request records were checked ($(jq .request_records <<<"$summary"))" \
+  test "$(jq .request_records <<<"$summary")" -ge $((NKEPT * 2))
+check "paths holding U+FFFD were logged ($(jq .replacement_in_path <<<"$summary"))" \
+  test "$(jq .replacement_in_path <<<"$summary")" -ge 6
+check "paths cut on a character boundary were logged ($(jq .path_bytes <<<"$summary"))" \
+  test "$(jq .path_bytes <<<"$summary")" -ge 6
 finish
