@@ -39,7 +39,8 @@
 #   3  a prerequisite is missing: the aws CLI, jq, terraform, or the Terraform outputs (the
 #      stack is not deployed, or it was deployed without Cognito auth)
 #   4  another failure: Cognito unreachable, AWS credentials missing or refused (--create),
-#      user pool or app client not found, the app client does not allow USER_PASSWORD_AUTH
+#      user pool or app client not found, an app client that does not allow
+#      USER_PASSWORD_AUTH or has a secret
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -227,11 +228,13 @@ fi
 
 if ! call initiate-auth '{ClientId: $client, AuthFlow: "USER_PASSWORD_AUTH",
       AuthParameters: {USERNAME: $user, PASSWORD: $ENV.TH_PASSWORD}}'; then
+  case $MSG in
+    *"flow not enabled"*) die 4 "app client $client does not allow USER_PASSWORD_AUTH ($CODE: $MSG)" ;;
+    *"secret hash"*) die 4 "app client $client has a secret: token.sh needs a client without one ($CODE: $MSG)" ;;
+  esac
   case $CODE in
     NotAuthorizedException | InvalidPasswordException)
       case $MSG in
-        *"flow not enabled"* | *"not enabled for this client"*)
-          die 4 "app client $client does not allow USER_PASSWORD_AUTH ($CODE: $MSG)" ;;
         *"disabled"*) die 1 "user $user is disabled ($CODE: $MSG)" ;;
       esac
       die 1 "wrong email or password for $user ($CODE: $MSG)" ;;
@@ -246,9 +249,12 @@ if ! call initiate-auth '{ClientId: $client, AuthFlow: "USER_PASSWORD_AUTH",
 fi
 
 challenge=$(jq -r '.ChallengeName // empty' <<<"$OUT" 2>/dev/null) || true
-if [ -n "$challenge" ]; then
-  die 1 "user $user cannot sign in with a password alone: Cognito asks for $challenge (a new password: aws cognito-idp admin-set-user-password --permanent)"
-fi
+case $challenge in
+  "") ;;
+  NEW_PASSWORD_REQUIRED)
+    die 1 "user $user must set a new password first ($challenge): aws cognito-idp admin-set-user-password --user-pool-id $pool --username $user --permanent --password ... sets one" ;;
+  *) die 1 "user $user cannot sign in with a password alone: Cognito asks for $challenge, which $me does not answer" ;;
+esac
 token=$(jq -r --arg t "$want" '.AuthenticationResult[$t] // empty' <<<"$OUT" 2>/dev/null) || true
 [ -n "$token" ] || die 4 "initiate-auth in $where answered without $want"
 printf '%s\n' "$token"

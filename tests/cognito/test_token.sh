@@ -9,10 +9,13 @@
 #   and carries the user's sub, the client_id, the issuer, token_use access and no aud;
 #   signing in needs no AWS credentials; a second --create signs in and changes no password;
 #   --id-token gives an ID token with aud = the client id.
-# Refusals, each one line on stderr and its exit status: wrong password and unknown user (1),
-#   a user name the pool refuses and a password its policy refuses, with the user removed
-#   again (1), usage (2), missing aws/jq/terraform and missing Terraform outputs (3), an
-#   unreachable endpoint and an unknown client (4).
+# Refusals, each one line on stderr and its exit status: wrong password, unknown user, a user
+#   with a temporary password, an unconfirmed user, a user name the pool refuses and a
+#   password its policy refuses, with the user removed again (1); usage (2); missing
+#   aws/jq/terraform and missing Terraform outputs (3); an unreachable endpoint, an unknown
+#   client, --create without AWS credentials (4). Where cognito-local answers unlike Cognito
+#   (its error codes and messages, no password policy, no client restrictions), an aws
+#   wrapper on PATH gives token.sh Cognito's answer instead.
 # Terraform outputs through a fake terraform on PATH (a full stack, `{}`, a stack without
 #   Cognito, a failing terraform; options and environment override the outputs).
 # A terminal: the email and password are asked for, the password is not echoed.
@@ -217,6 +220,22 @@ expect_refusal "unknown option" 2 "unknown argument '--frobnicate'"
 run -- --user
 expect_refusal "an option without its value" 2 "--user needs a value"
 
+section "users that cannot sign in with a password"
+FRANK=frank@example.com
+SECRETS+=("Temp0rary-pw")
+aws_admin admin-create-user --user-pool-id "$COGNITO_USER_POOL_ID" --username "$FRANK" \
+  --temporary-password Temp0rary-pw --message-action SUPPRESS >/dev/null
+run TASKHOST_USER=$FRANK TASKHOST_PASSWORD=Temp0rary-pw --
+expect_refusal "a user with a temporary password" 1 "user $FRANK must set a new password first \(NEW_PASSWORD_REQUIRED\): aws cognito-idp admin-set-user-password "
+GINA=gina@example.com
+aws --endpoint-url "$COGNITO_ENDPOINT" --region us-east-1 cognito-idp sign-up --client-id "$COGNITO_CLIENT_ID" \
+  --username "$GINA" --password "$PW" --user-attributes Name=email,Value="$GINA" >/dev/null
+run TASKHOST_USER=$GINA "TASKHOST_PASSWORD=$PW" --
+expect_refusal "a user who signed up and is not confirmed" 1 "user $GINA is not confirmed \(UserNotConfirmedException: "
+run TASKHOST_USER=$ALICE "TASKHOST_PASSWORD=$PW" -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+  AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null -- --create
+expect_refusal "--create without AWS credentials" 4 "admin-create-user needs AWS credentials allowed to administer user pool $COGNITO_USER_POOL_ID: Unable to locate credentials"
+
 section "another pool"
 BOB=bob@example.com
 run TASKHOST_USER=$BOB "TASKHOST_PASSWORD=$PW" -- --create --user-pool-id "$COGNITO_OTHER_POOL_ID" \
@@ -319,17 +338,18 @@ cp "$TMP/transcript" "$TMP/err.pty"
 
 # ---- secrets ------------------------------------------------------------------------------
 
-section "the password never on the AWS CLI's command line; a password the pool refuses"
+section "the password never on the AWS CLI's command line; Cognito's own refusals"
 # An aws on PATH that logs its arguments and its request file, then runs the real one; with
-# FAKE_POLICY=1 it answers admin-set-user-password as Cognito does for a password its policy
-# refuses (cognito-local enforces no policy).
+# FAKE_FAIL=OPERATION|CODE|MESSAGE it answers OPERATION with that error instead, as Cognito
+# does where cognito-local differs (a password policy, its error codes and messages).
 REAL_AWS=$(command -v aws)
 cat >"$TMP/aws/aws" <<EOF
 #!$(command -v bash)
 printf '%s\n' "\$*" >>"$TMP/aws-argv.log"
 for a in "\$@"; do case \$a in file://*) printf '%s\n' "\${a#file://}" >>"$TMP/aws-files.log" ;; esac; done
-if [ "\${FAKE_POLICY:-}" = 1 ] && [ "\$2" = admin-set-user-password ]; then
-  printf '\nAn error occurred (InvalidPasswordException) when calling the AdminSetUserPassword operation: Password did not conform with policy: Password must have uppercase characters\n' >&2
+IFS='|' read -r op code msg <<<"\${FAKE_FAIL:-}"
+if [ -n "\$op" ] && [ "\$2" = "\$op" ]; then
+  printf '\nAn error occurred (%s) when calling the %s operation: %s\n' "\$code" "\$op" "\$msg" >&2
   exit 254
 fi
 exec "$REAL_AWS" "\$@"
@@ -346,10 +366,30 @@ while IFS= read -r f; do [ ! -e "$f" ] || leftover=$((leftover + 1)); done <"$TM
 check_eq "every request file is removed" 0 "$leftover"
 check_match "request files are private (in /dev/shm or TMPDIR)" "^(/dev/shm|${TMPDIR:-/tmp})/taskhost-token\.[^/]+/request\.json$" "$(head -n 1 "$TMP/aws-files.log")"
 SECRETS+=("weakpassw0rd")
-run PATH="$TMP/aws:$PATH" FAKE_POLICY=1 TASKHOST_USER=dave@example.com TASKHOST_PASSWORD=weakpassw0rd -- --create
+run PATH="$TMP/aws:$PATH" TASKHOST_USER=dave@example.com TASKHOST_PASSWORD=weakpassw0rd \
+  "FAKE_FAIL=admin-set-user-password|InvalidPasswordException|Password did not conform with policy: Password must have uppercase characters" \
+  -- --create
 expect_refusal "a password the pool's policy refuses" 1 "user pool $COGNITO_USER_POOL_ID does not accept this password \(InvalidPasswordException: Password did not conform with policy: .*\); the user was not created$"
 aws_admin admin-get-user --user-pool-id "$COGNITO_USER_POOL_ID" --username dave@example.com >/dev/null 2>"$TMP/getuser.err"
 check_match "that user was removed again" "UserNotFoundException" "$(cat "$TMP/getuser.err")"
+# fake_refusal NAME STATUS MESSAGE-REGEX CODE MESSAGE: what token.sh makes of Cognito's
+# answer CODE/MESSAGE to initiate-auth.
+fake_refusal() {
+  run PATH="$TMP/aws:$PATH" "FAKE_FAIL=initiate-auth|$4|$5" TASKHOST_USER=$ALICE "TASKHOST_PASSWORD=$PW" --
+  expect_refusal "$1" "$2" "$3"
+}
+fake_refusal "Cognito's wrong password" 1 "wrong email or password for $ALICE \(NotAuthorizedException: Incorrect username or password\.\)$" \
+  NotAuthorizedException "Incorrect username or password."
+fake_refusal "Cognito's unknown user" 1 "no user $ALICE in user pool $COGNITO_USER_POOL_ID \(UserNotFoundException: User does not exist\.\): --create makes one$" \
+  UserNotFoundException "User does not exist."
+fake_refusal "a disabled user" 1 "user $ALICE is disabled \(NotAuthorizedException: User is disabled\.\)$" \
+  NotAuthorizedException "User is disabled."
+fake_refusal "a client without USER_PASSWORD_AUTH" 4 "app client $COGNITO_CLIENT_ID does not allow USER_PASSWORD_AUTH \(InvalidParameterException: " \
+  InvalidParameterException "USER_PASSWORD_AUTH flow not enabled for this client"
+fake_refusal "a client with a secret" 4 "app client $COGNITO_CLIENT_ID has a secret: token.sh needs a client without one" \
+  NotAuthorizedException "Unable to verify secret hash for client $COGNITO_CLIENT_ID"
+fake_refusal "throttling" 4 "initiate-auth failed in $COGNITO_ENDPOINT: TooManyRequestsException: Rate exceeded$" \
+  TooManyRequestsException "Rate exceeded"
 
 section "nothing secret on stderr"
 leaks=""
