@@ -41,6 +41,7 @@
 #   4  another failure: Cognito unreachable, AWS credentials missing or refused (--create),
 #      user pool or app client not found, an app client that does not allow
 #      USER_PASSWORD_AUTH or has a secret
+# shellcheck disable=SC2016 # jq programs are single-quoted on purpose
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -70,7 +71,7 @@ want=AccessToken
 
 # need_value OPTION "$@": OPTION is followed by a non-empty value (--opt VALUE; --opt=VALUE
 # is split into the two first).
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die 2 "$1 needs a value (--help for usage)"; }
+need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die 2 "$1 needs a value (--help for usage)"; fi; }
 while [ $# -gt 0 ]; do
   case $1 in
     --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;

@@ -49,8 +49,8 @@ install() {
   [ -f "$here/node_modules/cognito-local/package.json" ] && return 0
   echo "cognito_local.sh: installing the pinned cognito-local (npm ci in tests/cognito)" >&2
   # A lock directory keeps two concurrent first runs (ctest -j) from racing in node_modules.
-  local lock="$here/.npm-ci.lock" i
-  for i in $(seq 1 300); do mkdir "$lock" 2>/dev/null && break; sleep 1; done
+  local lock="$here/.npm-ci.lock" _
+  for _ in $(seq 1 300); do mkdir "$lock" 2>/dev/null && break; sleep 1; done
   trap 'rmdir "$lock" 2>/dev/null || true' EXIT
   if [ ! -f "$here/node_modules/cognito-local/package.json" ]; then
     (cd "$here" && npm ci --no-audit --no-fund --ignore-scripts >&2) ||
@@ -70,14 +70,14 @@ free_port() {
 # launch PORT: starts the server in the background; 0 when it answers /health, 1 when it
 # exited (its log says why), dies when it neither answers nor exits within 60 s.
 launch() {
-  local port=$1 i
+  local port=$1 _
   mkdir -p "$data/.cognito"
   # The issuer host is ours to choose: the loopback address the tests use, not "localhost".
   printf '{"TokenConfig":{"IssuerDomain":"http://127.0.0.1:%s"}}\n' "$port" >"$data/.cognito/config.json"
   (cd "$data" && exec env HOST=127.0.0.1 PORT="$port" AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1 \
-    NO_COLOR=1 node "$here/node_modules/cognito-local/lib/bin/start.js") >"$logfile" 2>&1 &
+    node "$here/node_modules/cognito-local/lib/bin/start.js") >"$logfile" 2>&1 &
   echo $! >"$pidfile"
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     if curl -s --noproxy '*' --max-time 2 -o /dev/null "http://127.0.0.1:$port/health"; then
       echo "$port" >"$portfile"
       return 0
@@ -113,8 +113,8 @@ start() {
   mkdir -p "$COGNITO_DIR"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && die "already running (pid $(cat "$pidfile"))"
   rm -f "$pidfile" "$portfile" "$envfile"
-  local try port started=0
-  for try in 1 2 3 4 5; do
+  local port started=0 _
+  for _ in 1 2 3 4 5; do
     port=$(free_port) || die "cannot find a free port"
     if launch "$port"; then started=1; break; fi
     grep -q EADDRINUSE "$logfile" || die "cognito-local exited: $(tail -n 5 "$logfile")"
@@ -149,11 +149,11 @@ start() {
 
 stop() {
   [ -f "$pidfile" ] || return 0
-  local pid i
+  local pid _
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.05
     done
