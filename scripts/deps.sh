@@ -6,7 +6,8 @@
 #                            through scripts/build-min-deps.sh, which needs dpkg-source)
 #   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore, openssl,
 #                            the AWS CLI, clang + libFuzzer for the fuzz targets, wrk for
-#                            the concurrency run, node/npm for dynalite and the Terraform checks)
+#                            the concurrency run, node/npm for dynalite, cognito-local and the
+#                            Terraform checks, PyJWT to verify cognito-local's tokens)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
@@ -14,11 +15,12 @@ packages=(build-essential cmake pkg-config
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip dpkg-dev debian-archive-keyring)
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
-    clang libclang-rt-dev wrk hyperfine openssl)
+    clang libclang-rt-dev wrk hyperfine openssl python3-jwt python3-cryptography)
 fi
 
 missing=()
-# Node.js and npm run dynalite (a DynamoDB-compatible server) in the tests.
+# Node.js and npm run dynalite (a DynamoDB-compatible server) and cognito-local (a Cognito
+# user pools emulator) in the tests.
 # Some machines carry a vendor nodejs that bundles npm: only install when absent.
 if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
