@@ -46,6 +46,7 @@
 #define QUOTA_SUCCESS_REFUND 1
 #define RETRY_AFTER_EXTRA_MS 5000 /* x-amz-retry-after may add at most this */
 #define MIN_SECRET_TO_SCRUB 8     /* shorter "secrets" are test dummies */
+#define STOP_CHECK_MS 50.0        /* a retry's sleep looks at the stop flag this often */
 
 /* ================================================================ errors */
 
@@ -1277,12 +1278,18 @@ static double rand01(th_ddb *d) {
   return (double)((d->rng * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
 }
 
-static void sleep_ms(double ms) {
-  if (ms <= 0)
-    return;
-  struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-    ;
+static int stopped(const atomic_int *stop) { return stop && atomic_load(stop); }
+
+/* Sleeps ms, in slices of at most STOP_CHECK_MS so that a raised stop flag
+ * ends the sleep soon. */
+static void sleep_ms(double ms, const atomic_int *stop) {
+  double until = th_now_ms() + ms;
+  for (double left = ms; left > 0 && !stopped(stop); left = until - th_now_ms()) {
+    double slice = left < STOP_CHECK_MS ? left : STOP_CHECK_MS;
+    struct timespec ts = {(time_t)(slice / 1000), (long)(fmod(slice, 1000.0) * 1e6)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+      ;
+  }
 }
 
 /* Replaces every occurrence of `secret` in s (in place) with "***". */
@@ -1320,7 +1327,7 @@ static void scrub(th_ddb *d, char *s) {
 
 /* Signs and sends one attempt. */
 static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len, double deadline,
-                         th_http_resp *resp, char *err, size_t errlen) {
+                         const atomic_int *stop, th_http_resp *resp, char *err, size_t errlen) {
   char target[96];
   th_sigv4_result sr;
   th_sigv4_time when;
@@ -1353,7 +1360,7 @@ static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len
   for (size_t i = 0; i < sr.nheaders; i++)
     hh[nh++] = (th_http_header){sr.headers[i].name, sr.headers[i].value};
   th_http_req hr = {.method = "POST", .url = d->url_text, .headers = hh, .nheaders = nh,
-                        .body = body, .body_len = len, .deadline_ms = deadline};
+                        .body = body, .body_len = len, .deadline_ms = deadline, .stop = stop};
   r = th_http_send(d->http, &hr, resp, err, errlen);
   th_sigv4_result_free(&sr);
   return r;
@@ -1381,7 +1388,7 @@ static long retry_after(const th_http_resp *resp) {
 }
 
 th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadline_ms,
-                      th_ddb_outcome *out) {
+                      const atomic_int *stop_flag, th_ddb_outcome *out) {
   th_ddb_outcome o;
   th_result r = TH_ERR_INTERNAL;
   size_t len = body ? strlen(body) : 0;
@@ -1396,7 +1403,7 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     memset(&resp, 0, sizeof resp);
     o.attempts = attempt_no;
     memset(&o.error, 0, sizeof o.error);
-    r = attempt(d, op, body ? body : "", len, deadline_ms, &resp, terr, sizeof terr);
+    r = attempt(d, op, body ? body : "", len, deadline_ms, stop_flag, &resp, terr, sizeof terr);
     if (r == TH_OK) {
       o.error.status = resp.status;
       if (resp.resent) /* libcurl sent it twice: the first may have landed */
@@ -1445,7 +1452,10 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     double delay = 0;
     if (!th_ddb_retryable(kind) || r == TH_ERR_TIMEOUT)
       stop = "";
-    else if (attempt_no >= d->retry.max_attempts)
+    else if (stopped(stop_flag)) {
+      stop = "; stopped before a retry";
+      r = TH_ERR_TIMEOUT;
+    } else if (attempt_no >= d->retry.max_attempts)
       stop = "; no attempts left";
     else {
       int cost = timeout ? QUOTA_TIMEOUT_COST : QUOTA_RETRY_COST;
@@ -1472,6 +1482,6 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
                         TH_LOG_NUM("maxAttempts", d->retry.max_attempts),
                         TH_LOG_STR("error", what), TH_LOG_NUM("delayMs", (long)delay)};
     th_log(TH_LOG_WARN, NULL, "dynamodb: retrying", f, (int)TH_ARRAY_LEN(f));
-    sleep_ms(delay);
+    sleep_ms(delay, stop_flag);
   }
 }
