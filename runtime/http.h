@@ -17,8 +17,8 @@
  *     (timeouts work in threads); no "Expect: 100-continue" round trip.
  *   - Each request has a connect timeout and a total timeout; both are cut
  *     to the request's deadline. A request's stop flag, once raised, cuts
- *     the transfer too (within about a second: libcurl looks at it between
- *     socket events, and at least once a second while the peer is silent). The response body is capped (max_response,
+ *     the transfer too (within 50 ms: it is looked at between socket events,
+ *     and every 50 ms while the peer is silent). The response body is capped (max_response,
  *     else TH_HTTP_MAX_RESPONSE); past it the transfer stops: TH_ERR_TOO_LARGE.
  *   - Never logs: headers carry signatures and tokens.
  *

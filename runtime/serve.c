@@ -34,8 +34,8 @@
 /* On SIGINT/SIGTERM, requests already started get this long to finish. */
 #define DRAIN_MS 10000
 /* Then, or at once on a second signal, "stop now": the stores' stop flag cuts
- * the store calls in flight short (a DynamoDB request within about a second)
- * and their routes answer 503; the answers get this long to go out. */
+ * the store calls in flight short (a DynamoDB request within 50 ms, see
+ * http.c) and their routes answer 503; the answers get this long to go out. */
 #define STOP_NOW_MS 2000
 /* The exit status when requests were still unanswered after STOP_NOW_MS. */
 #define EXIT_UNANSWERED 1

@@ -77,8 +77,8 @@ struct th_store {
   double deadline_ms;
   /* NULL, or a flag raised by the store's owner (--serve: "stop now", on a
    * second SIGINT/SIGTERM). Once it reads non-zero, an operation stops
-   * waiting — for a lock, for an answer (within about a second, see http.h),
-   * for a retry — as it would at its deadline, with TH_ERR_TIMEOUT. */
+   * waiting — for a lock, for an answer (within 50 ms, see http.h), for a
+   * retry — as it would at its deadline, with TH_ERR_TIMEOUT. */
   const atomic_int *stop;
 };
 

@@ -13,7 +13,10 @@
 #     runtime keeps running, no watchdog (`stuck_in_c_call`); the log line
 #     `store operation failed` (error "timeout") carries the request's id.
 #     The reads SQLite does not block answer 200. Once the stall ends, every
-#     operation works again.
+#     operation works again. A route that works on for a few milliseconds
+#     (~300,000 Lua instructions; the budget hook looks at the clock every
+#     1000) after its store call timed out still gives its own answer: the
+#     store's deadline comes before the route's.
 #   - a second SIGTERM in --serve, with a create waiting on the store and a
 #     20 s budget: the server exits 0 within 3 s of the second signal, the
 #     client gets the 503, the log says "stopping now". SQLite: the item is
@@ -144,6 +147,39 @@ for op in $OPS; do
     logged_timeout "--local $op" "$TMP/local.log" "$rid"
   fi
 done
+section "$STORE: --local, a route that works on after its store call timed out"
+# Test routes: /_test/after-store creates, then runs ~300,000 instructions
+# (a few ms) before answering; /_test/pattern is stuck in one C call; the
+# rest are the real routes.
+TEST_ROUTES="$TMP/test-routes"
+mkdir -p "$TEST_ROUTES" && cp -r "$ROUTES_DIR"/. "$TEST_ROUTES/"
+cp "$SOURCE_DIR/tests/e2e/c_call_bombs.lua" "$TEST_ROUTES/"
+mv "$TEST_ROUTES/routes.lua" "$TEST_ROUTES/base_routes.lua"
+cat >"$TEST_ROUTES/routes.lua" <<'LUA'
+local base = require("base_routes")
+local store = require("store")
+local M = {}
+for k, v in pairs(base) do M[k] = v end
+function M.handle(req)
+  if req.path == "/_test/after-store" then
+    local ok, err = store.create({ id = req.request_id, task = "after-store" })
+    local n = 0
+    for i = 1, 100000 do n = n + i end
+    return { status = ok and 201 or 503, body = { message = err and err.kind or "created", n = n } }
+  elseif req.path == "/_test/pattern" then
+    return require("c_call_bombs").pattern()
+  end
+  return base.handle(req)
+end
+return M
+LUA
+stall_on PutItem
+TASKHOST_ROUTES="$TEST_ROUTES" api v2 POST /_test/after-store -b '{}'
+stall_off
+check_eq "after-store: the route's own answer, not the budget's 500" 503 "$STATUS"
+check_jq "after-store: the store error reached the route" "$BODY" '.message == "unavailable"'
+if grep -q '"route failed"' <<<"$ERR"; then fail "after-store: no 'route failed'" "$ERR"; else pass; fi
+
 section "$STORE: --local, the store released: every operation works"
 new_task
 api v2 GET "/tasks/$TID"; expect "--local get after" 200
@@ -279,21 +315,7 @@ fi
 # ---- a route that cannot be stopped ----------------------------------------------------
 if [ "$STORE" = sqlite ]; then
   section "--serve, a route stuck in one C call at the second SIGTERM"
-  routes="$TMP/routes"
-  mkdir -p "$routes" && cp -r "$ROUTES_DIR"/. "$routes/"
-  cp "$SOURCE_DIR/tests/e2e/c_call_bombs.lua" "$routes/"
-  mv "$routes/routes.lua" "$routes/base_routes.lua"
-  cat >"$routes/routes.lua" <<'LUA'
-local base = require("base_routes")
-local M = {}
-for k, v in pairs(base) do M[k] = v end
-function M.handle(req)
-  if req.path == "/_test/pattern" then return require("c_call_bombs").pattern() end
-  return base.handle(req)
-end
-return M
-LUA
-  TASKHOST_ROUTES="$routes" TASKHOST_LUA_TIMEOUT_MS=20000 serve_start || { fail "--serve starts"; finish; }
+  TASKHOST_ROUTES="$TEST_ROUTES" TASKHOST_LUA_TIMEOUT_MS=20000 serve_start || { fail "--serve starts"; finish; }
   curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$BASE_URL/_test/pattern" >"$TMP/stuck.code" 2>/dev/null &
   client=$!
   sleep 1
@@ -305,6 +327,14 @@ LUA
   check_eq "stuck route: the client got no answer" 000 "$(cat "$TMP/stuck.code")"
   check "stuck route: logged" jq -e -s \
     'any(.[]; .message | startswith("exiting with requests unanswered")) and any(.[]; .requests == 1)' "$SERVE_LOG"
+fi
+
+# The sanitizer build: no report in the servers' and runtimes' logs (a --local
+# run with one would not have exited 0).
+if grep -l 'AddressSanitizer\|runtime error:\|LeakSanitizer' "$TMP"/*.log "$TMP"/err 2>/dev/null; then
+  fail "no sanitizer report in the logs"
+else
+  pass
 fi
 
 finish
