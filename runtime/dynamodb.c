@@ -46,6 +46,7 @@
 #define QUOTA_SUCCESS_REFUND 1
 #define RETRY_AFTER_EXTRA_MS 5000 /* x-amz-retry-after may add at most this */
 #define MIN_SECRET_TO_SCRUB 8     /* shorter "secrets" are test dummies */
+#define STOP_CHECK_MS 50.0        /* a retry's sleep looks at the stop flag this often */
 
 /* ================================================================ errors */
 
@@ -1277,14 +1278,22 @@ static double rand01(th_ddb *d) {
   return (double)((d->rng * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
 }
 
-/* Whole milliseconds are enough for a backoff; ms is at most the backoff cap. */
-static void sleep_ms(double ms) {
-  int64_t whole;
+static int stopped(const atomic_int *stop) { return stop && atomic_load(stop); }
+
+/* Sleeps ms (whole milliseconds are enough for a backoff; ms is at most the
+ * backoff cap), in slices of at most STOP_CHECK_MS so that a raised stop flag
+ * ends the sleep soon. */
+static void sleep_ms(double ms, const atomic_int *stop) {
+  int64_t whole, left;
   if (!(ms > 0) || !th_double_to_int64(floor(ms), &whole))
     return;
-  struct timespec ts = {(time_t)(whole / 1000), (long)(whole % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-    ;
+  double until = th_now_ms() + (double)whole;
+  while (!stopped(stop) && th_double_to_int64(ceil(until - th_now_ms()), &left) && left > 0) {
+    int64_t slice = left < STOP_CHECK_MS ? left : STOP_CHECK_MS;
+    struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+      ;
+  }
 }
 
 /* Replaces every occurrence of `secret` in s (in place) with "***". */
@@ -1322,7 +1331,7 @@ static void scrub(th_ddb *d, char *s) {
 
 /* Signs and sends one attempt. */
 static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len, double deadline,
-                         th_http_resp *resp, char *err, size_t errlen) {
+                         const atomic_int *stop, th_http_resp *resp, char *err, size_t errlen) {
   char target[96];
   th_sigv4_result sr;
   th_sigv4_time when;
@@ -1355,7 +1364,7 @@ static th_result attempt(th_ddb *d, const char *op, const char *body, size_t len
   for (size_t i = 0; i < sr.nheaders; i++)
     hh[nh++] = (th_http_header){sr.headers[i].name, sr.headers[i].value};
   th_http_req hr = {.method = "POST", .url = d->url_text, .headers = hh, .nheaders = nh,
-                        .body = body, .body_len = len, .deadline_ms = deadline};
+                        .body = body, .body_len = len, .deadline_ms = deadline, .stop = stop};
   r = th_http_send(d->http, &hr, resp, err, errlen);
   th_sigv4_result_free(&sr);
   return r;
@@ -1383,7 +1392,7 @@ static long retry_after(const th_http_resp *resp) {
 }
 
 th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadline_ms,
-                      th_ddb_outcome *out) {
+                      const atomic_int *stop_flag, th_ddb_outcome *out) {
   th_ddb_outcome o;
   th_result r = TH_ERR_INTERNAL;
   size_t len = body ? strlen(body) : 0;
@@ -1398,7 +1407,7 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     memset(&resp, 0, sizeof resp);
     o.attempts = attempt_no;
     memset(&o.error, 0, sizeof o.error);
-    r = attempt(d, op, body ? body : "", len, deadline_ms, &resp, terr, sizeof terr);
+    r = attempt(d, op, body ? body : "", len, deadline_ms, stop_flag, &resp, terr, sizeof terr);
     if (r == TH_OK) {
       o.error.status = resp.status;
       if (resp.resent) /* libcurl sent it twice: the first may have landed */
@@ -1448,7 +1457,10 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     double delay = 0;
     if (!th_ddb_retryable(kind) || r == TH_ERR_TIMEOUT)
       stop = "";
-    else if (attempt_no >= d->retry.max_attempts)
+    else if (stopped(stop_flag)) {
+      stop = "; stopped before a retry";
+      r = TH_ERR_TIMEOUT;
+    } else if (attempt_no >= d->retry.max_attempts)
       stop = "; no attempts left";
     else {
       int cost = timeout ? QUOTA_TIMEOUT_COST : QUOTA_RETRY_COST;
@@ -1486,6 +1498,6 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
                         TH_LOG_NUM("maxAttempts", d->retry.max_attempts),
                         TH_LOG_STR("error", what), TH_LOG_NUM("delayMs", trunc(delay))};
     th_log(TH_LOG_WARN, NULL, "dynamodb: retrying", f, (int)TH_ARRAY_LEN(f));
-    sleep_ms(delay);
+    sleep_ms(delay, stop_flag);
   }
 }

@@ -43,6 +43,7 @@
 #ifndef TH_DYNAMODB_H
 #define TH_DYNAMODB_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -227,16 +228,18 @@ typedef struct th_ddb_outcome {
 
 /* Sends operation `op` ("PutItem") with JSON `body`, retrying as described
  * above, ending by deadline_ms (th_now_ms() time; 0: the per-attempt
- * timeouts only). TH_OK: out->body holds the response. Otherwise the error's
- * store result (th_ddb_kind_result), or TH_ERR_TIMEOUT when the deadline
- * cut an attempt short, or the transport's own result; out->error and
- * out->detail say why. A host name that does not resolve is retried like a
- * failed connection (the SDKs retry it too), but when it still does not on
- * the last attempt the result is TH_ERR_INTERNAL, not TH_ERR_UNAVAILABLE: a
- * wrong endpoint or region, which the detail names with the host. *out is
- * always written; free it with th_ddb_outcome_free. */
+ * timeouts only), or as soon as *stop (when stop is non-NULL) reads non-zero:
+ * the attempt in flight is cut, a retry's sleep ends, no retry is made.
+ * TH_OK: out->body holds the response. Otherwise the error's store result
+ * (th_ddb_kind_result), or TH_ERR_TIMEOUT when the deadline or stop cut an
+ * attempt short (it may have been applied), or the transport's own result;
+ * out->error and out->detail say why. A host name that does not resolve is
+ * retried like a failed connection (the SDKs retry it too), but when it still
+ * does not on the last attempt the result is TH_ERR_INTERNAL, not
+ * TH_ERR_UNAVAILABLE: a wrong endpoint or region, which the detail names with
+ * the host. *out is always written; free it with th_ddb_outcome_free. */
 th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadline_ms,
-                      th_ddb_outcome *out);
+                      const atomic_int *stop, th_ddb_outcome *out);
 void th_ddb_outcome_free(th_ddb_outcome *o);
 
 #endif

@@ -21,6 +21,12 @@
 #include "utf8.h"
 
 #define HOOK_EVERY 1000        /* instructions between budget checks */
+/* The store's deadline comes this much before the route's (at most a tenth
+ * of the time the route has): a store call that gives up at its deadline
+ * hands the route its error while the route can still answer it (a 503),
+ * rather than the budget hook stopping the route with a 500 a few
+ * instructions later. */
+#define STORE_RESERVE_MS 50.0
 #define MAX_SCRIPT_BYTES (1 << 20)
 
 typedef enum { STOP_NONE, STOP_BUDGET, STOP_DEADLINE } stop_reason;
@@ -635,7 +641,10 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (inv->ctx && inv->ctx->deadline_ms > 0 && inv->ctx->deadline_ms < deadline)
     deadline = inv->ctx->deadline_ms;
   arm_budget(h, deadline);
-  h->binding.store->deadline_ms = deadline;
+  double reserve = (deadline - th_now_ms()) / 10;
+  if (reserve > STORE_RESERVE_MS)
+    reserve = STORE_RESERVE_MS;
+  h->binding.store->deadline_ms = deadline - (reserve > 0 ? reserve : 0);
   atomic_int *in_route = inv->ctx ? inv->ctx->in_route : NULL;
   if (in_route)
     atomic_store(in_route, 1);

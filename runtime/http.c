@@ -1,7 +1,10 @@
 /* http — see http.h. One curl easy handle, configured once; each request
- * only sets what changes (URL, method, headers, body, timeouts). libcurl
- * keeps the connection in the handle's cache, which is what gives keep-alive
- * and TLS session reuse across requests. */
+ * only sets what changes (URL, method, headers, body, timeouts). The handle
+ * runs in a multi handle of its own (what curl_easy_perform does inside,
+ * but polling every STOP_POLL_MS rather than every second, so the request's
+ * stop flag is seen soon); libcurl keeps the connection in that multi
+ * handle's cache across requests, which is what gives keep-alive, and the
+ * TLS session in the easy handle. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -15,9 +18,11 @@
 
 #define KEEPIDLE_S 30  /* first TCP keep-alive probe after this idle time */
 #define KEEPINTVL_S 15 /* then one every KEEPINTVL_S */
+#define STOP_POLL_MS 50 /* a silent transfer looks at its stop flag this often */
 
 struct th_http {
   CURL *curl;
+  CURLM *multi; /* runs curl, and keeps its connection between requests */
   th_http_options opt;
   th_http_stats stats;
   char errbuf[CURL_ERROR_SIZE];
@@ -28,6 +33,7 @@ struct th_http {
   int resent;   /* see on_prereq */
   int attempts; /* on_prereq calls during this send */
   int unresolved; /* the last send failed resolving the host name */
+  int stopped;  /* perform cut the transfer: the request's stop flag */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -247,7 +253,7 @@ th_http *th_http_new(const th_http_options *opt, char *err, size_t errlen) {
     return NULL;
   }
   h = calloc(1, sizeof *h);
-  if (!h || !(h->curl = curl_easy_init())) {
+  if (!h || !(h->curl = curl_easy_init()) || !(h->multi = curl_multi_init())) {
     snprintf(err, errlen, "http: out of memory creating a curl handle");
     goto fail;
   }
@@ -315,6 +321,8 @@ void th_http_free(th_http *h) {
     return;
   if (h->curl)
     curl_easy_cleanup(h->curl);
+  if (h->multi)
+    curl_multi_cleanup(h->multi);
   th_buf_free(&h->body);
   free(h);
 }
@@ -348,6 +356,45 @@ static th_result map_curl(CURLcode rc) {
   }
 }
 
+/* curl_easy_perform through the handle's own multi handle, looking at the
+ * stop flag between socket events and every STOP_POLL_MS of silence; a raised
+ * flag sets h->stopped and abandons the transfer (removing an unfinished
+ * transfer closes its connection). */
+static CURLcode perform(th_http *h, const atomic_int *stop) {
+  CURLcode rc = CURLE_OK;
+  CURLMcode mc = curl_multi_add_handle(h->multi, h->curl);
+  int running = 1;
+  while (mc == CURLM_OK) {
+    mc = curl_multi_perform(h->multi, &running);
+    if (mc != CURLM_OK || !running)
+      break;
+    if (stop && atomic_load(stop)) {
+      h->stopped = 1;
+      break;
+    }
+#if LIBCURL_VERSION_NUM >= 0x074200
+    mc = curl_multi_poll(h->multi, NULL, 0, STOP_POLL_MS, NULL);
+#else
+    mc = curl_multi_wait(h->multi, NULL, 0, STOP_POLL_MS, NULL);
+#endif
+  }
+  if (mc != CURLM_OK) {
+    snprintf(h->errbuf, sizeof h->errbuf, "%s", curl_multi_strerror(mc));
+    rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+  } else if (h->stopped) {
+    rc = CURLE_ABORTED_BY_CALLBACK;
+  } else {
+    CURLMsg *m;
+    int left;
+    rc = CURLE_FAILED_INIT; /* no DONE message: cannot happen */
+    while ((m = curl_multi_info_read(h->multi, &left)))
+      if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl)
+        rc = m->data.result;
+  }
+  curl_multi_remove_handle(h->multi, h->curl);
+  return rc;
+}
+
 static int header_ok(const char *s) {
   for (; *s; s++)
     if (*s == '\r' || *s == '\n')
@@ -372,9 +419,14 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
   th_buf_init(&line, 64 * 1024);
   th_buf_init(&h->body, h->opt.max_response);
   h->cur = &out;
-  h->too_large = h->nomem = h->resent = h->attempts = h->unresolved = 0;
+  h->too_large = h->nomem = h->resent = h->attempts = h->unresolved = h->stopped = 0;
   h->errbuf[0] = '\0';
 
+  if (req->stop && atomic_load(req->stop)) {
+    snprintf(err, errlen, "stopped before the request was sent");
+    r = TH_ERR_TIMEOUT;
+    goto out;
+  }
   long total = h->opt.timeout_ms;
   int deadline_bound = 0;
   if (req->deadline_ms > 0) {
@@ -440,7 +492,7 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
     r = map_curl(rc);
     goto out;
   }
-  rc = curl_easy_perform(c);
+  rc = perform(h, req->stop);
   h->stats.requests++;
   long connects = 0;
   if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0) {
@@ -454,6 +506,9 @@ th_result th_http_send(th_http *h, const th_http_req *req, th_http_resp *resp,
     } else if (h->nomem) {
       snprintf(err, errlen, "out of memory receiving the response");
       r = TH_ERR_NOMEM;
+    } else if (h->stopped) {
+      snprintf(err, errlen, "stopped: the request was cut short");
+      r = TH_ERR_TIMEOUT;
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
       int past = req->deadline_ms > 0 && (deadline_bound || th_now_ms() >= req->deadline_ms);
       snprintf(err, errlen, "%s after %ld ms: %s", past ? "deadline reached" : "timed out", total,

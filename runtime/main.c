@@ -9,7 +9,8 @@
  *                         starts `bootstrap` that way). A start-up failure is
  *                         reported to the Runtime API's init/error.
  * Exit status: 0 ran (--lambda: stopped by SIGTERM/SIGINT); 1 start-up failed
- * (configuration, scripts, store) or the Runtime API was lost; 2 bad usage or
+ * (configuration, scripts, store), the Runtime API was lost, or --serve
+ * stopped now with a request it could not answer (serve.h); 2 bad usage or
  * the input is not an API Gateway event. */
 #include <errno.h>
 #include <limits.h>

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@
 #define MAX_WORKERS 1024
 /* On SIGINT/SIGTERM, requests already started get this long to finish. */
 #define DRAIN_MS 10000
+/* Then, or at once on a second signal, "stop now": the stores' stop flag cuts
+ * the store calls in flight short (a DynamoDB request within 50 ms, see
+ * http.c) and their routes answer 503; the answers get this long to go out. */
+#define STOP_NOW_MS 2000
+/* The exit status when requests were still unanswered after STOP_NOW_MS. */
+#define EXIT_UNANSWERED 1
 /* "[" IPv6 "]:" port, NUL */
 #define ADDR_TEXT_LEN (INET6_ADDRSTRLEN + 16)
 
@@ -51,6 +58,7 @@ typedef struct server {
   int *idle;     /* stack of indexes of idle workers */
   int nidle;
   int inflight;  /* requests between on_uri and on_completed */
+  atomic_int stop_now; /* every worker's store->stop (store.h) */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   int sync_ready;
@@ -121,6 +129,7 @@ static th_result pool_init(server *s, const th_config *cfg, th_serve_open_store_
     w->store = open_store(cfg, err, errlen);
     if (!w->store)
       return TH_ERR_UNAVAILABLE;
+    w->store->stop = &s->stop_now;
     th_result rc = th_host_new(cfg, w->store, &w->host, err, errlen);
     if (rc != TH_OK) {
       w->store->ops->close(w->store);
@@ -617,31 +626,57 @@ static int inflight(server *s) {
   return n;
 }
 
+/* Waits until no request is in flight, for at most ms, or until another
+ * SIGINT/SIGTERM (*signalled = 1). Returns the requests still in flight.
+ * Zero must be seen twice a tick apart: a connection accepted just before
+ * the stop may have its request line read only once its thread is free. */
+static int wait_answered(server *s, double ms, const sigset_t *sigs, int *signalled) {
+  double until = th_now_ms() + ms;
+  const struct timespec tick = {0, 20 * 1000000L};
+  int quiet = 0, n = 0;
+  *signalled = 0;
+  while (quiet < 2) {
+    n = inflight(s);
+    quiet = n == 0 ? quiet + 1 : 0;
+    if (n > 0 && th_now_ms() >= until)
+      break;
+    if (sigtimedwait(sigs, NULL, &tick) > 0) {
+      *signalled = 1;
+      break;
+    }
+  }
+  return quiet < 2 ? n : 0;
+}
+
 /* libmicrohttpd's stop lets a running handler return but drops its response
  * unsent, so first stop accepting, then wait for the requests already started
- * (up to DRAIN_MS; another SIGINT/SIGTERM cuts the wait short). Idle
- * keep-alive connections are simply closed by the stop. */
+ * to be answered (up to DRAIN_MS). A second SIGINT/SIGTERM, or DRAIN_MS
+ * passing, means "stop now": the stop flag cuts the store calls in flight
+ * short, their routes answer 503, and those answers get STOP_NOW_MS to go
+ * out. A request still unanswered then (its route still running: a script
+ * stuck in one C call) cannot be stopped, nor its thread joined: the process
+ * exits at once with EXIT_UNANSWERED (or on a third signal). Idle keep-alive
+ * connections are simply closed by the stop. */
 static void stop_server(server *s, struct MHD_Daemon *d, const sigset_t *sigs) {
   MHD_socket lfd = MHD_quiesce_daemon(d);
   if (lfd != MHD_INVALID_SOCKET)
     close(lfd);
-  double deadline = th_now_ms() + DRAIN_MS;
-  const struct timespec tick = {0, 20 * 1000000L};
-  /* Zero twice a tick apart: a connection accepted just before the stop may
-   * have its request line read only once its thread is free again. */
-  int quiet = 0;
-  while (quiet < 2) {
-    int n = inflight(s);
-    quiet = n == 0 ? quiet + 1 : 0;
-    if (n > 0 && th_now_ms() >= deadline) {
-      th_log_field f[] = {TH_LOG_NUM("requests", n)};
-      th_log(TH_LOG_WARN, NULL, "stopping with requests unfinished", f, (int)TH_ARRAY_LEN(f));
-      break;
-    }
-    if (sigtimedwait(sigs, NULL, &tick) > 0) {
-      th_log_field f[] = {TH_LOG_NUM("requests", n)};
-      th_log(TH_LOG_WARN, NULL, "stopping at once on a second signal", f, (int)TH_ARRAY_LEN(f));
-      break;
+  int signalled = 0;
+  int n = wait_answered(s, DRAIN_MS, sigs, &signalled);
+  if (n > 0 || signalled) {
+    atomic_store(&s->stop_now, 1);
+    th_log_field f[] = {TH_LOG_NUM("requests", n),
+                        TH_LOG_STR("reason", signalled ? "second signal" : "drain time over")};
+    th_log(TH_LOG_WARN, NULL,
+           "stopping now: store calls in flight are cut short and their requests answered 503",
+           f, (int)TH_ARRAY_LEN(f));
+    n = wait_answered(s, STOP_NOW_MS, sigs, &signalled);
+    if (n > 0) {
+      th_log_field u[] = {TH_LOG_NUM("requests", n), TH_LOG_NUM("status", EXIT_UNANSWERED)};
+      th_log(TH_LOG_ERROR, NULL,
+             "exiting with requests unanswered (their routes are still running)", u,
+             (int)TH_ARRAY_LEN(u));
+      _exit(EXIT_UNANSWERED);
     }
   }
   MHD_stop_daemon(d);

@@ -11,7 +11,9 @@
  * fails is logged once and the previous scripts stay in service.
  *
  * Logs go through th_log only: "listening" (INFO, once the socket is bound and
- * the server accepts), "shutting down" (INFO, on SIGINT/SIGTERM).
+ * the server accepts), "shutting down" (INFO, on SIGINT/SIGTERM), "stopping
+ * now: ..." (WARN, on a second signal), "exiting with requests unanswered"
+ * (ERROR).
  */
 #ifndef TH_SERVE_H
 #define TH_SERVE_H
@@ -25,7 +27,13 @@
 typedef th_store *(*th_serve_open_store_fn)(const th_config *cfg, char *err, size_t errlen);
 
 /* Serves until SIGINT/SIGTERM; returns 0 after a clean shutdown (in-flight
- * requests finished, every host and store freed).
+ * requests answered, every host and store freed). The first signal stops
+ * accepting and lets the requests in flight finish for up to 10 s; a second
+ * one (or those 10 s) stops now: every worker's store->stop is raised, so
+ * store calls in flight end at once and their routes answer (503), and those
+ * answers get 2 s to go out. A request still unanswered then (a route stuck
+ * in one C call, whose thread cannot be stopped or joined) makes the process
+ * exit at once with status 1: th_serve_run does not return.
  *
  * listen: "PORT", "HOST:PORT" (HOST a name or IPv4 address, default
  * 127.0.0.1) or "[IPv6]:PORT". PORT 0 picks a free port; the "listening" log

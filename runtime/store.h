@@ -19,6 +19,8 @@
 #ifndef TH_STORE_H
 #define TH_STORE_H
 
+#include <stdatomic.h>
+
 #include "common.h"
 
 /* DynamoDB's limit on a partition key (the UTF-8 bytes of an S value), and
@@ -74,9 +76,16 @@ struct th_store {
   char identity[512];
   char error[512]; /* detail of the last failure, for the log */
   /* th_now_ms() time by which each operation must have ended (the host sets
-   * it per request from the Lambda deadline); 0 = only the backend's own
-   * timeouts. A backend gives up with TH_ERR_TIMEOUT rather than pass it. */
+   * it per request, a little before the route's own deadline: see host.c);
+   * 0 = only the backend's own timeouts. A backend gives up with
+   * TH_ERR_TIMEOUT rather than pass it: a wait for a lock ends, a request in
+   * flight is cut (a write cut short may or may not have been applied). */
   double deadline_ms;
+  /* NULL, or a flag raised by the store's owner (--serve: "stop now", on a
+   * second SIGINT/SIGTERM). Once it reads non-zero, an operation stops
+   * waiting — for a lock, for an answer (within 50 ms, see http.h), for a
+   * retry — as it would at its deadline, with TH_ERR_TIMEOUT. */
+  const atomic_int *stop;
 };
 
 /* Opens the SQLite backend on the file at `path` (created if absent; WAL).

@@ -554,6 +554,7 @@ typedef struct lua_view {
 static th_store *inner_of(th_store *s) {
   lua_view *v = (lua_view *)s;
   v->inner->deadline_ms = s->deadline_ms;
+  v->inner->stop = s->stop;
   v->inner->error[0] = '\0';
   return v->inner;
 }
@@ -684,6 +685,7 @@ static th_store *lua_view_open(ct *c, th_store *inner) {
       v->base.ops = &lua_view_ops;
       memcpy(v->base.identity, inner->identity, sizeof v->base.identity);
       v->base.deadline_ms = inner->deadline_ms;
+      v->base.stop = inner->stop;
       v->inner = inner;
       v->c = c;
       return &v->base;

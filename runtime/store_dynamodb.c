@@ -52,7 +52,7 @@ static th_result check_id(dd_store *q, const char *what, const char *id) {
  * no detail written (each caller words it); anything else failing writes
  * the detail. */
 static th_result call(dd_store *q, const char *op, const char *body, th_ddb_outcome *o) {
-  th_result r = th_ddb_call(q->d, op, body, q->base.deadline_ms, o);
+  th_result r = th_ddb_call(q->d, op, body, q->base.deadline_ms, q->base.stop, o);
   if (r != TH_OK && o->error.kind != TH_DDB_CONDITION)
     fail(q, r, "%s", o->detail);
   return r;

@@ -3,9 +3,13 @@
  * One table `items(id TEXT PRIMARY KEY, doc TEXT)` holds each item's AV-map
  * JSON. All JSON work (validation, merge of updated fields, the scan's array)
  * is done by SQLite's JSON1 functions, so this file never parses JSON itself.
- * WAL + busy_timeout let several th_store handles (one per worker thread) share
- * one file; every operation is one autocommit statement, hence atomic.
- * Statements are prepared once at open and reset on every path.
+ * WAL lets several th_store handles (one per worker thread, or other
+ * processes) share one file; every operation is one autocommit statement,
+ * hence atomic. A lock held by another connection is waited for by a busy
+ * handler (on_busy) until the operation's deadline or its stop flag
+ * (store.h): then the operation fails with TH_ERR_TIMEOUT, so a route gets
+ * its store error back in time to answer 503. Statements are prepared once at
+ * open and reset on every path.
  */
 #include "store.h"
 
@@ -15,9 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long a lock is waited for when no deadline is set (opening the file,
+ * or an operation outside a request). */
 #define BUSY_TIMEOUT_MS 5000
 #define STR_(x) #x
 #define STR(x) STR_(x)
+/* The busy handler's sleeps: 1, 2, 4, 8 ms, then this, and never past the
+ * deadline. */
+#define BUSY_SLEEP_MAX_MS 10
 
 enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_COUNT };
 
@@ -65,10 +74,39 @@ typedef struct sq_store {
   th_store base; /* first: a th_store * is a sq_store * */
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
+  double busy_since; /* th_now_ms() when the current wait for a lock began */
+  const char *gave_up; /* why on_busy ended the last wait early, or NULL */
 } sq_store;
 
+/* SQLite calls this while another connection holds the lock it needs; count
+ * is 0 on the first call of each wait. Sleeps a little and asks for another
+ * try (1) until the operation's deadline — or BUSY_TIMEOUT_MS when there is
+ * none — or the stop flag (store.h), then gives up (0) and the statement
+ * fails with SQLITE_BUSY. */
+static int on_busy(void *arg, int count) {
+  sq_store *q = arg;
+  double now = th_now_ms();
+  if (count == 0)
+    q->busy_since = now;
+  if (q->base.stop && atomic_load(q->base.stop)) {
+    q->gave_up = "given up on the stop flag";
+    return 0;
+  }
+  double until = q->base.deadline_ms > 0 ? q->base.deadline_ms : q->busy_since + BUSY_TIMEOUT_MS;
+  double left = until - now;
+  if (left < 1) {
+    q->gave_up = q->base.deadline_ms > 0 ? "given up at the request's deadline" : NULL;
+    return 0;
+  }
+  int ms = count < 4 ? 1 << count : BUSY_SLEEP_MAX_MS;
+  if (ms > left)
+    ms = (int)left;
+  sqlite3_sleep(ms);
+  return 1;
+}
+
 /* One place decides which SQLite failures a route may retry (503) and which
- * are bugs (500); BUSY here means the busy timeout already ran out. */
+ * are bugs (500); BUSY here means the wait for the lock already ran out. */
 static th_result map_rc(int rc) {
   switch (rc & 0xff) {
   case SQLITE_BUSY:
@@ -114,6 +152,7 @@ static th_result run(sq_store *q, sqlite3_stmt *st, const char *what, int *found
   th_result r = TH_OK;
   char *v0 = NULL, *v1 = NULL;
   int rc, rows = 0;
+  q->gave_up = NULL;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (rows++)
       continue;
@@ -123,7 +162,14 @@ static th_result run(sq_store *q, sqlite3_stmt *st, const char *what, int *found
     }
   }
   if (rc != SQLITE_DONE) {
-    r = fail(q, map_rc(rc), what, sqlite3_errmsg(q->db));
+    if ((rc & 0xff) == SQLITE_BUSY && q->gave_up) {
+      char why[256];
+      snprintf(why, sizeof why, "%s; %s after waiting %.0f ms", sqlite3_errmsg(q->db), q->gave_up,
+               th_now_ms() - q->busy_since);
+      r = fail(q, TH_ERR_TIMEOUT, what, why);
+    } else {
+      r = fail(q, map_rc(rc), what, sqlite3_errmsg(q->db));
+    }
     goto out;
   }
   *found = rows > 0;
@@ -311,12 +357,12 @@ th_store *th_store_sqlite_open(const char *path, char *err, size_t errlen) {
   if (!(q = calloc(1, sizeof *q)))
     goto fail;
   q->base.ops = &sq_ops;
-  /* The busy timeout goes first: switching a fresh file to WAL and creating
+  /* The busy handler goes first: switching a fresh file to WAL and creating
    * the table race with the other workers opening it at the same time.
    * journal_mode=WAL answers with the mode it got rather than failing. */
   if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK ||
-      sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+      sqlite3_busy_handler(q->db, on_busy, q) != SQLITE_OK ||
       sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK)
     goto fail_db;
   /* Switching a fresh file to WAL while another connection opens it can fail

@@ -381,12 +381,13 @@ section "afterwards"
 check "the server still answers" server_alive
 check_eq "the task created first is intact" "one" "$(curl -s "$BASE_URL/tasks/$ID" | jq -r .task)"
 # Every request ended, whatever libmicrohttpd did with it: nothing is left
-# in flight (shutdown would wait 10 s for it and log "unfinished").
+# in flight (shutdown would wait 10 s for it, then log "stopping now" with
+# reason "drain time over").
 t0=$(date +%s%3N)
 serve_stop TERM
 check "the server stops within 5 s of SIGTERM ($(($(date +%s%3N) - t0)) ms)" test $(($(date +%s%3N) - t0)) -lt 5000
-if grep -q 'stopping with requests unfinished' "$SERVE_LOG"; then
-  fail "no request left in flight at shutdown" "$(grep -m1 'unfinished' "$SERVE_LOG")"
+if grep -q '"stopping now' "$SERVE_LOG"; then
+  fail "no request left in flight at shutdown" "$(grep -m1 'stopping now' "$SERVE_LOG")"
 else
   pass
 fi

@@ -2,8 +2,10 @@
  * protocol vectors (tests/fixtures/dynamodb, see its SOURCE.md), error
  * classification and retry policy, backoff bounds, CRC32, number
  * canonicalisation, request bodies and response parsing (exact numbers,
- * empty lists), item equality, endpoint URLs and the AWS configuration.
- * The behaviour against a real server is tests/integration/test_store_dynamodb.c. */
+ * empty lists), item equality, endpoint URLs and the AWS configuration;
+ * and a call cut short by its stop flag, against a loopback socket that
+ * never answers. The behaviour against a real server is
+ * tests/integration/test_store_dynamodb.c. */
 #include "check.h"
 #include "config.h"
 #include "dynamodb.h"
@@ -12,11 +14,18 @@
 #include "lua_modules.h"
 #include "store_dynamodb.h"
 
+#include <arpa/inet.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 static lua_State *TL;      /* the test's own JSON reader for fixtures */
 static th_ddb_codec *C;
@@ -970,7 +979,7 @@ static void test_client_no_server(void) {
     return;
   th_ddb_outcome o;
   double t0 = th_now_ms();
-  th_result r = th_ddb_call(d, "GetItem", "{}", t0 + 5000, &o);
+  th_result r = th_ddb_call(d, "GetItem", "{}", t0 + 5000, NULL, &o);
   CHECK(r == TH_ERR_UNAVAILABLE && o.attempts == 2 && o.maybe_applied, "refused: %s, %d attempts (%s)",
         th_result_name(r), o.attempts, o.detail);
   CHECK(strstr(o.detail, "GetItem") && strstr(o.detail, "2 attempts"), "detail: %s", o.detail);
@@ -978,7 +987,7 @@ static void test_client_no_server(void) {
   th_ddb_outcome_free(&o);
   th_http_stats st = th_ddb_http_stats(d);
   CHECK(st.requests == 2, "requests %ld", st.requests);
-  r = th_ddb_call(d, "GetItem", "{}", th_now_ms() - 1, &o);
+  r = th_ddb_call(d, "GetItem", "{}", th_now_ms() - 1, NULL, &o);
   CHECK(r == TH_ERR_TIMEOUT && o.attempts == 1, "passed deadline: %s", th_result_name(r));
   CHECK(th_ddb_http_stats(d).requests == 2, "nothing sent after the deadline");
   th_ddb_outcome_free(&o);
@@ -1010,7 +1019,7 @@ static void test_client_unresolved(void) {
     return;
   th_ddb_outcome o;
   double t0 = th_now_ms();
-  th_result r = th_ddb_call(d, "GetItem", "{}", t0 + 60000, &o);
+  th_result r = th_ddb_call(d, "GetItem", "{}", t0 + 60000, NULL, &o);
   double took = th_now_ms() - t0;
   CHECK(r == TH_ERR_INTERNAL && o.attempts == 3, "unresolved: %s after %d attempts (%s)",
         th_result_name(r), o.attempts, o.detail);
@@ -1022,6 +1031,77 @@ static void test_client_unresolved(void) {
   th_ddb_outcome_free(&o);
   CHECK(th_ddb_http_stats(d).requests == 3, "three attempts made");
   th_ddb_free(d);
+}
+
+typedef struct raiser {
+  atomic_int *flag;
+  int after_ms;
+} raiser;
+
+static void *raise_later(void *arg) {
+  raiser *r = arg;
+  struct timespec ts = {r->after_ms / 1000, (long)(r->after_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  atomic_store(r->flag, 1);
+  return NULL;
+}
+
+/* A loopback listener that never accepts: connections complete (the
+ * kernel's backlog), the request is taken in, no answer ever comes. */
+static int silent_listener(int *port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* The stop flag cuts an attempt waiting for its answer within a poll
+ * interval (not at the deadline 5 s later), makes no retry, and once raised
+ * sends nothing more. */
+static void test_client_stopped(void) {
+  char err[256], url[64];
+  int port = 0, fd = silent_listener(&port);
+  CHECK(fd >= 0, "listen on loopback");
+  if (fd < 0)
+    return;
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+  th_ddb_config cfg = {.endpoint = url, .region = "us-east-1", .access_key_id = "AKIDEXAMPLE",
+                       .secret_access_key = "secret-for-the-stop-test", .max_attempts = 3};
+  th_ddb *d = th_ddb_new(&cfg, err, sizeof err);
+  CHECK(d, "new: %s", err);
+  if (!d) {
+    close(fd);
+    return;
+  }
+  atomic_int flag = 0;
+  raiser rs = {&flag, 300};
+  pthread_t t;
+  th_ddb_outcome o;
+  pthread_create(&t, NULL, raise_later, &rs);
+  double t0 = th_now_ms();
+  th_result r = th_ddb_call(d, "PutItem", "{}", t0 + 5000, &flag, &o);
+  double ms = th_now_ms() - t0;
+  pthread_join(t, NULL);
+  CHECK(r == TH_ERR_TIMEOUT && o.attempts == 1, "stopped: %s after %d attempts (%s)",
+        th_result_name(r), o.attempts, o.detail);
+  CHECK(strstr(o.detail, "stopped"), "detail: %s", o.detail);
+  CHECK(ms >= 250 && ms < 1000, "cut after %.0f ms, the flag raised at 300 ms", ms);
+  th_ddb_outcome_free(&o);
+  long sent = th_ddb_http_stats(d).requests;
+  r = th_ddb_call(d, "PutItem", "{}", th_now_ms() + 5000, &flag, &o);
+  CHECK(r == TH_ERR_TIMEOUT && th_ddb_http_stats(d).requests == sent,
+        "flag already raised: %s, %ld requests sent", th_result_name(r),
+        th_ddb_http_stats(d).requests - sent);
+  th_ddb_outcome_free(&o);
+  th_ddb_free(d);
+  close(fd);
 }
 
 int main(void) {
@@ -1053,6 +1133,9 @@ int main(void) {
   test_config();
   test_client_no_server();
   test_client_unresolved();
+}
+
+  test_client_stopped();
 
   th_ddb_codec_free(C);
   lua_close(TL);

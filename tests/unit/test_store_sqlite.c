@@ -1,6 +1,8 @@
 /* The SQLite backend: the shared store contract suite on fresh files, then
  * what only this backend has — files, reopening, identity, several handles in
- * several threads on one file, and the busy timeout. */
+ * several threads on one file, and waiting for another connection's lock:
+ * up to the busy timeout without a deadline, up to the operation's deadline,
+ * or until the stop flag is raised. */
 #include "check.h"
 #include "store.h"
 #include "store_contract.h"
@@ -8,6 +10,8 @@
 #include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -183,6 +187,117 @@ static void test_busy(void) {
     s->ops->close(s);
 }
 
+/* Another connection on the file, holding the write lock until unlock()
+ * (WAL: readers go on). NULL when it cannot. */
+static sqlite3 *lock_file(const char *name) {
+  char path[PATH_MAX];
+  sqlite3 *db = NULL;
+  path_of(path, sizeof path, name);
+  if (sqlite3_open(path, &db) != SQLITE_OK ||
+      sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    fprintf(stderr, "lock %s: %s\n", name, db ? sqlite3_errmsg(db) : "?");
+    sqlite3_close(db);
+    return NULL;
+  }
+  return db;
+}
+
+static void unlock(sqlite3 *db) {
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(db);
+}
+
+/* Each write, blocked by another connection's lock, ends at its deadline
+ * (store.h) with TH_ERR_TIMEOUT and a detail saying so — not after the busy
+ * timeout; reads go on (WAL); all work again once the lock is gone. */
+static void test_busy_deadline(void) {
+  static const char *const names[] = {"create", "update", "get", "scan", "remove"};
+  char *out = NULL, *last = NULL;
+  th_store *s = open_path("deadline.db");
+  CHECK(s && s->ops->create(s, "k", "{\"id\":{\"S\":\"k\"}}") == TH_OK, "create k");
+  sqlite3 *other = lock_file("deadline.db");
+  CHECK(other != NULL, "lock the file");
+  if (!s || !other) {
+    if (s)
+      s->ops->close(s);
+    return;
+  }
+  for (int locked = 1; locked >= 0; locked--) {
+    if (!locked)
+      unlock(other);
+    for (int op = 0; op < 5; op++) {
+      out = last = NULL;
+      s->error[0] = '\0';
+      double t0 = th_now_ms();
+      s->deadline_ms = t0 + 300;
+      th_result r = op == 0   ? s->ops->create(s, "n", "{\"id\":{\"S\":\"n\"}}")
+                    : op == 1 ? s->ops->update(s, "k", "{\"v\":{\"N\":\"1\"}}", &out)
+                    : op == 2 ? s->ops->get(s, "k", &out)
+                    : op == 3 ? s->ops->scan(s, 10, NULL, &out, &last)
+                              : s->ops->remove(s, "k", &out);
+      const char *name = names[op];
+      double ms = th_now_ms() - t0;
+      s->deadline_ms = 0;
+      if (locked && op != 2 && op != 3) { /* a write */
+        CHECK(r == TH_ERR_TIMEOUT, "%s while locked: %s (%s)", name, th_result_name(r), s->error);
+        CHECK(strstr(s->error, "locked") && strstr(s->error, "deadline"), "%s: detail: %s", name,
+              s->error);
+        CHECK(ms >= 250 && ms < 1300, "%s: gave up after %.0f ms, deadline 300 ms", name, ms);
+        CHECK(out == NULL, "%s: output written on failure", name);
+      } else {
+        CHECK(r == TH_OK, "%s %s: %s (%s)", name, locked ? "while locked (a read)" : "after",
+              th_result_name(r), s->error);
+      }
+      free(out);
+      free(last);
+    }
+  }
+  s->ops->close(s);
+}
+
+typedef struct raiser {
+  atomic_int *flag;
+  int after_ms;
+} raiser;
+
+static void *raise_later(void *arg) {
+  raiser *r = arg;
+  struct timespec ts = {r->after_ms / 1000, (long)(r->after_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  atomic_store(r->flag, 1);
+  return NULL;
+}
+
+/* A raised stop flag ends a wait for a lock at once, deadline or none. */
+static void test_busy_stop(void) {
+  atomic_int flag = 0;
+  pthread_t t;
+  raiser rs = {&flag, 200};
+  th_store *s = open_path("stop.db");
+  sqlite3 *other = lock_file("stop.db");
+  CHECK(s && other, "open and lock");
+  if (!s || !other) {
+    if (s)
+      s->ops->close(s);
+    if (other)
+      unlock(other);
+    return;
+  }
+  s->stop = &flag;
+  pthread_create(&t, NULL, raise_later, &rs);
+  double t0 = th_now_ms();
+  th_result r = s->ops->create(s, "x", "{\"id\":{\"S\":\"x\"}}");
+  double ms = th_now_ms() - t0;
+  pthread_join(t, NULL);
+  CHECK(r == TH_ERR_TIMEOUT && strstr(s->error, "stop"), "create when stopped: %s (%s)",
+        th_result_name(r), s->error);
+  CHECK(ms >= 150 && ms < 1000, "stopped after %.0f ms, flag raised at 200 ms", ms);
+  unlock(other);
+  atomic_store(&flag, 0);
+  CHECK(s->ops->create(s, "x", "{\"id\":{\"S\":\"x\"}}") == TH_OK, "create after: %s", s->error);
+  s->ops->close(s);
+}
+
 typedef struct worker {
   int n;
   pthread_barrier_t *start;
@@ -274,6 +389,8 @@ int main(void) {
   test_open_failures();
   test_threads();
   test_busy();
+  test_busy_deadline();
+  test_busy_stop();
   cleanup();
   return CHECK_DONE();
 }
