@@ -1133,8 +1133,6 @@ int main(void) {
   test_config();
   test_client_no_server();
   test_client_unresolved();
-}
-
   test_client_stopped();
 
   th_ddb_codec_free(C);
