@@ -31,7 +31,7 @@ section "an edited routes.lua, re-zipped without compiling"
 # A copy of the tree's package.sh and lua/ (the real ones are not touched).
 root=$TMP/root
 mkdir -p "$root/scripts" "$root/runtime"
-cp "$SOURCE_DIR/scripts/package.sh" "$root/scripts/"
+cp "$SOURCE_DIR/scripts/package.sh" "$SOURCE_DIR/scripts/lambda-fit.sh" "$root/scripts/"
 cp -r "$SOURCE_DIR/lua" "$root/lua"
 marker="-- edited by test_rezip $$"
 printf '%s\n' "$marker" >>"$root/lua/routes.lua"
