@@ -4,7 +4,7 @@
 #                            and the Debian archive keyring: scripts/package.sh builds its
 #                            minimal static libcurl/libmicrohttpd from Debian's source packages
 #                            through scripts/build-min-deps.sh, which needs dpkg-source)
-#   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore, openssl,
+#   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore, PyJWT, openssl,
 #                            the AWS CLI, clang + libFuzzer for the fuzz targets, wrk for
 #                            the concurrency run, node/npm for dynalite and the Terraform checks)
 set -euo pipefail
@@ -13,7 +13,7 @@ packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip dpkg-dev debian-archive-keyring)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
+  packages+=(curl jq valgrind unzip python3-botocore python3-boto3 python3-jwt python3-cryptography awscli
     clang libclang-rt-dev wrk hyperfine openssl)
 fi
 
