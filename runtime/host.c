@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <uuid/uuid.h>
 
+#include "auth.h"
 #include "event.h"
 #include "log.h"
 #include "lua_modules.h"
@@ -33,6 +34,7 @@ typedef enum { STOP_NONE, STOP_BUDGET, STOP_DEADLINE } stop_reason;
 
 struct th_host {
   const th_config *cfg;
+  th_auth *auth;
   th_store_binding binding;
   lua_State *L;
   size_t mem_used;
@@ -429,8 +431,15 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
   h->binding.cursor_secret_len = strlen(cfg->cursor_secret);
   h->mem_limit = cfg->lua_memory_bytes;
   h->scripts_sig = scripts_fingerprint(cfg->routes_dir, 0);
+  h->auth = th_auth_new(cfg);
+  if (!h->auth) {
+    free(h);
+    snprintf(err, errlen, "out of memory");
+    return TH_ERR_NOMEM;
+  }
   h->L = build_state(h, err, errlen);
   if (!h->L) {
+    th_auth_free(h->auth);
     free(h);
     return TH_ERR_INVALID;
   }
@@ -468,6 +477,7 @@ void th_host_free(th_host *h) {
     return;
   if (h->L)
     lua_close(h->L);
+  th_auth_free(h->auth);
   free(h->extra_dir);
   free(h);
 }
@@ -496,6 +506,8 @@ typedef struct invocation {
   int status;
   excerpt method;
   excerpt path;
+  th_auth_outcome auth;
+  th_invoke_ctx bound; /* *ctx with the owner auth resolved; ctx points here then */
 } invocation;
 
 /* Pushes {status=, headers={...}, body=json} for an error message. */
@@ -509,6 +521,15 @@ static void push_error_response(lua_State *L, int status, const char *message) {
   lua_pushstring(L, message);
   lua_setfield(L, -2, "message");
   lua_setfield(L, -2, "body");
+}
+
+/* The 401 of RFC 6750: an error code only when a token was sent. */
+static void push_unauthorized(lua_State *L, int token_sent) {
+  push_error_response(L, 401, "Unauthorized");
+  lua_getfield(L, -1, "headers");
+  lua_pushstring(L, token_sent ? "Bearer error=\"invalid_token\"" : "Bearer");
+  lua_setfield(L, -2, "WWW-Authenticate");
+  lua_pop(L, 1);
 }
 
 static int header_present(lua_State *L, int headers, const char *name) {
@@ -692,7 +713,16 @@ static int invoke_protected(lua_State *L) {
     lua_setfield(L, req, "function_arn");
   }
 
-  if (info.body_invalid)
+  th_auth_resolve(h->auth, L, req, &inv->auth);
+  if (inv->ctx)
+    inv->bound = *inv->ctx;
+  if (inv->auth.owner)
+    inv->bound.owner = inv->auth.owner;
+  inv->ctx = &inv->bound;
+
+  if (inv->auth.verdict == TH_AUTH_DENY)
+    push_unauthorized(L, inv->auth.token_sent);
+  else if (info.body_invalid)
     push_error_response(L, 400, "Request body is declared base64 but is not valid base64");
   else if (info.body_len > h->cfg->max_body_bytes)
     push_error_response(L, 413, "Request body too large");

@@ -33,6 +33,10 @@ typedef struct th_invoke_ctx {
   const char *function_arn; /* visible to routes as request.function_arn, or NULL */
   atomic_int *in_route;     /* or NULL: set to 1 while routes.handle runs, 0 after
                                (th_watchdog_route_flag: read by the watchdog) */
+  const char *owner;        /* the request's owner, whose tasks the store reaches;
+                               NULL: "public". With TASKHOST_AUTH=jwt the host
+                               sets it from the caller's identity (auth.h), and
+                               what the caller passed is not used. */
 } th_invoke_ctx;
 
 typedef struct th_invoke_result {
@@ -48,7 +52,10 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
 
 /* Runs one API Gateway proxy event. On TH_OK, *response holds the proxy
  * response JSON (caller frees) — also for 4xx/5xx answers. TH_ERR_INVALID:
- * the text is not an API Gateway proxy event (err says why; nothing written). */
+ * the text is not an API Gateway proxy event (err says why; nothing written).
+ * Before the route runs, the caller's identity is resolved (auth.h): a
+ * request refused there is answered 401 without running any script; one let
+ * through sees req.auth. */
 th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_invoke_ctx *ctx,
                          char **response, size_t *response_len, th_invoke_result *res,
                          char *err, size_t errlen);
