@@ -702,6 +702,8 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
     set_err(err, errlen, "invalid worker count %d (1..%d)", cfg->workers, MAX_WORKERS);
     goto done;
   }
+  if (th_config_check_serve(cfg, err, errlen) != TH_OK)
+    goto done;
 
   /* Block the stop signals before any thread exists: every thread inherits
    * the mask, so only sigwait below ever sees them. */
