@@ -152,4 +152,52 @@ for d in sorted(glob.glob(os.path.join(FIX, "sigv4", "*", ""))):
 write("sigv4", b"\x80POST\n/\n\nHost:dynamodb.us-east-1.amazonaws.com\nX-Amz-Target:DynamoDB_20120810.PutItem\n"
       b"Content-Type:application/x-amz-json-1.0\n\n{\"TableName\":\"tasks\"}")
 write("sigv4", b"\x03GET\n/a%2Fb/../%7e c/./d//e\nb=%41&a=1&a=0&c&=x&%zz=1\nHost:s3.amazonaws.com\n\n")
+# ---- jwt: mode byte (mod 3) + token | header NUL payload | JWKS document ----
+def b64u(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+# RFC 7515 appendix A.2: the RS256 example key and its signed example (no kid).
+RFC_N = (b"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0B"
+         b"m4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5"
+         b"rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGh"
+         b"yxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ")
+RFC_JWS = (b"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxl"
+           b"LmNvbS9pc19yb290Ijp0cnVlfQ.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7"
+           b"AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWz"
+           b"O75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc"
+           b"6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQ"
+           b"Ge77Rw")
+JWT_ISS = "https://issuer.example"
+claims = {"iss": JWT_ISS, "aud": "aud-1", "sub": "user-1", "exp": 1700003600, "iat": 1699999000}
+cognito = {"iss": JWT_ISS, "client_id": "client-2", "sub": "0b1c", "token_use": "access",
+           "scope": "openid", "exp": 1700003600.5, "nbf": 1699999000, "cognito:groups": ["a"]}
+fake_sig = b64u(hashlib.sha256(b"fuzz").digest() * 8)  # 256 bytes, the length of an RS256 signature
+for hdr in ({"alg": "RS256", "kid": "k1", "typ": "JWT"}, {"alg": "none"}, {"alg": "HS256", "kid": "k1"},
+            {"alg": "RS256", "kid": "k1", "crit": ["exp"]}, {"alg": "RS256", "kid": "zz"}):
+    for body in (claims, cognito, [1]):
+        tok = b64u(json.dumps(hdr)) + b"." + b64u(json.dumps(body)) + b"." + fake_sig
+        write("jwt", b"\x00" + tok)
+write("jwt", b"\x00" + RFC_JWS)
+write("jwt", b"\x00Bearer " + RFC_JWS)
+write("jwt", b"\x00a.b.c")
+write("jwt", b"\x00" + b64u('{"alg":"RS256","kid":"k1"}') + b"..")
+for hdr, body in ((None, claims), (None, cognito),
+                  (None, dict(claims, aud=["x", "aud-1"], nbf=1699999999.5)),
+                  (None, dict(claims, exp=1e300)), (None, dict(claims, sub="")),
+                  ({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}, claims),
+                  ({"alg": "RS256", "kid": "k1", "typ": 1}, claims)):
+    text = json.dumps(body).encode()
+    write("jwt", b"\x01" + (json.dumps(hdr).encode() + b"\x00" + text if hdr else text))
+write("jwt", b"\x01{\"iss\":\"https://issuer.example\",\"aud\":\"aud-1\",\"sub\":\"u\",\"exp\":NaN}")
+rsa_jwk = {"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": RFC_N.decode(), "e": "AQAB"}
+write("jwt", b"\x02" + json.dumps({"keys": [rsa_jwk]}).encode())
+write("jwt", b"\x02" + json.dumps({"keys": [
+    rsa_jwk, dict(rsa_jwk, kid="k2", key_ops=["verify"]), dict(rsa_jwk, kid="enc", use="enc"),
+    {"kty": "EC", "crv": "P-256", "kid": "ec1", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+     "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+    {"kty": "oct", "kid": "h", "k": "c2VjcmV0"}, dict(rsa_jwk, e="Aw"), dict(rsa_jwk, n="AA" + RFC_N.decode())]}).encode())
+write("jwt", b"\x02{\"keys\":[]}")
+
 print("corpus written to", OUT)
