@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "lua_modules.h"
@@ -11,16 +12,33 @@
 
 struct th_auth {
   const th_config *cfg;
+  th_jwks_cache *keys;       /* --serve: borrowed, shared; NULL otherwise */
+  th_jwt_verifier *verifier; /* --serve: this thread's */
+  th_jwt_claims claims;      /* the last verified token's, until the next
+                                resolve: a Lua error while they are read
+                                into the state cannot leak them */
 };
 
-th_auth *th_auth_new(const th_config *cfg) {
+th_auth *th_auth_new(const th_config *cfg, th_jwks_cache *keys) {
   th_auth *a = calloc(1, sizeof *a);
-  if (a)
-    a->cfg = cfg;
+  if (!a)
+    return NULL;
+  a->cfg = cfg;
+  a->keys = keys;
+  if (keys && !(a->verifier = th_jwt_verifier_new())) {
+    free(a);
+    return NULL;
+  }
   return a;
 }
 
-void th_auth_free(th_auth *a) { free(a); }
+void th_auth_free(th_auth *a) {
+  if (!a)
+    return;
+  th_jwt_claims_free(&a->claims);
+  th_jwt_verifier_free(a->verifier);
+  free(a);
+}
 
 /* Pushes t[key] (raw) and returns its type. */
 static int raw_get(lua_State *L, int t, const char *key) {
@@ -50,12 +68,23 @@ static int is_preflight(lua_State *L, int req) {
   return options && header(L, req, "access-control-request-method", &n) != NULL;
 }
 
-/* Whether the request carries credentials: an Authorization header with
- * something besides spaces. */
-static int token_sent(lua_State *L, int req) {
+/* The bearer token of the Authorization header, as API Gateway reads its
+ * identity source (th_jwt_bearer), or NULL. *sent: whether the request
+ * carried one, so that the 401 says invalid_token (a header with a NUL byte,
+ * which no HTTP server passes on, counts as a token that is not valid). */
+static const char *bearer(lua_State *L, int req, size_t *len, int *sent) {
   size_t n = 0;
   const char *v = header(L, req, "authorization", &n);
-  return v && strspn(v, " \t") < n;
+  *sent = 0;
+  if (!v)
+    return NULL;
+  if (memchr(v, '\0', n)) {
+    *sent = 1;
+    return NULL;
+  }
+  const char *token = th_jwt_bearer(v, len);
+  *sent = token != NULL;
+  return token;
 }
 
 /* Why s[0..n) cannot be an owner, or NULL: 1..TH_AUTH_MAX_SUB bytes of
@@ -76,12 +105,10 @@ static const char *bad_sub(const char *s, size_t n) {
   return NULL;
 }
 
-/* Lambda and --local: the sub of the claims API Gateway passed. */
-static const char *from_claims(lua_State *L, int req, th_auth_outcome *out) {
-  if (raw_get(L, req, "claims") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return "the event has no authorizer claims";
-  }
+/* With the claims table on top: checks claims.sub and, when it can be an
+ * owner, copies it to out->sub and sets req.auth = {sub, claims}. Pops the
+ * claims. Returns why not, or NULL. */
+static const char *take_sub(lua_State *L, int req, th_auth_outcome *out) {
   int claims = lua_gettop(L);
   size_t n = 0;
   int type = raw_get(L, claims, "sub");
@@ -92,7 +119,6 @@ static const char *from_claims(lua_State *L, int req, th_auth_outcome *out) {
   if (!why) {
     memcpy(out->sub, sub, n);
     out->sub[n] = '\0';
-    /* req.auth = {sub = sub, claims = claims} */
     lua_createtable(L, 0, 2);
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "sub");
@@ -104,26 +130,99 @@ static const char *from_claims(lua_State *L, int req, th_auth_outcome *out) {
   return why;
 }
 
+/* Lambda and --local: the sub of the claims API Gateway passed. */
+static const char *from_claims(lua_State *L, int req, th_auth_outcome *out) {
+  size_t n;
+  bearer(L, req, &n, &out->token_sent);
+  if (raw_get(L, req, "claims") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return "the event has no authorizer claims";
+  }
+  return take_sub(L, req, out);
+}
+
+static double epoch_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Verifies token against the current key set; once more after a refetch
+ * when it names a kid the set lacks. */
+static th_jwt_status verify(th_auth *a, const char *token, size_t len, const char **why) {
+  const th_config *cfg = a->cfg;
+  th_jwt_policy policy = {.issuer = cfg->jwt_issuer,
+                          .audiences = (const char *const *)cfg->jwt_audiences,
+                          .naudiences = cfg->jwt_naudiences,
+                          .leeway_s = TH_JWT_LEEWAY_S,
+                          .now = epoch_seconds()};
+  th_jwks *keys = th_jwks_cache_get(a->keys);
+  th_jwt_status st = th_jwt_verify(a->verifier, keys, &policy, token, len, &a->claims, why);
+  if (st == TH_JWT_UNKNOWN_KID) {
+    char err[512] = "";
+    th_result r = th_jwks_cache_refetch(a->keys, th_now_ms(), err, sizeof err);
+    if (r == TH_OK) {
+      th_jwks_release(keys);
+      keys = th_jwks_cache_get(a->keys);
+      th_log_field f[] = {TH_LOG_NUM("keys", th_jwks_count(keys))};
+      th_log(TH_LOG_INFO, NULL, "JWKS fetched again for an unknown kid", f, 1);
+      st = th_jwt_verify(a->verifier, keys, &policy, token, len, &a->claims, why);
+    } else if (r != TH_ERR_THROTTLED) {
+      th_log_field f[] = {TH_LOG_STR("error", err), TH_LOG_STR("result", th_result_name(r))};
+      th_log(TH_LOG_WARN, NULL, "JWKS not fetched again; the current keys stay", f, 2);
+    }
+  }
+  th_jwks_release(keys);
+  return st;
+}
+
+/* --serve: the sub of the bearer token, verified. */
+static const char *from_token(th_auth *a, lua_State *L, int req, th_auth_outcome *out,
+                              const char **detail) {
+  size_t len = 0;
+  const char *token = bearer(L, req, &len, &out->token_sent);
+  if (!token)
+    return out->token_sent ? "the Authorization header is not a bearer token"
+                           : "no bearer token";
+  th_jwt_status st = verify(a, token, len, detail);
+  if (st != TH_JWT_OK) {
+    if (st == TH_JWT_INTERNAL)
+      out->verdict = TH_AUTH_FAIL;
+    return th_jwt_status_name(st);
+  }
+  /* The payload as signed: a JSON object (jwt.h), read as the route sees it. */
+  th_json_decode(L, a->claims.json, a->claims.json_len);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, req, "claims");
+  return take_sub(L, req, out);
+}
+
 void th_auth_resolve(th_auth *a, lua_State *L, int req, th_auth_outcome *out) {
   out->verdict = TH_AUTH_PASS;
   out->owner = NULL;
   out->token_sent = 0;
   out->reason = NULL;
   out->sub[0] = '\0';
+  th_jwt_claims_free(&a->claims);
   if (a->cfg->auth == TH_AUTH_NONE)
     return;
   if (is_preflight(L, req)) {
     out->owner = "";
     return;
   }
-  const char *why = from_claims(L, req, out);
+  const char *detail = NULL;
+  const char *why = a->keys ? from_token(a, L, req, out, &detail) : from_claims(L, req, out);
+  th_jwt_claims_free(&a->claims);
   if (!why) {
     out->owner = out->sub;
     return;
   }
-  out->verdict = TH_AUTH_DENY;
+  if (out->verdict == TH_AUTH_PASS)
+    out->verdict = TH_AUTH_DENY;
   out->reason = why;
-  out->token_sent = token_sent(L, req);
-  th_log_field f[] = {TH_LOG_STR("reason", why), TH_LOG_NUM("tokenSent", out->token_sent)};
-  th_log(TH_LOG_INFO, th_lua_request_id(L), "unauthorized", f, (int)TH_ARRAY_LEN(f));
+  th_log_field f[] = {TH_LOG_STR("reason", why), TH_LOG_NUM("tokenSent", out->token_sent),
+                      TH_LOG_STR("detail", detail)};
+  th_log(out->verdict == TH_AUTH_FAIL ? TH_LOG_ERROR : TH_LOG_INFO, th_lua_request_id(L),
+         out->verdict == TH_AUTH_FAIL ? "token verification failed" : "unauthorized", f,
+         detail ? 3 : 2);
 }

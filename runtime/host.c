@@ -431,7 +431,7 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
   h->binding.cursor_secret_len = strlen(cfg->cursor_secret);
   h->mem_limit = cfg->lua_memory_bytes;
   h->scripts_sig = scripts_fingerprint(cfg->routes_dir, 0);
-  h->auth = th_auth_new(cfg);
+  h->auth = th_auth_new(cfg, NULL);
   if (!h->auth) {
     free(h);
     snprintf(err, errlen, "out of memory");
@@ -444,6 +444,15 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
     return TH_ERR_INVALID;
   }
   *out = h;
+  return TH_OK;
+}
+
+th_result th_host_verify_tokens(th_host *h, th_jwks_cache *keys) {
+  th_auth *a = th_auth_new(h->cfg, keys);
+  if (!a)
+    return TH_ERR_NOMEM;
+  th_auth_free(h->auth);
+  h->auth = a;
   return TH_OK;
 }
 
@@ -722,6 +731,8 @@ static int invoke_protected(lua_State *L) {
 
   if (inv->auth.verdict == TH_AUTH_DENY)
     push_unauthorized(L, inv->auth.token_sent);
+  else if (inv->auth.verdict == TH_AUTH_FAIL)
+    push_error_response(L, 500, "Internal server error");
   else if (info.body_invalid)
     push_error_response(L, 400, "Request body is declared base64 but is not valid base64");
   else if (info.body_len > h->cfg->max_body_bytes)

@@ -68,6 +68,13 @@ th_result th_host_invoke_http(th_host *h, const struct th_http_request *req,
                               struct th_http_response *out, th_invoke_result *res, char *err,
                               size_t errlen);
 
+/* --serve with TASKHOST_AUTH=jwt: from now on the host verifies each
+ * request's bearer token against keys (auth.h) instead of reading API
+ * Gateway's claims. keys is borrowed (the hosts of all workers share it) and
+ * must outlive h. TH_ERR_NOMEM leaves the host as it was. */
+struct th_jwks_cache;
+th_result th_host_verify_tokens(th_host *h, struct th_jwks_cache *keys);
+
 /* Answers with a JSON error without running any script (e.g. 413 from the
  * HTTP server before the body is read): same headers as every response. */
 th_result th_host_error_http(th_host *h, int status, const char *message,

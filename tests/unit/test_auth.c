@@ -225,7 +225,7 @@ static void check_case(lua_State *L, const char *dir, const auth_case *c) {
   if (!text)
     return;
   th_config cfg = {.auth = c->mode};
-  run_call r = {.c = c, .text = text, .len = len, .auth = th_auth_new(&cfg)};
+  run_call r = {.c = c, .text = text, .len = len, .auth = th_auth_new(&cfg, NULL)};
   memset(r.out.sub, 'x', sizeof r.out.sub); /* resolve must write it */
   lua_settop(L, 0);
   lua_pushcfunction(L, run_protected);
