@@ -659,6 +659,17 @@ static int normalise_protected(lua_State *L) {
   return 1;
 }
 
+/* Binds the store to the request's owner for the route (store.h). An owner
+ * the store cannot hold leaves it unbound: every store operation then fails
+ * (500), never reaching another owner's items. "" is that on purpose — a
+ * CORS preflight under auth (auth.h) belongs to nobody — and is not logged. */
+static void bind_owner(th_host *h, const char *owner, const char *request_id) {
+  if (th_store_set_owner(h->binding.store, owner) != TH_OK && !(owner && !*owner)) {
+    th_log_field f[] = {TH_LOG_NUM("ownerBytes", owner ? strlen(owner) : 0)};
+    th_log(TH_LOG_ERROR, request_id, "owner is empty or longer than the store allows", f, 1);
+  }
+}
+
 /* Calls routes.handle(request) under the budget and pushes its response, or a
  * 500 response after logging why the route failed. */
 static void push_route_response(lua_State *L, invocation *inv, int req) {
@@ -675,6 +686,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (reserve > STORE_RESERVE_MS)
     reserve = STORE_RESERVE_MS;
   h->binding.store->deadline_ms = deadline - (reserve > 0 ? reserve : 0);
+  bind_owner(h, inv->ctx ? inv->ctx->owner : NULL, inv->request_id);
   atomic_int *in_route = inv->ctx ? inv->ctx->in_route : NULL;
   if (in_route)
     atomic_store(in_route, 1);
@@ -682,6 +694,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (in_route)
     atomic_store(in_route, 0);
   h->binding.store->deadline_ms = 0;
+  h->binding.store->owner[0] = '\0';
   disarm_budget(h);
   lua_remove(L, handler);
   if (status == LUA_OK)
@@ -941,7 +954,7 @@ th_result th_host_invoke_http(th_host *h, const th_http_request *req, th_http_re
   lua_settop(h->L, 0);
   if (rc != TH_OK)
     return rc;
-  th_invoke_ctx ctx = {.request_id = req->request_id};
+  th_invoke_ctx ctx = {.request_id = req->request_id, .owner = req->owner};
   rc = th_host_invoke(h, event, event_len, &ctx, &response, &response_len, res, err, errlen);
   free(event);
   if (rc != TH_OK)
@@ -1000,8 +1013,10 @@ th_result th_host_run_script(th_host *h, const char *path, char *err, size_t err
   snprintf(chunk, sizeof chunk, "@%s", path);
   int status = luaL_loadbufferx(L, text, n, chunk, "t");
   free(text);
+  bind_owner(h, NULL, "test"); /* a test script's store calls: auth off */
   if (status == LUA_OK)
     status = lua_pcall(L, 0, 0, 1);
+  h->binding.store->owner[0] = '\0';
   if (status != LUA_OK) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
     lua_settop(L, 0);

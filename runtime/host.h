@@ -33,10 +33,11 @@ typedef struct th_invoke_ctx {
   const char *function_arn; /* visible to routes as request.function_arn, or NULL */
   atomic_int *in_route;     /* or NULL: set to 1 while routes.handle runs, 0 after
                                (th_watchdog_route_flag: read by the watchdog) */
-  const char *owner;        /* the request's owner, whose tasks the store reaches;
-                               NULL: "public". With TASKHOST_AUTH=jwt the host
-                               sets it from the caller's identity (auth.h), and
-                               what the caller passed is not used. */
+  const char *owner;        /* whose items the route may reach: bound to the store
+                               while the route runs (th_store_set_owner); NULL:
+                               TH_STORE_PUBLIC_OWNER. With TASKHOST_AUTH=jwt the
+                               host sets it from the caller's identity (auth.h)
+                               and what the caller passed is not used. */
 } th_invoke_ctx;
 
 typedef struct th_invoke_result {
@@ -61,7 +62,8 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
                          char *err, size_t errlen);
 
 /* --serve: runs one HTTP request through the same path, as the payload-2.0
- * event an HTTP API would send. *out owns the decoded response. */
+ * event an HTTP API would send; req->owner is the invoke_ctx's owner.
+ * *out owns the decoded response. */
 struct th_http_request;
 struct th_http_response;
 th_result th_host_invoke_http(th_host *h, const struct th_http_request *req,

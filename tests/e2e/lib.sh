@@ -460,5 +460,6 @@ repeat_char() {
 # json_task TEXT: {"task": TEXT} with TEXT properly escaped.
 json_task() { jq -n -c --arg t "$1" '{task: $t}'; }
 
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+# New tasks get time-ordered ids: UUIDv7 (routes.lua).
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 ABSENT_ID=00000000-0000-4000-8000-000000000000
