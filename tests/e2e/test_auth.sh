@@ -118,9 +118,10 @@ api v1 GET "/tasks/$ID" -c "$CLAIMS_V1"
 expect "v1 (Cognito) with the same sub: read" 200 '.id == $id' --arg id "$ID"
 api v1 PUT "/tasks/$ID" -c "$CLAIMS_V1" -b '{"status":"completed"}'
 expect "v1 (Cognito) with the same sub: update" 200 '.task.status == "completed"'
+api v2 GET /tasks -c "$CLAIMS_V2"
+expect "the sub's list: the one task" 200 '.count == 1 and .items[0].id == $id' --arg id "$ID"
 TASKHOST_AUTH=none api v2 GET /tasks
-expect "the 401s stored nothing (auth off: the one task)" 200 '.count == 1 and .items[0].id == $id' \
-  --arg id "$ID"
+expect "the 401s stored nothing (auth off: the public list is empty)" 200 '.count == 0'
 
 section "--local: req.auth"
 export TASKHOST_ROUTES=$PROBE
