@@ -130,15 +130,18 @@ static const char *take_sub(lua_State *L, int req, th_auth_outcome *out) {
   return why;
 }
 
-/* Lambda and --local: the sub of the claims API Gateway passed. */
+/* Lambda and --local: the sub of the claims API Gateway passed. Whether a
+ * token came along matters only for the 401, so it is looked up then. */
 static const char *from_claims(lua_State *L, int req, th_auth_outcome *out) {
-  size_t n;
-  bearer(L, req, &n, &out->token_sent);
-  if (raw_get(L, req, "claims") != LUA_TTABLE) {
+  const char *why = "the event has no authorizer claims";
+  if (raw_get(L, req, "claims") == LUA_TTABLE)
+    why = take_sub(L, req, out);
+  else
     lua_pop(L, 1);
-    return "the event has no authorizer claims";
-  }
-  return take_sub(L, req, out);
+  size_t n;
+  if (why)
+    bearer(L, req, &n, &out->token_sent);
+  return why;
 }
 
 static double epoch_seconds(void) {
