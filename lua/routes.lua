@@ -10,8 +10,12 @@
 --   * Unknown body fields are rejected (400 "Unknown field 'x'"), so a typo
 --     such as "priorty" is not silently ignored. `id`, `created_at` and
 --     `updated_at` are read-only (400). JSON null is a wrong type, not "unset".
---   * An id that is not a well-formed UUID is 404 "Task not found" without a
---     store call. Ids are case-insensitive (looked up in lower case).
+--   * New tasks get time-ordered ids (UUIDv7), so GET /tasks, which lists
+--     the caller's tasks newest first, lists them in creation order, newest
+--     first. Any UUID is a valid id (v4 ids of older tasks sort among them by
+--     their bytes). An id that is not a well-formed UUID is 404 "Task not
+--     found" without a store call. Ids are case-insensitive (looked up in
+--     lower case).
 --   * A POST/PUT body with a Content-Type other than application/json
 --     (parameters ignored, any case) is 415; a missing or blank one is accepted.
 --   * Unknown query parameters are ignored. `limit` is plain decimal digits.
@@ -194,9 +198,11 @@ local function create_task(req)
     created_at = now,
     updated_at = now,
   }
-  -- A v4 collision is next to impossible; a fresh id is still the right answer.
+  -- A v7 collision is next to impossible (one process never repeats an id;
+  -- two would have to draw the same random bits in the same millisecond);
+  -- a fresh id is still the right answer.
   for _ = 1, 3 do
-    item.id = M.uuid.v4()
+    item.id = M.uuid.v7()
     local created, err = M.store.create(item)
     if created then
       return R.json(201, { id = item.id, task = item },

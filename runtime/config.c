@@ -157,6 +157,80 @@ static th_result read_aws(th_config *c, char *err, size_t errlen) {
   return TH_OK;
 }
 
+/* TASKHOST_JWT_AUDIENCE: comma-separated, each entry trimmed of spaces and
+ * tabs; an empty entry is a mistake (",," or a trailing comma), not skipped. */
+static th_result split_audiences(th_config *c, const char *v, char *err, size_t errlen) {
+  size_t n = 1;
+  for (const char *p = v; *p; p++)
+    n += *p == ',';
+  c->jwt_audiences = calloc(n, sizeof *c->jwt_audiences);
+  if (!c->jwt_audiences)
+    goto nomem;
+  for (const char *p = v;; p++) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    while (len > 0 && (*p == ' ' || *p == '\t')) {
+      p++;
+      len--;
+    }
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+      len--;
+    if (len == 0) {
+      snprintf(err, errlen, "invalid TASKHOST_JWT_AUDIENCE='%.200s': an empty entry; expected "
+               "audiences (app client ids) separated by commas", v);
+      return TH_ERR_INVALID;
+    }
+    if (!(c->jwt_audiences[c->jwt_naudiences] = strndup(p, len)))
+      goto nomem;
+    c->jwt_naudiences++;
+    if (!end)
+      return TH_OK;
+    p = end;
+  }
+nomem:
+  snprintf(err, errlen, "out of memory reading the configuration");
+  return TH_ERR_NOMEM;
+}
+
+/* TASKHOST_AUTH and, with jwt, the verifier's settings (config.h). */
+static th_result read_auth(th_config *c, char *err, size_t errlen) {
+  const char *mode = env("TASKHOST_AUTH");
+  if (!mode || strcmp(mode, "none") == 0) {
+    c->auth = TH_AUTH_NONE;
+    return TH_OK;
+  }
+  if (strcmp(mode, "jwt") != 0) {
+    snprintf(err, errlen, "invalid TASKHOST_AUTH='%.100s': expected 'none' or 'jwt'", mode);
+    return TH_ERR_INVALID;
+  }
+  c->auth = TH_AUTH_JWT;
+  const char *jwks = env("TASKHOST_JWKS"), *issuer = env("TASKHOST_JWT_ISSUER");
+  const char *audience = env("TASKHOST_JWT_AUDIENCE");
+  if ((jwks && !(c->jwks = strdup(jwks))) || (issuer && !(c->jwt_issuer = strdup(issuer)))) {
+    snprintf(err, errlen, "out of memory reading the configuration");
+    return TH_ERR_NOMEM;
+  }
+  return audience ? split_audiences(c, audience, err, errlen) : TH_OK;
+}
+
+th_result th_config_check_serve(const th_config *c, char *err, size_t errlen) {
+  if (c->auth != TH_AUTH_JWT || (c->jwks && c->jwt_issuer && c->jwt_naudiences))
+    return TH_OK;
+  const char *names[3];
+  size_t n = 0;
+  if (!c->jwks)
+    names[n++] = "TASKHOST_JWKS";
+  if (!c->jwt_issuer)
+    names[n++] = "TASKHOST_JWT_ISSUER";
+  if (!c->jwt_naudiences)
+    names[n++] = "TASKHOST_JWT_AUDIENCE";
+  snprintf(err, errlen, "TASKHOST_AUTH=jwt with --serve needs %s%s%s%s%s to be set: --serve "
+           "verifies the tokens itself (in Lambda, API Gateway does)",
+           names[0], n == 3 ? ", " : n == 2 ? " and " : "", n > 1 ? names[1] : "",
+           n == 3 ? " and " : "", n == 3 ? names[2] : "");
+  return TH_ERR_INVALID;
+}
+
 th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_t errlen) {
   th_result rc = TH_ERR_INVALID;
   memset(c, 0, sizeof *c);
@@ -242,6 +316,9 @@ th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_
       goto fail;
     }
   }
+  if ((rc = read_auth(c, err, errlen)) != TH_OK)
+    goto fail;
+  rc = TH_ERR_INVALID;
   if (!c->routes_dir || !c->cors_origin || !c->cursor_secret ||
       (c->store_kind == TH_STORE_SQLITE && !c->sqlite_path)) {
     snprintf(err, errlen, "out of memory reading the configuration");
@@ -273,5 +350,10 @@ void th_config_free(th_config *c) {
   free(c->routes_dir);
   free(c->cors_origin);
   free(c->cursor_secret);
+  free(c->jwks);
+  free(c->jwt_issuer);
+  for (size_t i = 0; i < c->jwt_naudiences; i++)
+    free(c->jwt_audiences[i]);
+  free(c->jwt_audiences);
   memset(c, 0, sizeof *c);
 }

@@ -11,6 +11,9 @@
 
 typedef enum th_store_kind { TH_STORE_SQLITE, TH_STORE_DYNAMODB } th_store_kind;
 
+/* TASKHOST_AUTH: none (every task belongs to "public") or jwt (auth.h). */
+typedef enum th_auth_mode { TH_AUTH_NONE, TH_AUTH_JWT } th_auth_mode;
+
 typedef struct th_config {
   th_store_kind store_kind;
   char *sqlite_path;          /* TASKHOST_STORE=sqlite:<path> (default ./taskhost.db) */
@@ -25,6 +28,16 @@ typedef struct th_config {
   int workers;                /* TASKHOST_WORKERS for --serve (default 4) */
   int log_level;              /* th_log_level; AWS_LAMBDA_LOG_LEVEL or TASKHOST_LOG_LEVEL */
   int log_json;               /* AWS_LAMBDA_LOG_FORMAT: JSON (default) or Text */
+
+  /* Accounts. TASKHOST_AUTH (default none). The three below are read only
+   * with jwt (NULL / 0 otherwise), and needed only by --serve, which verifies
+   * tokens itself (th_config_check_serve); in Lambda and --local API Gateway
+   * has verified the token and taskhost reads its claims. */
+  th_auth_mode auth;
+  char *jwks;                 /* TASKHOST_JWKS: a file path or an http(s) URL */
+  char *jwt_issuer;           /* TASKHOST_JWT_ISSUER, compared byte for byte */
+  char **jwt_audiences;       /* TASKHOST_JWT_AUDIENCE split on commas, each */
+  size_t jwt_naudiences;      /* trimmed of spaces and tabs, none empty */
 
   /* DynamoDB: read and checked only when store_kind is TH_STORE_DYNAMODB
    * (all NULL / 0 otherwise). The credentials are secrets: no error message
@@ -46,6 +59,10 @@ typedef struct th_config {
 /* exe_dir: folder of the running binary (for the default routes folder). */
 /* th_config_free wipes the credential strings before freeing them. */
 th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_t errlen);
+/* What --serve needs on top: with TASKHOST_AUTH=jwt, TASKHOST_JWKS,
+ * TASKHOST_JWT_ISSUER and TASKHOST_JWT_AUDIENCE. TH_ERR_INVALID with one
+ * line naming the missing ones. */
+th_result th_config_check_serve(const th_config *c, char *err, size_t errlen);
 void th_config_free(th_config *c);
 
 #endif

@@ -1,7 +1,9 @@
 /* cursor — see cursor.h. Layout before encoding:
- *   0x01 | key bytes | first 16 bytes of HMAC-SHA256(secret, identity 0x00 key)
- * The 0x00 separator keeps (identity, key) pairs unambiguous. Encoding is
- * OpenSSL's base64 mapped to the URL-safe alphabet with padding stripped.
+ *   0x02 | key bytes | first 16 bytes of
+ *                      HMAC-SHA256(secret, identity 0x00 owner 0x00 key)
+ * None of the three holds a NUL, so the 0x00 separators keep (identity,
+ * owner, key) unambiguous. Encoding is OpenSSL's base64 mapped to the
+ * URL-safe alphabet with padding stripped.
  */
 #include "cursor.h"
 
@@ -12,28 +14,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VERSION 0x01
+#define VERSION 0x02 /* 0x01: bound to (identity, key) only */
 #define MAC_LEN 16
 #define MAX_RAW (1 + TH_CURSOR_MAX_KEY + MAC_LEN)
 #define MAX_TEXT TH_CURSOR_MAX_TEXT /* the encoding of MAX_RAW bytes */
 
-/* MAC over (identity, 0x00, key): binds the cursor to one store. */
+/* MAC over (identity, 0x00, owner, 0x00, key): binds the cursor to one
+ * store and one owner. */
 static th_result mac(const unsigned char *secret, size_t secret_len, const char *identity,
-                     const unsigned char *key, size_t key_len, unsigned char out[MAC_LEN]) {
-  size_t id_len = strlen(identity);
+                     const char *owner, const unsigned char *key, size_t key_len,
+                     unsigned char out[MAC_LEN]) {
+  size_t id_len = strlen(identity), owner_len = strlen(owner);
+  size_t n = id_len + 1 + owner_len + 1 + key_len;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   th_result r = TH_ERR_NOMEM;
-  unsigned char *msg = malloc(id_len + 1 + key_len);
+  unsigned char *msg = malloc(n);
   if (!msg)
     return r;
   memcpy(msg, identity, id_len);
   msg[id_len] = 0x00;
+  memcpy(msg + id_len + 1, owner, owner_len);
+  msg[id_len + 1 + owner_len] = 0x00;
   if (key_len)
-    memcpy(msg + id_len + 1, key, key_len);
+    memcpy(msg + id_len + 1 + owner_len + 1, key, key_len);
   r = TH_ERR_INTERNAL;
-  if (HMAC(EVP_sha256(), secret, (int)secret_len, msg, id_len + 1 + key_len, md, &md_len) &&
-      md_len >= MAC_LEN) {
+  if (HMAC(EVP_sha256(), secret, (int)secret_len, msg, n, md, &md_len) && md_len >= MAC_LEN) {
     memcpy(out, md, MAC_LEN);
     r = TH_OK;
   }
@@ -83,17 +89,17 @@ static int decode(const char *text, size_t n, unsigned char *out, size_t out_siz
 }
 
 th_result th_cursor_seal(const unsigned char *secret, size_t secret_len, const char *identity,
-                         const char *key, char **out) {
+                         const char *owner, const char *key, char **out) {
   unsigned char raw[MAX_RAW];
   size_t key_len;
   char *text;
-  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !key)
+  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !owner || !key)
     return TH_ERR_INVALID;
   if ((key_len = strlen(key)) > TH_CURSOR_MAX_KEY)
     return TH_ERR_TOO_LARGE;
   raw[0] = VERSION;
   memcpy(raw + 1, key, key_len);
-  th_result r = mac(secret, secret_len, identity, raw + 1, key_len, raw + 1 + key_len);
+  th_result r = mac(secret, secret_len, identity, owner, raw + 1, key_len, raw + 1 + key_len);
   if (r != TH_OK)
     return r;
   size_t n = 1 + key_len + MAC_LEN;
@@ -105,9 +111,9 @@ th_result th_cursor_seal(const unsigned char *secret, size_t secret_len, const c
 }
 
 th_result th_cursor_open(const unsigned char *secret, size_t secret_len, const char *identity,
-                         const char *cursor, char **key_out) {
+                         const char *owner, const char *cursor, char **key_out) {
   unsigned char raw[MAX_RAW + 2], want[MAC_LEN]; /* + 2: decoded padding */
-  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !cursor)
+  if (!secret || !secret_len || secret_len > INT_MAX || !identity || !owner || !cursor)
     return TH_ERR_INVALID;
   int n = decode(cursor, strnlen(cursor, MAX_TEXT + 1), raw, sizeof raw);
   if (n < 1 + MAC_LEN || raw[0] != VERSION)
@@ -115,7 +121,7 @@ th_result th_cursor_open(const unsigned char *secret, size_t secret_len, const c
   size_t key_len = (size_t)n - 1 - MAC_LEN;
   if (key_len > TH_CURSOR_MAX_KEY || memchr(raw + 1, 0, key_len))
     return TH_ERR_INVALID;
-  th_result r = mac(secret, secret_len, identity, raw + 1, key_len, want);
+  th_result r = mac(secret, secret_len, identity, owner, raw + 1, key_len, want);
   if (r != TH_OK)
     return r;
   if (CRYPTO_memcmp(want, raw + 1 + key_len, MAC_LEN) != 0)

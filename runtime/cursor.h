@@ -2,8 +2,12 @@
  *
  * A cursor wraps the last key of a page (the store's `after_id`) for the client.
  * It is URL-safe base64 (no padding) of: version byte, key, and a truncated
- * HMAC-SHA256 over (store identity, key) under a secret key. A cursor that was
- * altered, is garbage, or was issued for another store/table fails to open.
+ * HMAC-SHA256 over (store identity, owner, key) under a secret key. A cursor
+ * that was altered, is garbage, or was issued for another store/table or to
+ * another owner fails to open. The owner is sealed, not carried: the key is
+ * the sort key (`id`) alone, and the partition it is used in is always the
+ * caller's own owner, never one read from a cursor. Cursors of the earlier
+ * format (version 1, bound to no owner) no longer open.
  * Pure: no clock, no environment; the secret is passed in.
  */
 #ifndef TH_CURSOR_H
@@ -19,20 +23,22 @@
  *                own encoding of them in the key (a type tag, a length, the
  *                attribute name: the names are the store's, "user_id", "id");
  *   total        2048 + 1024 + 2 * 64 = 3200 bytes.
- * Today's key is the `id` alone (at most 2048 bytes, TH_STORE_MAX_ID).
+ * Today's key is the sort key `id` alone (at most 1024 bytes,
+ * TH_STORE_MAX_ID): the partition key, the owner, is bound by the MAC.
  * Sealed: 1 + 3200 + 16 = 3217 bytes, TH_CURSOR_MAX_TEXT = 4290 characters
  * of base64 without padding: the longest cursor a client is ever given, and
  * so the least a `next` parameter must be allowed to hold (routes.lua). */
 #define TH_CURSOR_MAX_KEY (2048 + 1024 + 2 * 64)
 #define TH_CURSOR_MAX_TEXT ((4 * (1 + TH_CURSOR_MAX_KEY + 16) + 2) / 3)
 
-/* Seals `key` into *out (malloc'd, caller frees). A key longer than
- * TH_CURSOR_MAX_KEY bytes is TH_ERR_TOO_LARGE (never cut short). */
+/* Seals `key` for `owner` into *out (malloc'd, caller frees). A key longer
+ * than TH_CURSOR_MAX_KEY bytes is TH_ERR_TOO_LARGE (never cut short). */
 th_result th_cursor_seal(const unsigned char *secret, size_t secret_len, const char *identity,
-                         const char *key, char **out);
-/* Opens `cursor`; on success *key_out is the key (malloc'd, caller frees).
- * TH_ERR_INVALID for anything we did not issue. */
+                         const char *owner, const char *key, char **out);
+/* Opens `cursor` for `owner`; on success *key_out is the key (malloc'd,
+ * caller frees). TH_ERR_INVALID for anything we did not issue to this owner
+ * of this store. */
 th_result th_cursor_open(const unsigned char *secret, size_t secret_len, const char *identity,
-                         const char *cursor, char **key_out);
+                         const char *owner, const char *cursor, char **key_out);
 
 #endif

@@ -28,8 +28,10 @@
 #include "log.h"
 #include "lua_modules.h"
 #include "sigv4.h"
+#include "store.h"
 
 #define TARGET_PREFIX "DynamoDB_20120810."
+#define OWNER_ATTR TH_STORE_OWNER_ATTR /* the partition key, "user_id" */
 #define CONTENT_TYPE "application/x-amz-json-1.0"
 #define AV_MAX_DEPTH 100          /* AttributeValue nesting we walk */
 #define DOC_JMAX (2 * AV_MAX_DEPTH + 1) /* request documents: AV_MAX_DEPTH alone */
@@ -348,7 +350,7 @@ void th_ddb_codec_free(th_ddb_codec *c) {
 
 /* Arguments and scalar results of one codec job. */
 typedef struct job {
-  const char *table, *id, *text, *member;
+  const char *table, *owner, *id, *text, *member;
   size_t len;
   int limit;
   size_t take;
@@ -565,6 +567,8 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
     const char *name = lua_tostring(L, -2);
     if (mode == DOC_FIELDS && strcmp(name, "id") == 0)
       fail_with(L, "fields must not contain id");
+    if (mode != DOC_ANY && strcmp(name, OWNER_ATTR) == 0)
+      fail_with(L, "the attribute " OWNER_ATTR " is the store's own (the owner)");
     check_av(L, -1, 1, DOC_JMAX, name);
     lua_pop(L, 1);
     n++;
@@ -607,10 +611,18 @@ static void add_head(luaL_Buffer *b, lua_State *L, const char *table) {
   add_json_str(b, L, table);
 }
 
-static void add_key(luaL_Buffer *b, lua_State *L, const char *id) {
-  luaL_addstring(b, ",\"Key\":{\"id\":{\"S\":");
+/* {"user_id":{"S":owner},"id":{"S":id}}: the table's whole key. */
+static void add_key_value(luaL_Buffer *b, lua_State *L, const char *owner, const char *id) {
+  luaL_addstring(b, "{\"" OWNER_ATTR "\":{\"S\":");
+  add_json_str(b, L, owner);
+  luaL_addstring(b, "},\"id\":{\"S\":");
   add_json_str(b, L, id);
   luaL_addstring(b, "}}");
+}
+
+static void add_key(luaL_Buffer *b, lua_State *L, const char *owner, const char *id) {
+  luaL_addstring(b, ",\"Key\":");
+  add_key_value(b, L, owner, id);
 }
 
 static int job_put(lua_State *L) {
@@ -618,6 +630,10 @@ static int job_put(lua_State *L) {
   luaL_Buffer b;
   load_doc(L, j->text, j->len, DOC_ITEM, j->id, "item");
   int item = lua_gettop(L);
+  lua_createtable(L, 0, 1); /* the owner joins the item: it is the partition key */
+  lua_pushstring(L, j->owner);
+  lua_setfield(L, -2, "S");
+  lua_setfield(L, item, OWNER_ATTR);
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
   luaL_addstring(&b, ",\"Item\":");
@@ -633,7 +649,7 @@ static int job_get(lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
-  add_key(&b, L, j->id);
+  add_key(&b, L, j->owner, j->id);
   luaL_addstring(&b, ",\"ConsistentRead\":true}");
   luaL_pushresult(&b);
   return 1;
@@ -644,7 +660,7 @@ static int job_delete(lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
-  add_key(&b, L, j->id);
+  add_key(&b, L, j->owner, j->id);
   luaL_addstring(&b, ",\"ConditionExpression\":\"attribute_exists(#k)\","
                      "\"ExpressionAttributeNames\":{\"#k\":\"id\"},\"ReturnValues\":\"ALL_OLD\"}");
   luaL_pushresult(&b);
@@ -673,7 +689,7 @@ static int job_update(lua_State *L) {
   char ph[32];
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
-  add_key(&b, L, j->id);
+  add_key(&b, L, j->owner, j->id);
   luaL_addstring(&b, ",\"UpdateExpression\":\"SET ");
   for (int i = 1; i <= n; i++) {
     snprintf(ph, sizeof ph, "%s#n%d = :v%d", i > 1 ? ", " : "", i - 1, i - 1);
@@ -700,18 +716,22 @@ static int job_update(lua_State *L) {
   return 1;
 }
 
-static int job_scan(lua_State *L) {
+static int job_query(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   luaL_Buffer b;
-  char lim[64];
+  char lim[96];
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
-  snprintf(lim, sizeof lim, ",\"Limit\":%d,\"ConsistentRead\":true", j->limit);
+  luaL_addstring(&b, ",\"KeyConditionExpression\":\"#u = :u\","
+                     "\"ExpressionAttributeNames\":{\"#u\":\"" OWNER_ATTR "\"},"
+                     "\"ExpressionAttributeValues\":{\":u\":{\"S\":");
+  add_json_str(&b, L, j->owner);
+  snprintf(lim, sizeof lim, "}},\"ScanIndexForward\":false,\"Limit\":%d,\"ConsistentRead\":true",
+           j->limit);
   luaL_addstring(&b, lim);
   if (j->id) {
-    luaL_addstring(&b, ",\"ExclusiveStartKey\":{\"id\":{\"S\":");
-    add_json_str(&b, L, j->id);
-    luaL_addstring(&b, "}}");
+    luaL_addstring(&b, ",\"ExclusiveStartKey\":");
+    add_key_value(&b, L, j->owner, j->id);
   }
   luaL_addstring(&b, "}");
   luaL_pushresult(&b);
@@ -742,56 +762,60 @@ static th_result need(const void *p, char *why, size_t whylen, const char *what)
   return TH_ERR_INVALID;
 }
 
-th_result th_ddb_body_put(th_ddb_codec *c, const char *table, const char *id, const char *item,
-                          char **body, char *why, size_t whylen) {
-  job j = {.table = table, .id = id, .text = item, .len = item ? strlen(item) : 0};
+th_result th_ddb_body_put(th_ddb_codec *c, const char *table, const char *owner, const char *id,
+                          const char *item, char **body, char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = id, .text = item, .len = item ? strlen(item) : 0};
   th_result r;
-  if ((r = need(table, why, whylen, "table")) || (r = need(id, why, whylen, "id")) ||
-      (r = need(item, why, whylen, "item")))
+  if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
+      (r = need(id, why, whylen, "id")) || (r = need(item, why, whylen, "item")))
     return r;
   return body_job(c, job_put, &j, body, why, whylen);
 }
 
-th_result th_ddb_body_get(th_ddb_codec *c, const char *table, const char *id, char **body,
-                          char *why, size_t whylen) {
-  job j = {.table = table, .id = id};
+th_result th_ddb_body_get(th_ddb_codec *c, const char *table, const char *owner, const char *id,
+                          char **body, char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = id};
   th_result r;
-  if ((r = need(table, why, whylen, "table")) || (r = need(id, why, whylen, "id")))
+  if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
+      (r = need(id, why, whylen, "id")))
     return r;
   return body_job(c, job_get, &j, body, why, whylen);
 }
 
-th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *id, char **body,
-                             char *why, size_t whylen) {
-  job j = {.table = table, .id = id};
+th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *owner,
+                             const char *id, char **body, char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = id};
   th_result r;
-  if ((r = need(table, why, whylen, "table")) || (r = need(id, why, whylen, "id")))
+  if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
+      (r = need(id, why, whylen, "id")))
     return r;
   return body_job(c, job_delete, &j, body, why, whylen);
 }
 
-th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *id,
-                             const char *fields, char **body, char *why, size_t whylen) {
-  job j = {.table = table, .id = id, .text = fields, .len = fields ? strlen(fields) : 0};
+th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *owner,
+                             const char *id, const char *fields, char **body, char *why,
+                             size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = id, .text = fields,
+           .len = fields ? strlen(fields) : 0};
   th_result r;
-  if ((r = need(table, why, whylen, "table")) || (r = need(id, why, whylen, "id")) ||
-      (r = need(fields, why, whylen, "fields")))
+  if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
+      (r = need(id, why, whylen, "id")) || (r = need(fields, why, whylen, "fields")))
     return r;
   return body_job(c, job_update, &j, body, why, whylen);
 }
 
-th_result th_ddb_body_scan(th_ddb_codec *c, const char *table, int limit, const char *after_id,
-                           char **body, char *why, size_t whylen) {
-  job j = {.table = table, .id = after_id, .limit = limit};
+th_result th_ddb_body_query(th_ddb_codec *c, const char *table, const char *owner, int limit,
+                            const char *after_id, char **body, char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = after_id, .limit = limit};
   th_result r;
-  if ((r = need(table, why, whylen, "table")))
+  if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")))
     return r;
   if (limit < 1) {
     if (why && whylen)
-      snprintf(why, whylen, "scan limit must be at least 1");
+      snprintf(why, whylen, "query limit must be at least 1");
     return TH_ERR_INVALID;
   }
-  return body_job(c, job_scan, &j, body, why, whylen);
+  return body_job(c, job_query, &j, body, why, whylen);
 }
 
 /* ------------------------------------------------------------ responses */
@@ -818,9 +842,18 @@ static void check_item(lua_State *L, int idx, const char *what) {
   }
 }
 
+/* Checks the item at idx, then takes the owner's attribute out of it: the
+ * key's partition is the store's business, never an item's content. */
+static void check_item_owned(lua_State *L, int idx, const char *what) {
+  idx = lua_absindex(L, idx);
+  check_item(L, idx, what);
+  lua_pushnil(L);
+  lua_setfield(L, idx, OWNER_ATTR);
+}
+
 /* The same, then pushes its JSON text. */
 static void push_item_json(lua_State *L, int idx, const char *what) {
-  check_item(L, idx, what);
+  check_item_owned(L, idx, what);
   th_json_encode(L, idx);
 }
 
@@ -838,7 +871,7 @@ static int job_push_item(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   int resp = load_response(L, j);
   if (lua_getfield(L, resp, j->member) != LUA_TNIL)
-    check_item(L, -1, j->member);
+    check_item_owned(L, -1, j->member);
   return 1;
 }
 
@@ -851,7 +884,7 @@ static void push_id(lua_State *L, int idx, const char *what) {
   lua_remove(L, -2);
 }
 
-/* Reads a Scan response: leaves the Items table at *items, the kept count in
+/* Reads a Query (or Scan) response: leaves the Items table at *items, the kept count in
  * j->count, and pushes the LastEvaluatedKey id (or nil), then the last kept
  * item's id (or nil). */
 static void load_scan(lua_State *L, job *j, int *items_out) {
@@ -872,7 +905,7 @@ static void load_scan(lua_State *L, job *j, int *items_out) {
   }
   if (take) {
     lua_rawgeti(L, items, (lua_Integer)take);
-    push_id(L, -1, "a scanned item");
+    push_id(L, -1, "a listed item");
     lua_remove(L, -2);
   } else {
     lua_pushnil(L);
@@ -894,7 +927,7 @@ static int job_parse_scan(lua_State *L) {
     if (i > 1)
       luaL_addchar(&b, ',');
     lua_rawgeti(L, items, (lua_Integer)i);
-    push_item_json(L, -1, "a scanned item");
+    push_item_json(L, -1, "a listed item");
     lua_remove(L, -2);
     luaL_addvalue(&b);
   }
@@ -913,7 +946,7 @@ static int job_push_scan(lua_State *L) {
   lua_Integer at = (lua_Integer)lua_rawlen(L, 2);
   for (size_t i = 1; i <= j->count; i++) {
     lua_rawgeti(L, items, (lua_Integer)i);
-    check_item(L, -1, "a scanned item");
+    check_item_owned(L, -1, "a listed item");
     lua_rawseti(L, 2, at + (lua_Integer)i);
   }
   return 2;

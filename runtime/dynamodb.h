@@ -1,5 +1,6 @@
-/* dynamodb — the DynamoDB JSON protocol (awsJson1_0) for the five item
- * operations the store needs, with AttributeValue marshalling, error
+/* dynamodb — the DynamoDB JSON protocol (awsJson1_0) for the five
+ * operations the store needs (PutItem, GetItem, UpdateItem, DeleteItem,
+ * Query), with AttributeValue marshalling, error
  * decoding and the AWS SDKs' standard retries.
  *
  * Three layers, each usable alone (the unit tests use the first two):
@@ -126,28 +127,40 @@ typedef struct th_ddb_codec th_ddb_codec;
 th_ddb_codec *th_ddb_codec_new(void); /* NULL when out of memory */
 void th_ddb_codec_free(th_ddb_codec *c);
 
-/* Request bodies (JSON text, caller frees). `item` must be an AV map holding
- * exactly "id":{"S":id}; `fields` an AV map without "id". TH_ERR_INVALID when
- * the text breaks the rules, with the reason in `why`. */
-/* PutItem, ConditionExpression attribute_not_exists(id). */
-th_result th_ddb_body_put(th_ddb_codec *c, const char *table, const char *id, const char *item,
-                          char **body, char *why, size_t whylen);
+/* Request bodies (JSON text, caller frees). The table's key is partition
+ * "user_id" (TH_STORE_OWNER_ATTR) = `owner`, sort "id" = `id`: every Key is
+ * {"user_id":{"S":owner},"id":{"S":id}}. `item` must be an AV map holding
+ * exactly "id":{"S":id}; `fields` an AV map without "id"; neither may hold
+ * "user_id" (the owner is the caller's, never the content's). TH_ERR_INVALID
+ * when the text breaks the rules, with the reason in `why`. */
+/* PutItem of the item with "user_id":{"S":owner} added, ConditionExpression
+ * attribute_not_exists(id): the condition is evaluated on the item with the
+ * same whole key, so an id taken under another owner does not fail it. */
+th_result th_ddb_body_put(th_ddb_codec *c, const char *table, const char *owner, const char *id,
+                          const char *item, char **body, char *why, size_t whylen);
 /* GetItem, ConsistentRead. */
-th_result th_ddb_body_get(th_ddb_codec *c, const char *table, const char *id, char **body,
-                          char *why, size_t whylen);
+th_result th_ddb_body_get(th_ddb_codec *c, const char *table, const char *owner, const char *id,
+                          char **body, char *why, size_t whylen);
 /* DeleteItem, attribute_exists(id), ReturnValues ALL_OLD. */
-th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *id, char **body,
-                             char *why, size_t whylen);
+th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *owner,
+                             const char *id, char **body, char *why, size_t whylen);
 /* UpdateItem: SET #n0 = :v0, ... (a placeholder for every name and value),
- * attribute_exists(id), ReturnValues ALL_NEW. Each attribute is replaced
- * whole. Empty `fields` ({}) give TH_OK with *body = NULL: nothing to send.
- * More than TH_DDB_MAX_UPDATE_FIELDS fields: TH_ERR_INVALID. */
-th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *id,
-                             const char *fields, char **body, char *why, size_t whylen);
-/* Scan with Limit, ConsistentRead, and ExclusiveStartKey {"id":{"S":after}}
- * when after_id is not NULL. */
-th_result th_ddb_body_scan(th_ddb_codec *c, const char *table, int limit, const char *after_id,
-                           char **body, char *why, size_t whylen);
+ * attribute_exists(id) (so an absent item is never created), ReturnValues
+ * ALL_NEW. Each attribute is replaced whole. Empty `fields` ({}) give TH_OK
+ * with *body = NULL: nothing to send. More than TH_DDB_MAX_UPDATE_FIELDS
+ * fields: TH_ERR_INVALID. */
+th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *owner,
+                             const char *id, const char *fields, char **body, char *why,
+                             size_t whylen);
+/* Query of the owner's partition (KeyConditionExpression user_id = :u),
+ * newest first (ScanIndexForward false: descending id), ConsistentRead,
+ * Limit, and ExclusiveStartKey {"user_id":owner, "id":after_id} when
+ * after_id is not NULL. */
+th_result th_ddb_body_query(th_ddb_codec *c, const char *table, const char *owner, int limit,
+                            const char *after_id, char **body, char *why, size_t whylen);
+
+/* Items read from responses (below) come without the "user_id" attribute:
+ * it is taken out after the item is checked. */
 
 /* The AV map under `member` ("Item", "Attributes") of a response, re-encoded;
  * *item = NULL when the member is absent. TH_ERR_INTERNAL when the body is
@@ -155,7 +168,8 @@ th_result th_ddb_body_scan(th_ddb_codec *c, const char *table, int limit, const 
 th_result th_ddb_parse_item(th_ddb_codec *c, const char *body, size_t len, const char *member,
                             char **item, char *why, size_t whylen);
 
-/* One Scan response, of which the first `take` items are kept. */
+/* One Query (or Scan: the same shape) response, of which the first `take`
+ * items are kept. */
 typedef struct th_ddb_page {
   size_t count;   /* items kept (<= take) */
   int more;       /* the response held more than `take` items */

@@ -65,6 +65,7 @@ typedef struct th_http_request {
   const char *source_ip;
   const char *request_id;
   long long time_epoch_ms;
+  const char *owner; /* not in the event: th_invoke_ctx.owner (host.h); NULL: auth off */
 } th_http_request;
 
 /* Pushes the payload-2.0 event JSON an HTTP API would send for r. */

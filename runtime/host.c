@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <uuid/uuid.h>
 
+#include "auth.h"
 #include "event.h"
 #include "log.h"
 #include "lua_modules.h"
@@ -33,6 +34,7 @@ typedef enum { STOP_NONE, STOP_BUDGET, STOP_DEADLINE } stop_reason;
 
 struct th_host {
   const th_config *cfg;
+  th_auth *auth;
   th_store_binding binding;
   lua_State *L;
   size_t mem_used;
@@ -429,12 +431,28 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
   h->binding.cursor_secret_len = strlen(cfg->cursor_secret);
   h->mem_limit = cfg->lua_memory_bytes;
   h->scripts_sig = scripts_fingerprint(cfg->routes_dir, 0);
+  h->auth = th_auth_new(cfg, NULL);
+  if (!h->auth) {
+    free(h);
+    snprintf(err, errlen, "out of memory");
+    return TH_ERR_NOMEM;
+  }
   h->L = build_state(h, err, errlen);
   if (!h->L) {
+    th_auth_free(h->auth);
     free(h);
     return TH_ERR_INVALID;
   }
   *out = h;
+  return TH_OK;
+}
+
+th_result th_host_verify_tokens(th_host *h, th_jwks_cache *keys) {
+  th_auth *a = th_auth_new(h->cfg, keys);
+  if (!a)
+    return TH_ERR_NOMEM;
+  th_auth_free(h->auth);
+  h->auth = a;
   return TH_OK;
 }
 
@@ -468,6 +486,7 @@ void th_host_free(th_host *h) {
     return;
   if (h->L)
     lua_close(h->L);
+  th_auth_free(h->auth);
   free(h->extra_dir);
   free(h);
 }
@@ -496,6 +515,8 @@ typedef struct invocation {
   int status;
   excerpt method;
   excerpt path;
+  th_auth_outcome auth;
+  th_invoke_ctx bound; /* *ctx with the owner auth resolved; ctx points here then */
 } invocation;
 
 /* Pushes {status=, headers={...}, body=json} for an error message. */
@@ -509,6 +530,15 @@ static void push_error_response(lua_State *L, int status, const char *message) {
   lua_pushstring(L, message);
   lua_setfield(L, -2, "message");
   lua_setfield(L, -2, "body");
+}
+
+/* The 401 of RFC 6750: an error code only when a token was sent. */
+static void push_unauthorized(lua_State *L, int token_sent) {
+  push_error_response(L, 401, "Unauthorized");
+  lua_getfield(L, -1, "headers");
+  lua_pushstring(L, token_sent ? "Bearer error=\"invalid_token\"" : "Bearer");
+  lua_setfield(L, -2, "WWW-Authenticate");
+  lua_pop(L, 1);
 }
 
 static int header_present(lua_State *L, int headers, const char *name) {
@@ -629,6 +659,17 @@ static int normalise_protected(lua_State *L) {
   return 1;
 }
 
+/* Binds the store to the request's owner for the route (store.h). An owner
+ * the store cannot hold leaves it unbound: every store operation then fails
+ * (500), never reaching another owner's items. "" is that on purpose — a
+ * CORS preflight under auth (auth.h) belongs to nobody — and is not logged. */
+static void bind_owner(th_host *h, const char *owner, const char *request_id) {
+  if (th_store_set_owner(h->binding.store, owner) != TH_OK && !(owner && !*owner)) {
+    th_log_field f[] = {TH_LOG_NUM("ownerBytes", owner ? strlen(owner) : 0)};
+    th_log(TH_LOG_ERROR, request_id, "owner is empty or longer than the store allows", f, 1);
+  }
+}
+
 /* Calls routes.handle(request) under the budget and pushes its response, or a
  * 500 response after logging why the route failed. */
 static void push_route_response(lua_State *L, invocation *inv, int req) {
@@ -645,6 +686,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (reserve > STORE_RESERVE_MS)
     reserve = STORE_RESERVE_MS;
   h->binding.store->deadline_ms = deadline - (reserve > 0 ? reserve : 0);
+  bind_owner(h, inv->ctx ? inv->ctx->owner : NULL, inv->request_id);
   atomic_int *in_route = inv->ctx ? inv->ctx->in_route : NULL;
   if (in_route)
     atomic_store(in_route, 1);
@@ -652,6 +694,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (in_route)
     atomic_store(in_route, 0);
   h->binding.store->deadline_ms = 0;
+  h->binding.store->owner[0] = '\0';
   disarm_budget(h);
   lua_remove(L, handler);
   if (status == LUA_OK)
@@ -692,7 +735,18 @@ static int invoke_protected(lua_State *L) {
     lua_setfield(L, req, "function_arn");
   }
 
-  if (info.body_invalid)
+  th_auth_resolve(h->auth, L, req, &inv->auth);
+  if (inv->ctx)
+    inv->bound = *inv->ctx;
+  if (inv->auth.owner)
+    inv->bound.owner = inv->auth.owner;
+  inv->ctx = &inv->bound;
+
+  if (inv->auth.verdict == TH_AUTH_DENY)
+    push_unauthorized(L, inv->auth.token_sent);
+  else if (inv->auth.verdict == TH_AUTH_FAIL)
+    push_error_response(L, 500, "Internal server error");
+  else if (info.body_invalid)
     push_error_response(L, 400, "Request body is declared base64 but is not valid base64");
   else if (info.body_len > h->cfg->max_body_bytes)
     push_error_response(L, 413, "Request body too large");
@@ -900,7 +954,7 @@ th_result th_host_invoke_http(th_host *h, const th_http_request *req, th_http_re
   lua_settop(h->L, 0);
   if (rc != TH_OK)
     return rc;
-  th_invoke_ctx ctx = {.request_id = req->request_id};
+  th_invoke_ctx ctx = {.request_id = req->request_id, .owner = req->owner};
   rc = th_host_invoke(h, event, event_len, &ctx, &response, &response_len, res, err, errlen);
   free(event);
   if (rc != TH_OK)
@@ -959,8 +1013,10 @@ th_result th_host_run_script(th_host *h, const char *path, char *err, size_t err
   snprintf(chunk, sizeof chunk, "@%s", path);
   int status = luaL_loadbufferx(L, text, n, chunk, "t");
   free(text);
+  bind_owner(h, NULL, "test"); /* a test script's store calls: auth off */
   if (status == LUA_OK)
     status = lua_pcall(L, 0, 0, 1);
+  h->binding.store->owner[0] = '\0';
   if (status != LUA_OK) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
     lua_settop(L, 0);

@@ -33,6 +33,11 @@ typedef struct th_invoke_ctx {
   const char *function_arn; /* visible to routes as request.function_arn, or NULL */
   atomic_int *in_route;     /* or NULL: set to 1 while routes.handle runs, 0 after
                                (th_watchdog_route_flag: read by the watchdog) */
+  const char *owner;        /* whose items the route may reach: bound to the store
+                               while the route runs (th_store_set_owner); NULL:
+                               TH_STORE_PUBLIC_OWNER. With TASKHOST_AUTH=jwt the
+                               host sets it from the caller's identity (auth.h)
+                               and what the caller passed is not used. */
 } th_invoke_ctx;
 
 typedef struct th_invoke_result {
@@ -48,18 +53,29 @@ th_result th_host_new(const th_config *cfg, th_store *store, th_host **out, char
 
 /* Runs one API Gateway proxy event. On TH_OK, *response holds the proxy
  * response JSON (caller frees) — also for 4xx/5xx answers. TH_ERR_INVALID:
- * the text is not an API Gateway proxy event (err says why; nothing written). */
+ * the text is not an API Gateway proxy event (err says why; nothing written).
+ * Before the route runs, the caller's identity is resolved (auth.h): a
+ * request refused there is answered 401 without running any script; one let
+ * through sees req.auth. */
 th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_invoke_ctx *ctx,
                          char **response, size_t *response_len, th_invoke_result *res,
                          char *err, size_t errlen);
 
 /* --serve: runs one HTTP request through the same path, as the payload-2.0
- * event an HTTP API would send. *out owns the decoded response. */
+ * event an HTTP API would send; req->owner is the invoke_ctx's owner.
+ * *out owns the decoded response. */
 struct th_http_request;
 struct th_http_response;
 th_result th_host_invoke_http(th_host *h, const struct th_http_request *req,
                               struct th_http_response *out, th_invoke_result *res, char *err,
                               size_t errlen);
+
+/* --serve with TASKHOST_AUTH=jwt: from now on the host verifies each
+ * request's bearer token against keys (auth.h) instead of reading API
+ * Gateway's claims. keys is borrowed (the hosts of all workers share it) and
+ * must outlive h. TH_ERR_NOMEM leaves the host as it was. */
+struct th_jwks_cache;
+th_result th_host_verify_tokens(th_host *h, struct th_jwks_cache *keys);
 
 /* Answers with a JSON error without running any script (e.g. 413 from the
  * HTTP server before the body is read): same headers as every response. */

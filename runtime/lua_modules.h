@@ -3,7 +3,8 @@
  *
  *   json   encode/decode (lua-cjson), json.null, json.array(t)
  *   store  the store contract over Lua tables (see store.h), opaque cursors
- *   uuid   uuid.v4()                clock  clock.now() (epoch seconds)
+ *   uuid   uuid.v4(), uuid.v7() (time-ordered, uuid7.h)
+ *   clock  clock.now() (epoch seconds)
  *   log    log.debug/info/warn/error(message [, fields]) with the request id;
  *          the fields nested under "fields" (see log.h)
  *

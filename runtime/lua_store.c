@@ -6,6 +6,11 @@
  *   store.delete(id)            → old item | nil (absent) | nil, err
  *   store.scan(limit, cursor)   → items, next_cursor_or_nil | nil, err
  *
+ * Every operation acts inside the owner the host bound to the store for the
+ * request (store.h): the script names no owner and cannot reach another's
+ * items; a cursor opens only for the owner it was issued to. Items never
+ * hold `user_id`; an item or fields naming it are refused ("invalid").
+ *
  * err = {kind = "invalid"|"throttled"|"unavailable"|"internal", message = ...}.
  * Misuse by the script (wrong argument types) raises. Backend details go to
  * the log with the request id, never into err.message. C strings returned by
@@ -189,9 +194,13 @@ static int l_scan(lua_State *L) {
   char *after = NULL;
   if (!lua_isnoneornil(L, 2)) {
     const char *cursor = luaL_checkstring(L, 2);
-    if (th_cursor_open(b->cursor_secret, b->cursor_secret_len, b->store->identity, cursor,
-                       &after) != TH_OK)
-      return push_failure(L, "scan", TH_ERR_INVALID, "cursor was not issued by this store");
+    /* Not the client's fault (500), as the backend would say without a cursor. */
+    if (!b->store->owner[0])
+      return push_failure(L, "scan", TH_ERR_INTERNAL, "no owner bound to the store");
+    if (th_cursor_open(b->cursor_secret, b->cursor_secret_len, b->store->identity,
+                       b->store->owner, cursor, &after) != TH_OK)
+      return push_failure(L, "scan", TH_ERR_INVALID,
+                          "cursor was not issued by this store to this owner");
   }
   char *items = NULL, *last = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
@@ -210,7 +219,8 @@ static int l_scan(lua_State *L) {
   char *next = NULL, why[96] = "";
   th_result sealed = TH_OK;
   if (last) {
-    sealed = th_cursor_seal(b->cursor_secret, b->cursor_secret_len, b->store->identity, last, &next);
+    sealed = th_cursor_seal(b->cursor_secret, b->cursor_secret_len, b->store->identity,
+                            b->store->owner, last, &next);
     /* The store handed back a key it should never hold: our fault, not the
      * client's (500, not 400), and said as such. */
     if (sealed != TH_OK)

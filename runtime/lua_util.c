@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "lua_modules.h"
+#include "uuid7.h"
 
 #define REQUEST_ID_KEY "th.request_id"
 
@@ -31,8 +32,17 @@ static int l_uuid_v4(lua_State *L) {
   return 1;
 }
 
+/* Time-ordered (uuid7.h): ids made later by this process sort after. */
+static int l_uuid_v7(lua_State *L) {
+  char text[37];
+  if (th_uuid7_text(text) != TH_OK)
+    return luaL_error(L, "uuid.v7: no random bytes from OpenSSL");
+  lua_pushstring(L, text);
+  return 1;
+}
+
 int luaopen_th_uuid(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"v4", l_uuid_v4}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"v4", l_uuid_v4}, {"v7", l_uuid_v7}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -23,6 +23,7 @@
 
 #include "event.h"
 #include "host.h"
+#include "jwt.h"
 #include "log.h"
 
 /* Per-connection memory: request line, headers and the read buffer. A header
@@ -53,6 +54,7 @@ typedef struct worker {
 
 typedef struct server {
   const th_config *cfg;
+  th_jwks_cache *keys;  /* TASKHOST_AUTH=jwt: the key set every host verifies with */
   worker *workers;
   int nworkers;  /* workers created (all of them once start-up succeeded) */
   int *idle;     /* stack of indexes of idle workers */
@@ -131,6 +133,10 @@ static th_result pool_init(server *s, const th_config *cfg, th_serve_open_store_
       return TH_ERR_UNAVAILABLE;
     w->store->stop = &s->stop_now;
     th_result rc = th_host_new(cfg, w->store, &w->host, err, errlen);
+    if (rc == TH_OK && s->keys && (rc = th_host_verify_tokens(w->host, s->keys)) != TH_OK) {
+      th_host_free(w->host);
+      set_err(err, errlen, "out of memory starting the HTTP server");
+    }
     if (rc != TH_OK) {
       w->store->ops->close(w->store);
       w->store = NULL;
@@ -161,6 +167,30 @@ static void pool_free(server *s) {
   s->idle = NULL;
   s->nworkers = s->nidle = 0;
   s->sync_ready = 0;
+}
+
+/* TASKHOST_AUTH=jwt: the key set, loaded once before any worker exists
+ * (a URL is fetched now; jwt.h fetches it again for an unknown kid). */
+static th_result load_keys(server *s, const th_config *cfg, char *err, size_t errlen) {
+  if (cfg->auth != TH_AUTH_JWT)
+    return TH_OK;
+  th_result rc = th_config_check_serve(cfg, err, errlen);
+  if (rc != TH_OK)
+    return rc;
+  char why[512] = "";
+  th_jwks_report rep = {0};
+  rc = th_jwks_cache_new(cfg->jwks, th_now_ms(), &s->keys, &rep, why, sizeof why);
+  if (rc != TH_OK) {
+    set_err(err, errlen, "cannot load the key set TASKHOST_JWKS=%s: %s", cfg->jwks, why);
+    return rc;
+  }
+  th_log_field f[] = {TH_LOG_STR("jwks", cfg->jwks), TH_LOG_NUM("keys", rep.usable),
+                      TH_LOG_NUM("skipped", rep.not_object + rep.not_rsa + rep.not_sig +
+                                                rep.other_alg + rep.no_kid + rep.bad_key +
+                                                rep.duplicate),
+                      TH_LOG_STR("issuer", cfg->jwt_issuer)};
+  th_log(TH_LOG_INFO, NULL, "verifying bearer tokens", f, (int)TH_ARRAY_LEN(f));
+  return TH_OK;
 }
 
 /* ---- addresses ---- */
@@ -715,6 +745,9 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
   }
   masked = 1;
 
+  rc = load_keys(&s, cfg, err, errlen);
+  if (rc != TH_OK)
+    goto done;
   rc = pool_init(&s, cfg, open_store, err, errlen);
   if (rc != TH_OK)
     goto done;
@@ -777,6 +810,7 @@ done:
   if (fd >= 0)
     close(fd);
   pool_free(&s);
+  th_jwks_cache_free(s.keys); /* after the hosts that borrow it */
   if (masked) {
     /* A second Ctrl-C during shutdown is consumed, not fatal once unblocked. */
     struct timespec zero = {0, 0};

@@ -10,7 +10,15 @@
  * Scripts changed on disk are reloaded before the next request; a reload that
  * fails is logged once and the previous scripts stay in service.
  *
- * Logs go through th_log only: "listening" (INFO, once the socket is bound and
+ * With TASKHOST_AUTH=jwt nothing is in front to verify tokens: the key set
+ * (TASKHOST_JWKS, jwt.h) is loaded before any worker starts and shared by
+ * all of them, and every worker's host verifies each request's bearer token
+ * (th_host_verify_tokens, auth.h). Without TASKHOST_JWKS, TASKHOST_JWT_ISSUER
+ * or TASKHOST_JWT_AUDIENCE, or with a key set that does not load, the server
+ * does not start (1, with one line).
+ *
+ * Logs go through th_log only: "verifying bearer tokens" (INFO, with the key
+ * count, before "listening"), "listening" (INFO, once the socket is bound and
  * the server accepts), "shutting down" (INFO, on SIGINT/SIGTERM), "stopping
  * now: ..." (WARN, on a second signal), "exiting with requests unanswered"
  * (ERROR).

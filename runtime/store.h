@@ -3,8 +3,17 @@
  * Items travel as DynamoDB AttributeValue maps serialised as JSON text, e.g.
  *   {"id":{"S":"6f1c..."},"created_at":{"N":"1703001234"},"done":{"BOOL":false}}
  * This is exactly DynamoDB's wire form, so numbers stay exact decimal strings
- * and both backends hold the same data. Keys are the string attribute `id`,
- * 1..TH_STORE_MAX_ID bytes without NUL; any other id is TH_ERR_INVALID.
+ * and both backends hold the same data.
+ *
+ * Keys: every item belongs to an owner. Its key is (owner, id): the owner is
+ * the partition (DynamoDB attribute `user_id`), the string attribute `id` the
+ * sort key, 1..TH_STORE_MAX_ID bytes without NUL (any other id is
+ * TH_ERR_INVALID). Every operation acts only inside s->owner, which the
+ * caller (the host, per request) sets; an operation with an empty s->owner
+ * is a programming error: TH_ERR_INTERNAL, with a detail, never a default.
+ * The same id under two owners is two items. Items handed in and out never
+ * hold `user_id`: the backend writes and strips it, and an item or fields
+ * that name it are TH_ERR_INVALID — no caller can forge the key.
  *
  * Every operation is atomic. A failed condition is a normal result, not an
  * error: create → TH_ERR_EXISTS, get/update/remove → TH_ERR_NOT_FOUND.
@@ -23,10 +32,17 @@
 
 #include "common.h"
 
-/* DynamoDB's limit on a partition key (the UTF-8 bytes of an S value), and
- * `id` is the table's partition key: any item the table can hold is one the
- * store can read, list and page past (a cursor holds TH_CURSOR_MAX_KEY). */
-#define TH_STORE_MAX_ID 2048
+/* DynamoDB's limit on a sort key (the UTF-8 bytes of an S value), and `id`
+ * is the table's sort key: any item the table can hold is one the store can
+ * read, list and page past (a cursor holds TH_CURSOR_MAX_KEY). */
+#define TH_STORE_MAX_ID 1024
+/* The longest owner (UTF-8 bytes, no NUL): within DynamoDB's 2048-byte
+ * partition key, and far above any JWT `sub` (Cognito's is a 36-byte UUID). */
+#define TH_STORE_MAX_OWNER 1024
+/* The owner of every item when auth is off. */
+#define TH_STORE_PUBLIC_OWNER "public"
+/* The attribute that holds the owner in DynamoDB; reserved in items. */
+#define TH_STORE_OWNER_ATTR "user_id"
 
 typedef struct th_store th_store;
 struct lua_State;
@@ -58,11 +74,15 @@ typedef struct th_store_ops {
   th_result (*update)(th_store *s, const char *id, const char *fields, char **item_out);
   /* Deletes only if present. *old_out: the item as it was. */
   th_result (*remove)(th_store *s, const char *id, char **old_out);
-  /* One page of at most `limit` (1..1000) items, starting after the key
-   * `after_id` (NULL: from the start). *items_out: JSON array of AV maps.
-   * *last_id_out: the key to pass as after_id for the next page, or NULL when
-   * no items remain after this page. Order is the backend's own, but stable:
-   * paging through visits every item that exists throughout exactly once. */
+  /* One page of at most `limit` (1..1000) of the owner's items, newest
+   * first: in descending byte order of id (UUIDv7 ids sort by creation
+   * time; other ids, such as v4, sort among them by their bytes), starting
+   * after the id `after_id` (NULL: from the newest). *items_out: JSON array
+   * of AV maps. *last_id_out: the id to pass as after_id for the next page,
+   * or NULL when no items remain after this page. Paging through visits
+   * every item that exists throughout exactly once; an item created during
+   * the paging with an id above the page's (a new UUIDv7) lands before the
+   * position reached, so later pages do not return it. */
   th_result (*scan)(th_store *s, int limit, const char *after_id, char **items_out,
                     char **last_id_out);
   void (*close)(th_store *s); /* frees s */
@@ -74,6 +94,10 @@ struct th_store {
   /* Names the data set ("sqlite:/abs/path.db", "dynamodb:Table"); cursors are
    * bound to it so a cursor from another table is rejected. */
   char identity[512];
+  /* The owner every operation acts inside (see Keys above). The host sets it
+   * per request, as it sets deadline_ms (th_store_set_owner), and empties it
+   * after; cursors are bound to it too. */
+  char owner[TH_STORE_MAX_OWNER + 1];
   char error[512]; /* detail of the last failure, for the log */
   /* th_now_ms() time by which each operation must have ended (the host sets
    * it per request, a little before the route's own deadline: see host.c);
@@ -88,7 +112,14 @@ struct th_store {
   const atomic_int *stop;
 };
 
+/* Binds s to `owner` (NULL: TH_STORE_PUBLIC_OWNER, auth off). TH_ERR_INVALID,
+ * and s->owner emptied (so every operation fails), for an empty owner or one
+ * longer than TH_STORE_MAX_OWNER bytes. */
+th_result th_store_set_owner(th_store *s, const char *owner);
+
 /* Opens the SQLite backend on the file at `path` (created if absent; WAL).
+ * A file of the earlier id-keyed schema is migrated in place at open, in one
+ * transaction: its items go to the owner TH_STORE_PUBLIC_OWNER.
  * On failure returns NULL and writes a one-line reason into err. */
 th_store *th_store_sqlite_open(const char *path, char *err, size_t errlen);
 

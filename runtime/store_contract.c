@@ -10,7 +10,9 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "cursor.h"
 #include "lua_modules.h"
+#include "uuid7.h"
 
 #define N_SCAN 260        /* items of the scan checks */
 #define MAX_PAGES 100000  /* a scan that has not ended by then never will */
@@ -20,6 +22,7 @@ typedef struct ct {
   int checks, failures;
   sqlite3 *j;       /* JSON engine and scan bookkeeping */
   char prefix[16];  /* "ct-<tag>-": marks the ids of this run */
+  char owner[2][32]; /* "ct-<tag>-a", "ct-<tag>-b": this run's owners (A runs the checks) */
   const char *view; /* "" or "[lua ops] ": which operations are under test */
 } ct;
 
@@ -111,12 +114,12 @@ static int jsame(ct *c, const char *x, const char *y) {
   return jnum(c, same_sql, x, y, NULL) == 1;
 }
 
-/* A fresh id of this run. */
+/* A fresh id of this run: time-ordered (uuid7.h), so an id made later is
+ * greater, as the routes' ids are. */
 static void new_id(ct *c, char out[64]) {
-  uuid_t u;
-  char hex[37];
-  uuid_generate_random(u);
-  uuid_unparse_lower(u, hex);
+  char hex[37] = "";
+  th_result r = th_uuid7_text(hex);
+  EXPECT(r == TH_OK, "th_uuid7_text: %s", th_result_name(r));
   snprintf(out, 64, "%s%s", c->prefix, hex);
 }
 
@@ -300,7 +303,7 @@ static void t_values(ct *c, th_store *s) {
 /* Malformed requests are INVALID, change nothing and write no output. */
 static void t_invalid(ct *c, th_store *s) {
   char id[64], item[256], long_id[TH_STORE_MAX_ID + 2], long_item[TH_STORE_MAX_ID + 64];
-  char bad[8][256];
+  char bad[9][256];
   char *out, *last;
   th_result r;
   new_id(c, id);
@@ -316,6 +319,8 @@ static void t_invalid(ct *c, th_store *s) {
   snprintf(bad[5], sizeof bad[5], "{\"id\":{\"S\":\"%s\"},\"t\":null}", id);
   snprintf(bad[6], sizeof bad[6], "{\"id\":{\"S\":\"%s\"},\"t\":\"plain\"}", id);
   snprintf(bad[7], sizeof bad[7], "{\"id\":\"%s\"}", id);
+  snprintf(bad[8], sizeof bad[8], "{\"id\":{\"S\":\"%s\"},\"" TH_STORE_OWNER_ATTR "\":{\"S\":\"%s\"}}",
+           id, c->owner[1]);
   const struct {
     const char *id, *item, *what;
   } creates[] = {
@@ -323,6 +328,7 @@ static void t_invalid(ct *c, th_store *s) {
     {id, bad[2], "id not a string"}, {id, bad[3], "malformed JSON"},
     {id, bad[4], "not an object"},   {id, bad[5], "attribute value null"},
     {id, bad[6], "attribute value not an object"}, {id, bad[7], "id not an AttributeValue"},
+    {id, bad[8], "item holding the owner's attribute"},
     {id, "", "empty text"},          {id, NULL, "NULL item"},
     {"", "{\"id\":{\"S\":\"\"}}", "empty id"}, {long_id, long_item, "id over TH_STORE_MAX_ID bytes"},
     {NULL, item, "NULL id"},
@@ -345,6 +351,9 @@ static void t_invalid(ct *c, th_store *s) {
     const char *fields, *what;
   } updates[] = {
     {with_id, "fields containing id"}, {"{\"t\":{\"S\":\"y\"}", "malformed fields"},
+    {"{\"" TH_STORE_OWNER_ATTR "\":{\"S\":\"someone\"}}", "fields setting the owner's attribute"},
+    {"{\"t\":{\"S\":\"y\"},\"" TH_STORE_OWNER_ATTR "\":{\"NULL\":true}}",
+     "fields with the owner's attribute among others"},
     {"[]", "fields not an object"},   {"{\"t\":null}", "field value null"},
     {"", "empty fields text"},        {NULL, "NULL fields"},
   };
@@ -397,6 +406,25 @@ static void scan_all(ct *c, th_store *s, int limit, const char *pass, between_fn
     EXPECT(n <= 0 || jnum(c, "SELECT count(*) FROM json_each(?1)"
                              " WHERE json_type(value, '$.id.S') IS NOT 'text'", items, NULL, NULL) == 0,
            "scan: an item without an id: %s", items);
+    /* Newest first: ids descend (in byte order, as SQLite's BINARY compares
+     * text) within the page, the page starts below the previous one's last
+     * id, and last_id is this page's last id. */
+    EXPECT(n <= 1 || jnum(c, "SELECT count(*) FROM json_each(?1) a JOIN json_each(?1) b"
+                             " ON b.key = a.key + 1"
+                             " WHERE json_extract(b.value, '$.id.S') >= json_extract(a.value, '$.id.S')",
+                          items, NULL, NULL) == 0,
+           "scan limit %d: ids not in descending order: %s", limit, items);
+    EXPECT(!after || n <= 0 || jnum(c, "SELECT count(*) FROM json_each(?1)"
+                                       " WHERE json_extract(value, '$.id.S') >= ?2",
+                                    items, after, NULL) == 0,
+           "scan limit %d: an item at or above the cursor's id '%s': %s", limit, after, items);
+    EXPECT(!last || n <= 0 || jnum(c, "SELECT json_extract(?1, '$[#-1].id.S') IS ?2", items, last,
+                                   NULL) == 1,
+           "scan limit %d: last_id '%s' is not the page's last id", limit, last);
+    EXPECT(n <= 0 || jnum(c, "SELECT count(*) FROM json_each(?1)"
+                             " WHERE json_type(value, '$." TH_STORE_OWNER_ATTR "') IS NOT NULL",
+                          items, NULL, NULL) == 0,
+           "scan: an item holds " TH_STORE_OWNER_ATTR ": %s", items);
     if (n > 0)
       jnum(c, "INSERT INTO seen SELECT ?2, json_extract(value, '$.id.S'), json_extract(value, '$.n.N')"
               " FROM json_each(?1) WHERE substr(json_extract(value, '$.id.S'), 1, length(?3)) = ?3",
@@ -445,6 +473,21 @@ static void churn(ct *c, th_store *s, const char *pass) {
     EXPECT_R(r, TH_OK, "update between pages");
     drop(out);
     free(id);
+  }
+}
+
+/* Writes between pages: creates two items newer than every other (their
+ * ids are above all): newest first, they sort before the position the
+ * paging has reached, so no later page may return them. */
+static void insert_newer(ct *c, th_store *s, const char *pass) {
+  char fresh[64], item[128];
+  for (int i = 0; i < 2; i++) {
+    new_id(c, fresh);
+    snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"},\"n\":{\"N\":\"-2\"}}", fresh);
+    th_result r = op_create(s, fresh, item);
+    EXPECT_R(r, TH_OK, "create of a newer item between pages");
+    jnum(c, "INSERT INTO other VALUES (?1)", fresh, NULL, NULL);
+    jnum(c, "INSERT INTO newer VALUES (?1)", fresh, NULL, NULL);
   }
 }
 
@@ -524,6 +567,23 @@ static void t_scan(ct *c, th_store *s) {
   }
   scan_all(c, s, 10, "99", churn);
   check_pass(c, "99", "scan with writes between pages");
+  scan_all(c, s, 7, "98", insert_newer);
+  check_pass(c, "98", "scan with newer items created between pages");
+  long long late = jnum(c, "SELECT count(*) FROM seen WHERE pass = '98' AND id IN"
+                           " (SELECT id FROM newer)", NULL, NULL, NULL);
+  EXPECT(late == 0, "scan: %lld items created (newest) after the first page came in a later page",
+         late);
+  /* A list from the start sees them first. */
+  char *items = untouched, *last = untouched;
+  long long made_newer = jnum(c, "SELECT count(*) FROM newer", NULL, NULL, NULL);
+  r = op_scan(s, (int)made_newer, NULL, &items, &last);
+  EXPECT_R(r, TH_OK, "scan from the newest");
+  EXPECT(r != TH_OK || jnum(c, "SELECT count(*) FROM json_each(?1)"
+                               " WHERE json_extract(value, '$.id.S') IN (SELECT id FROM newer)",
+                            items, NULL, NULL) == made_newer,
+         "the first page is not the %lld newest items: %s", made_newer, items);
+  drop(items);
+  drop(last);
 
   while ((left = jstr(c, "SELECT id FROM want UNION SELECT id FROM other LIMIT 1", NULL, NULL, NULL))) {
     out = untouched;
@@ -555,6 +615,7 @@ static th_store *inner_of(th_store *s) {
   lua_view *v = (lua_view *)s;
   v->inner->deadline_ms = s->deadline_ms;
   v->inner->stop = s->stop;
+  memcpy(v->inner->owner, s->owner, sizeof s->owner);
   v->inner->error[0] = '\0';
   return v->inner;
 }
@@ -684,6 +745,7 @@ static th_store *lua_view_open(ct *c, th_store *inner) {
     if (lua_pcall(v->L, 0, 0, 0) == LUA_OK) {
       v->base.ops = &lua_view_ops;
       memcpy(v->base.identity, inner->identity, sizeof v->base.identity);
+      memcpy(v->base.owner, inner->owner, sizeof v->base.owner);
       v->base.deadline_ms = inner->deadline_ms;
       v->base.stop = inner->stop;
       v->inner = inner;
@@ -697,12 +759,258 @@ static th_store *lua_view_open(ct *c, th_store *inner) {
   return NULL;
 }
 
+/* ------------------------------------------------------------ owners */
+
+static void set_owner(ct *c, th_store *s, const char *owner) {
+  th_result r = th_store_set_owner(s, owner);
+  EXPECT(r == TH_OK && strcmp(s->owner, owner) == 0, "set owner '%.40s': %s", owner,
+         th_result_name(r));
+}
+
+/* The ids of this run one whole scan returns, in pass `pass` (scan_all). */
+static long long seen_count(ct *c, const char *pass) {
+  return jnum(c, "SELECT count(*) FROM seen WHERE pass = ?1", pass, NULL, NULL);
+}
+
+/* Two owners (A, B): the same id is two items, and nothing of A's is
+ * visible to B, or changed or removed by B — for get, update, remove, scan. */
+static void t_owners(ct *c, th_store *s) {
+  const char *A = c->owner[0], *B = c->owner[1];
+  char shared[64], only_a[64], item_a[256], item_b[256], item_y[256], upd_a[256];
+  char *out;
+  th_result r;
+  sqlite3_exec(c->j, "DELETE FROM seen", NULL, NULL, NULL);
+  new_id(c, shared);
+  new_id(c, only_a);
+  snprintf(item_a, sizeof item_a, "{\"id\":{\"S\":\"%s\"},\"who\":{\"S\":\"a\"}}", shared);
+  snprintf(item_b, sizeof item_b, "{\"id\":{\"S\":\"%s\"},\"who\":{\"S\":\"b\"}}", shared);
+  snprintf(item_y, sizeof item_y, "{\"id\":{\"S\":\"%s\"},\"who\":{\"S\":\"a only\"}}", only_a);
+  snprintf(upd_a, sizeof upd_a, "{\"id\":{\"S\":\"%s\"},\"who\":{\"S\":\"a, updated\"}}", shared);
+
+  set_owner(c, s, A);
+  r = op_create(s, shared, item_a);
+  EXPECT_R(r, TH_OK, "create under A");
+  r = op_create(s, only_a, item_y);
+  EXPECT_R(r, TH_OK, "create of a second item under A");
+
+  set_owner(c, s, B);
+  r = op_create(s, shared, item_b);
+  EXPECT_R(r, TH_OK, "create of A's id under B (another item)");
+  r = op_create(s, shared, item_b);
+  EXPECT_R(r, TH_ERR_EXISTS, "second create of that id under B");
+  expect_item(c, s, shared, item_b, "B's get of the shared id gives B's item");
+  expect_absent(c, s, only_a, "B's get of A's item");
+  out = untouched;
+  r = op_update(s, only_a, "{\"who\":{\"S\":\"b was here\"}}", &out);
+  EXPECT_R(r, TH_ERR_NOT_FOUND, "B's update of A's item");
+  EXPECT(out == untouched, "B's update of A's item wrote its output");
+  drop(out);
+  expect_absent(c, s, only_a, "B's get after B's update of A's item (must not create)");
+  out = untouched;
+  r = op_remove(s, only_a, &out);
+  EXPECT_R(r, TH_ERR_NOT_FOUND, "B's remove of A's item");
+  EXPECT(out == untouched, "B's remove of A's item wrote its output");
+  drop(out);
+  scan_all(c, s, 1, "b", NULL);
+  EXPECT(seen_count(c, "b") == 1 &&
+             jnum(c, "SELECT count(*) FROM seen WHERE pass = 'b' AND id = ?1", shared, NULL, NULL) == 1,
+         "B's scan: %lld items, want B's one", seen_count(c, "b"));
+
+  set_owner(c, s, A);
+  expect_item(c, s, shared, item_a, "A's item after B's create of the same id");
+  expect_item(c, s, only_a, item_y, "A's item after B's update and remove");
+  scan_all(c, s, 1, "a", NULL);
+  EXPECT(seen_count(c, "a") == 2, "A's scan: %lld items, want A's two", seen_count(c, "a"));
+  out = untouched;
+  r = op_update(s, shared, "{\"who\":{\"S\":\"a, updated\"}}", &out);
+  EXPECT_R(r, TH_OK, "A's update of the shared id");
+  EXPECT(jsame(c, out, upd_a), "A's update returned %s", out);
+  drop(out);
+
+  set_owner(c, s, B);
+  expect_item(c, s, shared, item_b, "B's item after A's update of the same id");
+  out = untouched;
+  r = op_remove(s, shared, &out);
+  EXPECT_R(r, TH_OK, "B's remove of its own item");
+  EXPECT(jsame(c, out, item_b), "B's remove returned %s, want B's item", out);
+  drop(out);
+
+  set_owner(c, s, A);
+  expect_item(c, s, shared, upd_a, "A's item after B removed the same id");
+  for (int i = 0; i < 2; i++) {
+    out = untouched;
+    r = op_remove(s, i ? only_a : shared, &out);
+    EXPECT_R(r, TH_OK, "A's remove of its items");
+    drop(out);
+  }
+}
+
+/* Without an owner nothing runs (TH_ERR_INTERNAL, outputs untouched, a
+ * detail); th_store_set_owner refuses an empty or over-long owner and leaves
+ * the store without one; the longest owner works. */
+static void t_no_owner(ct *c, th_store *s) {
+  char id[64], item[256], *out, *last;
+  static char longest[TH_STORE_MAX_OWNER + 2];
+  th_result r;
+  new_id(c, id);
+  snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"}}", id);
+  memset(longest, 'o', TH_STORE_MAX_OWNER + 1);
+  memcpy(longest, c->prefix, strlen(c->prefix)); /* this run's: a shared table stays clean */
+  longest[TH_STORE_MAX_OWNER + 1] = '\0';
+
+  EXPECT(th_store_set_owner(s, "") == TH_ERR_INVALID && !s->owner[0], "empty owner accepted");
+  set_owner(c, s, c->owner[0]);
+  EXPECT(th_store_set_owner(s, longest) == TH_ERR_INVALID && !s->owner[0],
+         "an owner of TH_STORE_MAX_OWNER + 1 bytes accepted");
+  r = op_create(s, id, item);
+  EXPECT_R(r, TH_ERR_INTERNAL, "create without an owner");
+  out = untouched;
+  r = op_get(s, id, &out);
+  EXPECT_R(r, TH_ERR_INTERNAL, "get without an owner");
+  EXPECT(out == untouched, "get without an owner wrote its output");
+  r = op_update(s, id, "{\"t\":{\"S\":\"x\"}}", &out);
+  EXPECT_R(r, TH_ERR_INTERNAL, "update without an owner");
+  EXPECT(out == untouched, "update without an owner wrote its output");
+  r = op_remove(s, id, &out);
+  EXPECT_R(r, TH_ERR_INTERNAL, "remove without an owner");
+  EXPECT(out == untouched, "remove without an owner wrote its output");
+  last = untouched;
+  r = op_scan(s, 10, NULL, &out, &last);
+  EXPECT_R(r, TH_ERR_INTERNAL, "scan without an owner");
+  r = op_scan(s, 10, id, &out, &last);
+  EXPECT_R(r, TH_ERR_INTERNAL, "scan after an id without an owner");
+  EXPECT(out == untouched && last == untouched, "scan without an owner wrote its outputs");
+  set_owner(c, s, c->owner[0]);
+  expect_absent(c, s, id, "get after a create without an owner");
+
+  longest[TH_STORE_MAX_OWNER] = '\0';
+  set_owner(c, s, longest);
+  r = op_create(s, id, item);
+  EXPECT_R(r, TH_OK, "create under a TH_STORE_MAX_OWNER-byte owner");
+  expect_item(c, s, id, item, "get under a TH_STORE_MAX_OWNER-byte owner");
+  out = last = untouched;
+  r = op_scan(s, 10, NULL, &out, &last);
+  EXPECT_R(r, TH_OK, "scan under a TH_STORE_MAX_OWNER-byte owner");
+  EXPECT(r != TH_OK || (jnum(c, "SELECT json_array_length(?1)", out, NULL, NULL) == 1 && !last),
+         "scan under a TH_STORE_MAX_OWNER-byte owner: %s", out);
+  drop(out);
+  if (r == TH_OK)
+    drop(last);
+  out = untouched;
+  r = op_remove(s, id, &out);
+  EXPECT_R(r, TH_OK, "remove under a TH_STORE_MAX_OWNER-byte owner");
+  drop(out);
+  EXPECT(th_store_set_owner(s, NULL) == TH_OK && !strcmp(s->owner, TH_STORE_PUBLIC_OWNER),
+         "a NULL owner is not '" TH_STORE_PUBLIC_OWNER "'");
+  set_owner(c, s, c->owner[0]);
+}
+
+static int co_setup_p(lua_State *L) {
+  th_json_setup(L);
+  th_lua_set_request_id(L, "store-contract");
+  return 0;
+}
+
+/* store.scan(limit, cursor) of the Lua module at index 1: pushes its two
+ * results (or nil and the error message); returns the result of lua_pcall. */
+static int co_scan(lua_State *L, int limit, const char *cursor) {
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "scan");
+  lua_pushinteger(L, limit);
+  if (cursor)
+    lua_pushstring(L, cursor);
+  else
+    lua_pushnil(L);
+  int st = lua_pcall(L, 2, 2, 0);
+  if (st != LUA_OK)
+    lua_pushnil(L);
+  return st;
+}
+
+/* Cursors are sealed for their owner (lua_store.c, cursor.h): A's cursor
+ * replayed under B is refused as invalid (the route's 400) and gives none
+ * of A's items; under A it goes on. Also for the longest owner and ids. */
+static void t_cursor_owner(ct *c, th_store *s) {
+  static const unsigned char secret[] = "store-contract-cursor-secret";
+  static char big_owner[TH_STORE_MAX_OWNER + 1];
+  th_store_binding b = {.store = s, .cursor_secret = secret, .cursor_secret_len = sizeof secret - 1};
+  char ids[3][TH_STORE_MAX_ID + 1], item[TH_STORE_MAX_ID + 64], *out;
+  lua_State *L = luaL_newstate();
+  memset(big_owner, 'p', TH_STORE_MAX_OWNER);
+  memcpy(big_owner, c->prefix, strlen(c->prefix));
+  big_owner[TH_STORE_MAX_OWNER] = '\0';
+  if (!EXPECT(L, "cursor owner: no Lua state"))
+    return;
+  lua_pushcfunction(L, co_setup_p);
+  if (!EXPECT(lua_pcall(L, 0, 0, 0) == LUA_OK, "cursor owner: Lua setup failed")) {
+    lua_close(L);
+    return;
+  }
+  lua_pushlightuserdata(L, &b);
+  lua_pushcclosure(L, luaopen_th_store, 1);
+  lua_call(L, 0, 1); /* the store module, at index 1 */
+  for (int round = 0; round < 2; round++) {
+    const char *owner = round ? big_owner : c->owner[0];
+    set_owner(c, s, owner);
+    for (int i = 0; i < 3; i++) {
+      new_id(c, ids[i]);
+      if (round) { /* ids as long as the store allows */
+        size_t n = strlen(ids[i]);
+        memset(ids[i] + n, 'x', TH_STORE_MAX_ID - n);
+        ids[i][TH_STORE_MAX_ID] = '\0';
+      }
+      snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"}}", ids[i]);
+      th_result r = op_create(s, ids[i], item);
+      EXPECT_R(r, TH_OK, "cursor owner: create");
+    }
+    int st = co_scan(L, 1, NULL);
+    const char *cursor = lua_tostring(L, -1);
+    EXPECT(st == LUA_OK && lua_istable(L, -2) && cursor, "round %d: first page: %s", round,
+           lua_tostring(L, -1));
+    char *cur = cursor ? strdup(cursor) : NULL;
+    if (cur) {
+      EXPECT(strlen(cur) <= TH_CURSOR_MAX_TEXT, "round %d: a cursor of %zu characters", round,
+             strlen(cur));
+      set_owner(c, s, c->owner[1]);
+      st = co_scan(L, 1, cur);
+      EXPECT(st == LUA_OK && lua_isnil(L, -2) && lua_istable(L, -1), "round %d: A's cursor under B "
+             "was not refused", round);
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "kind");
+        EXPECT(lua_tostring(L, -1) && !strcmp(lua_tostring(L, -1), "invalid"),
+               "round %d: A's cursor under B: kind %s, want invalid", round, lua_tostring(L, -1));
+      }
+      set_owner(c, s, owner);
+      st = co_scan(L, 1, cur);
+      EXPECT(st == LUA_OK && lua_istable(L, -2) && lua_rawlen(L, -2) == 1,
+             "round %d: A's cursor under A: %s", round, lua_tostring(L, -1));
+      if (st == LUA_OK && lua_istable(L, -2)) {
+        lua_rawgeti(L, -2, 1);
+        lua_getfield(L, -1, "id");
+        EXPECT(lua_tostring(L, -1) && !strcmp(lua_tostring(L, -1), ids[1]),
+               "round %d: the second page is not the second newest item", round);
+        lua_getfield(L, -2, TH_STORE_OWNER_ATTR);
+        EXPECT(lua_isnil(L, -1), "round %d: a listed item holds " TH_STORE_OWNER_ATTR, round);
+      }
+      free(cur);
+    }
+    for (int i = 0; i < 3; i++) {
+      out = untouched;
+      op_remove(s, ids[i], &out);
+      drop(out);
+    }
+  }
+  set_owner(c, s, c->owner[0]);
+  lua_close(L);
+}
+
 int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *report) {
   static const struct {
     const char *name;
     void (*run)(ct *c, th_store *s);
-  } groups[] = {{"crud", t_crud}, {"values", t_values}, {"invalid", t_invalid}, {"scan", t_scan},
-                {"longest", t_longest}};
+  } groups[] = {{"crud", t_crud},     {"values", t_values},   {"invalid", t_invalid},
+                {"scan", t_scan},     {"longest", t_longest}, {"owners", t_owners},
+                {"no owner", t_no_owner}, {"cursor owner", t_cursor_owner}};
   ct cc = {.report = report ? report : stderr, .view = ""}, *c = &cc;
   int lua_pass = 0;
   uuid_t u;
@@ -710,11 +1018,14 @@ int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *r
   uuid_generate_random(u);
   uuid_unparse_lower(u, hex);
   snprintf(c->prefix, sizeof c->prefix, "ct-%.8s-", hex);
+  snprintf(c->owner[0], sizeof c->owner[0], "ct-%.8s-a", hex);
+  snprintf(c->owner[1], sizeof c->owner[1], "ct-%.8s-b", hex);
   /* want: this run's items that exist throughout; other: the ones created or
    * removed during a scan (may or may not be returned); seen: what scans returned. */
   if (sqlite3_open(":memory:", &c->j) != SQLITE_OK ||
       sqlite3_exec(c->j, "CREATE TABLE want (id TEXT PRIMARY KEY, n TEXT);"
                          "CREATE TABLE other (id TEXT PRIMARY KEY);"
+                         "CREATE TABLE newer (id TEXT PRIMARY KEY);"
                          "CREATE TABLE seen (pass TEXT, id TEXT, n TEXT)",
                    NULL, NULL, NULL) != SQLITE_OK) {
     EXPECT(0, "cannot set up the helper database: %s", sqlite3_errmsg(c->j));
@@ -724,11 +1035,13 @@ int th_store_contract_run(th_store *(*open_fresh)(void *ctx), void *ctx, FILE *r
    * backend has them (the suite through lua_view). */
   for (int pass = 0; pass < 2; pass++) {
     c->view = pass ? "[lua ops] " : "";
-    sqlite3_exec(c->j, "DELETE FROM want; DELETE FROM other; DELETE FROM seen", NULL, NULL, NULL);
+    sqlite3_exec(c->j, "DELETE FROM want; DELETE FROM other; DELETE FROM seen; DELETE FROM newer",
+                 NULL, NULL, NULL);
     for (size_t i = 0; i < TH_ARRAY_LEN(groups); i++) {
       th_store *s = open_fresh(ctx);
       if (!EXPECT(s, "%s: open_fresh failed", groups[i].name))
         continue;
+      EXPECT(th_store_set_owner(s, c->owner[0]) == TH_OK, "%s: set the owner", groups[i].name);
       if (pass) {
         if (!s->ops->lua) {
           s->ops->close(s);

@@ -3,9 +3,11 @@
  *   - a create whose retry meets ConditionalCheckFailed after an earlier
  *     attempt may have landed: a consistent GetItem decides whether the item
  *     there is ours (same content: success) or someone else's (EXISTS);
- *   - scan, which asks for one item more than it needs and repeats the
- *     request while DynamoDB returns short pages, so a page is full whenever
- *     items remain and last_id is NULL exactly when none do.
+ *   - scan, a Query of the owner's partition, which asks for one item more
+ *     than it needs and repeats the request while DynamoDB returns short
+ *     pages, so a page is full whenever items remain and last_id is NULL
+ *     exactly when none do.
+ * Every key is (s->owner, id): see store.h.
  */
 #include "store_dynamodb.h"
 
@@ -20,7 +22,7 @@
 #include "log.h"
 
 #define MAX_PAGE_BYTES (64u << 20) /* one scan page's JSON text */
-#define MAX_SCAN_REQUESTS 10000    /* a scan page that has not ended by then never will */
+#define MAX_QUERY_REQUESTS 10000   /* a page that has not ended by then never will */
 
 typedef struct dd_store {
   th_store base; /* first: a th_store * is a dd_store * */
@@ -42,7 +44,10 @@ static th_result fail(dd_store *q, th_result r, const char *fmt, ...) {
   return r;
 }
 
+/* No operation runs without an owner (store.h). */
 static th_result check_id(dd_store *q, const char *what, const char *id) {
+  if (!q->base.owner[0])
+    return fail(q, TH_ERR_INTERNAL, "%s: no owner bound to the store", what);
   if (!id || !id[0] || strlen(id) > TH_STORE_MAX_ID)
     return fail(q, TH_ERR_INVALID, "%s: id must be 1..%d bytes", what, TH_STORE_MAX_ID);
   return TH_OK;
@@ -89,7 +94,8 @@ static th_result read_item(dd_store *q, const char *op, const th_ddb_outcome *o,
 static th_result fetch(dd_store *q, const char *id, dest *d) {
   char why[256], *body = NULL;
   th_ddb_outcome o;
-  th_result r = th_ddb_body_get(th_ddb_get_codec(q->d), q->table, id, &body, why, sizeof why);
+  th_result r = th_ddb_body_get(th_ddb_get_codec(q->d), q->table, q->base.owner, id, &body, why,
+                                sizeof why);
   if (r != TH_OK)
     return fail(q, r, "GetItem: %s", why);
   r = call(q, "GetItem", body, &o);
@@ -107,7 +113,8 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
   th_result r;
   if ((r = check_id(q, "create", id)) != TH_OK)
     return r;
-  if ((r = th_ddb_body_put(th_ddb_get_codec(q->d), q->table, id, item, &body, why, sizeof why)) != TH_OK)
+  if ((r = th_ddb_body_put(th_ddb_get_codec(q->d), q->table, q->base.owner, id, item, &body,
+                            why, sizeof why)) != TH_OK)
     return fail(q, r, "create: %s", why);
   r = call(q, "PutItem", body, &o);
   if (r == TH_OK) {
@@ -177,7 +184,8 @@ static th_result update_to(th_store *s, const char *id, const char *fields, dest
   th_result r;
   if ((r = check_id(q, "update", id)) != TH_OK)
     return r;
-  r = th_ddb_body_update(th_ddb_get_codec(q->d), q->table, id, fields, &body, why, sizeof why);
+  r = th_ddb_body_update(th_ddb_get_codec(q->d), q->table, q->base.owner, id, fields, &body, why,
+                         sizeof why);
   if (r != TH_OK)
     return fail(q, r, "update: %s", why);
   if (!body) /* nothing to set: the item as it is */
@@ -219,7 +227,8 @@ static th_result remove_to(th_store *s, const char *id, dest *d) {
   th_result r;
   if ((r = check_id(q, "remove", id)) != TH_OK)
     return r;
-  if ((r = th_ddb_body_delete(th_ddb_get_codec(q->d), q->table, id, &body, why, sizeof why)) != TH_OK)
+  if ((r = th_ddb_body_delete(th_ddb_get_codec(q->d), q->table, q->base.owner, id, &body, why,
+                               sizeof why)) != TH_OK)
     return fail(q, r, "remove: %s", why);
   r = call(q, "DeleteItem", body, &o);
   if (r != TH_OK) {
@@ -269,6 +278,8 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
   int more = 0;
   th_result r;
   th_buf_init(&out, MAX_PAGE_BYTES);
+  if (!q->base.owner[0])
+    return fail(q, TH_ERR_INTERNAL, "scan: no owner bound to the store");
   if (limit < 1 || limit > 1000)
     return fail(q, TH_ERR_INVALID, "scan: limit must be 1..1000");
   if (after_id && (r = check_id(q, "scan", after_id)) != TH_OK)
@@ -283,21 +294,22 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
   }
   for (int requests = 0;; requests++) {
     size_t remaining = (size_t)limit - collected;
-    if (requests >= MAX_SCAN_REQUESTS) {
-      r = fail(q, TH_ERR_INTERNAL, "Scan: no full page after %d requests", requests);
+    if (requests >= MAX_QUERY_REQUESTS) {
+      r = fail(q, TH_ERR_INTERNAL, "Query: no full page after %d requests", requests);
       goto out;
     }
     /* One more than needed: its presence says whether anything follows. */
-    if ((r = th_ddb_body_scan(c, q->table, (int)remaining + 1, start, &body, why, sizeof why)) != TH_OK) {
-      r = fail(q, r, "Scan: %s", why);
+    if ((r = th_ddb_body_query(c, q->table, q->base.owner, (int)remaining + 1, start, &body, why,
+                               sizeof why)) != TH_OK) {
+      r = fail(q, r, "Query: %s", why);
       goto out;
     }
-    if ((r = call(q, "Scan", body, &o)) != TH_OK)
+    if ((r = call(q, "Query", body, &o)) != TH_OK)
       goto out;
     r = L ? th_ddb_push_scan(L, o.body, o.len, remaining, &page, why, sizeof why)
           : th_ddb_parse_scan(c, o.body, o.len, remaining, &page, why, sizeof why);
     if (r != TH_OK) {
-      r = fail(q, r, "Scan: unexpected response: %s", why);
+      r = fail(q, r, "Query: unexpected response: %s", why);
       goto out;
     }
     free(body);
@@ -306,7 +318,7 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
     if (page.count) {
       if (!L && ((collected && (r = th_buf_append_str(&out, ",")) != TH_OK) ||
                  (r = th_buf_append_str(&out, page.items)) != TH_OK)) {
-        r = fail(q, r, "Scan: page too large");
+        r = fail(q, r, "Query: page too large");
         goto out;
       }
       collected += page.count;
@@ -321,7 +333,7 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
     if (!page.lek_id)
       break;
     if (start && strcmp(page.lek_id, start) == 0 && page.count == 0) {
-      r = fail(q, TH_ERR_INTERNAL, "Scan: LastEvaluatedKey did not advance");
+      r = fail(q, TH_ERR_INTERNAL, "Query: LastEvaluatedKey did not advance");
       goto out;
     }
     free(start);
@@ -330,7 +342,7 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
     th_ddb_page_free(&page);
   }
   if ((r = th_buf_append_str(&out, "]")) != TH_OK) {
-    r = fail(q, r, "Scan: page too large");
+    r = fail(q, r, "Query: page too large");
     goto out;
   }
   if (!L)

@@ -1,14 +1,17 @@
 /* store_dynamodb — the DynamoDB backend of the store contract (store.h),
- * on the dynamodb client (dynamodb.h): create = PutItem with
- * attribute_not_exists(id), get = consistent GetItem, update = UpdateItem
- * SET ... with attribute_exists(id) and ALL_NEW, remove = DeleteItem with
- * attribute_exists(id) and ALL_OLD, scan = consistent Scan pages with a
- * one-item look-ahead, so last_id is NULL exactly when nothing follows.
+ * on the dynamodb client (dynamodb.h), every key (user_id = s->owner, id):
+ * create = PutItem with attribute_not_exists(id), get = consistent GetItem,
+ * update = UpdateItem SET ... with attribute_exists(id) and ALL_NEW,
+ * remove = DeleteItem with attribute_exists(id) and ALL_OLD, scan =
+ * consistent Query pages of the owner's partition, newest first
+ * (ScanIndexForward false), with a one-item look-ahead, so last_id is NULL
+ * exactly when nothing follows. No Scan: a list costs what the caller's own
+ * items cost, whatever the table holds.
  *
- * The table needs a partition key `id` of type S and no sort key. Opening
- * does not touch the network (no DescribeTable: the function's role needs
- * only the five item actions); the first operation connects, and the
- * connection is then kept for the life of the store.
+ * The table needs a partition key `user_id` and a sort key `id`, both of
+ * type S. Opening does not touch the network (no DescribeTable: the
+ * function's role needs only the five actions); the first operation
+ * connects, and the connection is then kept for the life of the store.
  *
  * Beyond the SQLite backend: an update sets at most TH_DDB_MAX_UPDATE_FIELDS
  * attributes; DynamoDB's own limits (400 KB items, 38-digit numbers, no

@@ -1,7 +1,15 @@
 /* store_sqlite — the embedded backend of the store contract (store.h).
  *
- * One table `items(id TEXT PRIMARY KEY, doc TEXT)` holds each item's AV-map
- * JSON. All JSON work (validation, merge of updated fields, the scan's array)
+ * One table `items(user_id, id, doc)`, PRIMARY KEY (user_id, id), holds each
+ * item's AV-map JSON (without user_id: the owner lives in its column only),
+ * as DynamoDB keys the table; a page is a walk down that key within one
+ * user_id, newest (greatest) id first. A file of the earlier schema,
+ * `items(id PRIMARY KEY, doc)`, is migrated at open in one write
+ * transaction that checks again, under the lock, whether it is still to do:
+ * its rows go to the owner "public" (TH_STORE_PUBLIC_OWNER), so a
+ * developer's ./taskhost.db keeps its tasks; an interrupted migration leaves
+ * the old table as it was, and the next open does it again.
+ * All JSON work (validation, merge of updated fields, the scan's array)
  * is done by SQLite's JSON1 functions, so this file never parses JSON itself.
  * WAL lets several th_store handles (one per worker thread, or other
  * processes) share one file; every operation is one autocommit statement,
@@ -19,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 /* How long a lock is waited for when no deadline is set (opening the file,
  * or an operation outside a request). */
 #define BUSY_TIMEOUT_MS 5000
@@ -28,11 +38,23 @@
  * deadline. */
 #define BUSY_SLEEP_MAX_MS 10
 
-enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_COUNT };
+enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_SCAN_AFTER, ST_COUNT };
+
+/* One page, newest first: ?1 the owner, ?2 the limit, ?3 the id to start
+ * below (ST_SCAN_AFTER only). One statement is one read transaction: the
+ * page and the test for a next row see the same snapshot, so last_id is NULL
+ * exactly when nothing is left. Two statements rather than "?3 IS NULL OR":
+ * each keeps its seek on the primary key. */
+#define SCAN_SQL(after)                                                                        \
+  "WITH ahead AS MATERIALIZED (SELECT id, doc FROM items WHERE user_id = ?1" after            \
+  "  ORDER BY id DESC LIMIT ?2 + 1),"                                                          \
+  " page AS (SELECT id, doc FROM ahead ORDER BY id DESC LIMIT ?2)"                             \
+  " SELECT (SELECT json_group_array(json(doc)) FROM page),"                                    \
+  "  CASE WHEN (SELECT count(*) FROM ahead) > ?2 THEN (SELECT min(id) FROM page) END"
 
 /* Returns NULL when ?1 is acceptable, else the reason. ?2 is 'fields' for
  * update fields (must not hold "id"), 'item' for a whole item (must hold
- * exactly "id":{"S":?3}).
+ * exactly "id":{"S":?3}); neither may hold the owner's attribute.
  * Every attribute value must be an object: a JSON null would make json_patch
  * delete the attribute instead of setting it. CASE stops at the first failing
  * test, so the JSON functions never see malformed text. */
@@ -43,6 +65,8 @@ static const char *const sql_text[ST_COUNT] = {
     " WHEN json_type(?1) IS NOT 'object' THEN 'not a JSON object'"
     " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE type <> 'object')"
     "  THEN 'an attribute value is not an AttributeValue object'"
+    " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key = '" TH_STORE_OWNER_ATTR "')"
+    "  THEN 'the attribute " TH_STORE_OWNER_ATTR " is the store''s own (the owner)'"
     " WHEN ?2 = 'fields' AND EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'id')"
     "  THEN 'fields must not contain id'"
     " WHEN ?2 = 'item' AND (json_type(?1, '$.id.S') IS NOT 'text'"
@@ -50,25 +74,35 @@ static const char *const sql_text[ST_COUNT] = {
     "  OR (SELECT count(*) FROM json_each(?1, '$.id')) <> 1)"
     "  THEN 'item must contain \"id\":{\"S\":<the id>}'"
     " END",
-  [ST_CREATE] = "INSERT INTO items (id, doc) VALUES (?1, json(?2)) ON CONFLICT (id) DO NOTHING",
-  [ST_GET] = "SELECT doc FROM items WHERE id = ?1",
+  [ST_CREATE] = "INSERT INTO items (user_id, id, doc) VALUES (?3, ?1, json(?2))"
+                " ON CONFLICT (user_id, id) DO NOTHING",
+  [ST_GET] = "SELECT doc FROM items WHERE id = ?1 AND user_id = ?2",
   /* Remove the fields being set, then add them: a plain merge patch would
    * merge {"N":..} into {"S":..} or keep old keys of a replaced M. */
   [ST_UPDATE] =
     "UPDATE items SET doc = json_patch(json_patch(doc,"
     " (SELECT json_group_object(key, json('null')) FROM json_each(?1))), ?1)"
-    " WHERE id = ?2 RETURNING doc",
-  [ST_REMOVE] = "DELETE FROM items WHERE id = ?1 RETURNING doc",
-  /* One statement is one read transaction: the page and the test for a next
-   * row see the same snapshot, so last_id is NULL exactly when nothing is left.
-   * '' sorts before every (non-empty) id and keeps the primary-key seek. */
-  [ST_SCAN] =
-    "WITH ahead AS MATERIALIZED (SELECT id, doc FROM items WHERE id > coalesce(?1, '')"
-    "  ORDER BY id LIMIT ?2 + 1),"
-    " page AS (SELECT id, doc FROM ahead ORDER BY id LIMIT ?2)"
-    " SELECT (SELECT json_group_array(json(doc)) FROM page),"
-    "  CASE WHEN (SELECT count(*) FROM ahead) > ?2 THEN (SELECT max(id) FROM page) END",
+    " WHERE id = ?2 AND user_id = ?3 RETURNING doc",
+  [ST_REMOVE] = "DELETE FROM items WHERE id = ?1 AND user_id = ?2 RETURNING doc",
+  [ST_SCAN] = SCAN_SQL(""),
+  [ST_SCAN_AFTER] = SCAN_SQL(" AND id < ?3"),
 };
+
+/* The table, and the migration from the id-keyed schema (doc kept as it was
+ * but for a user_id attribute, which the owner's column now stands for). */
+#define TABLE_SQL(name)                                                                        \
+  "CREATE TABLE " name " (user_id TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,"         \
+  " PRIMARY KEY (user_id, id)) WITHOUT ROWID"
+/* 1 | 0 | NULL (no table): whether items has the user_id column. */
+static const char schema_sql[] =
+  "SELECT (SELECT count(*) FROM pragma_table_info('items') WHERE name = 'user_id')"
+  " WHERE EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'items')";
+static const char migrate_sql[] =
+  TABLE_SQL("items_by_owner") ";"
+  "INSERT INTO items_by_owner (user_id, id, doc)"
+  " SELECT '" TH_STORE_PUBLIC_OWNER "', id, json_remove(doc, '$." TH_STORE_OWNER_ATTR "') FROM items;"
+  "DROP TABLE items;"
+  "ALTER TABLE items_by_owner RENAME TO items";
 
 typedef struct sq_store {
   th_store base; /* first: a th_store * is a sq_store * */
@@ -202,8 +236,11 @@ static th_result bind(sq_store *q, sqlite3_stmt *st, const char *what, int n, co
 }
 
 /* Ids are bounded as DynamoDB bounds them (store.h), so the two backends
- * accept the same items and every key fits in a pagination cursor. */
+ * accept the same items and every key fits in a pagination cursor. No
+ * operation runs without an owner. */
 static th_result check_id(sq_store *q, const char *what, const char *id) {
+  if (!q->base.owner[0])
+    return fail(q, TH_ERR_INTERNAL, what, "no owner bound to the store");
   if (!id || !id[0] || strlen(id) > TH_STORE_MAX_ID)
     return fail(q, TH_ERR_INVALID, what, "id must be 1.." STR(TH_STORE_MAX_ID) " bytes");
   return TH_OK;
@@ -226,11 +263,11 @@ static th_result check_doc(sq_store *q, const char *what, const char *doc, int i
 
 static th_result sq_create(th_store *s, const char *id, const char *item) {
   sq_store *q = (sq_store *)s;
-  const char *v[2] = {id, item};
+  const char *v[3] = {id, item, s->owner};
   int found;
   th_result r;
   if ((r = check_id(q, "create", id)) != TH_OK || (r = check_doc(q, "create", item, 0, id)) != TH_OK ||
-      (r = bind(q, q->st[ST_CREATE], "create", 2, v)) != TH_OK ||
+      (r = bind(q, q->st[ST_CREATE], "create", 3, v)) != TH_OK ||
       (r = run(q, q->st[ST_CREATE], "create", &found, NULL, NULL)) != TH_OK)
     return r;
   if (sqlite3_changes(q->db) == 0)
@@ -240,10 +277,11 @@ static th_result sq_create(th_store *s, const char *id, const char *item) {
 
 /* get and remove differ only in the statement: both return one doc by id. */
 static th_result by_id(sq_store *q, int which, const char *what, const char *id, char **out) {
+  const char *v[2] = {id, q->base.owner};
   int found = 0;
   char *doc = NULL;
   th_result r;
-  if ((r = check_id(q, what, id)) != TH_OK || (r = bind(q, q->st[which], what, 1, &id)) != TH_OK ||
+  if ((r = check_id(q, what, id)) != TH_OK || (r = bind(q, q->st[which], what, 2, v)) != TH_OK ||
       (r = run(q, q->st[which], what, &found, &doc, NULL)) != TH_OK)
     return r;
   if (!found)
@@ -262,13 +300,13 @@ static th_result sq_remove(th_store *s, const char *id, char **old_out) {
 
 static th_result sq_update(th_store *s, const char *id, const char *fields, char **item_out) {
   sq_store *q = (sq_store *)s;
-  const char *v[2] = {fields, id};
+  const char *v[3] = {fields, id, s->owner};
   int found = 0;
   char *doc = NULL;
   th_result r;
   if ((r = check_id(q, "update", id)) != TH_OK ||
       (r = check_doc(q, "update", fields, 1, NULL)) != TH_OK ||
-      (r = bind(q, q->st[ST_UPDATE], "update", 2, v)) != TH_OK ||
+      (r = bind(q, q->st[ST_UPDATE], "update", 3, v)) != TH_OK ||
       (r = run(q, q->st[ST_UPDATE], "update", &found, &doc, NULL)) != TH_OK)
     return r;
   if (!found)
@@ -280,15 +318,18 @@ static th_result sq_update(th_store *s, const char *id, const char *fields, char
 static th_result sq_scan(th_store *s, int limit, const char *after_id, char **items_out,
                          char **last_id_out) {
   sq_store *q = (sq_store *)s;
-  sqlite3_stmt *st = q->st[ST_SCAN];
+  sqlite3_stmt *st = q->st[after_id ? ST_SCAN_AFTER : ST_SCAN];
+  const char *v[3] = {s->owner, NULL, after_id};
   char *items = NULL, *last = NULL;
   int found = 0, rc;
   th_result r;
+  if (!s->owner[0])
+    return fail(q, TH_ERR_INTERNAL, "scan", "no owner bound to the store");
   if (limit < 1 || limit > 1000)
     return fail(q, TH_ERR_INVALID, "scan", "limit must be 1..1000");
   if (after_id && (r = check_id(q, "scan", after_id)) != TH_OK)
     return r;
-  if ((r = bind(q, st, "scan", 1, &after_id)) != TH_OK)
+  if ((r = bind(q, st, "scan", after_id ? 3 : 1, v)) != TH_OK)
     return r;
   if ((rc = sqlite3_bind_int(st, 2, limit)) != SQLITE_OK) {
     r = fail(q, map_rc(rc), "scan", sqlite3_errmsg(q->db));
@@ -316,6 +357,54 @@ static void sq_close(th_store *s) {
     sqlite3_finalize(q->st[i]);
   sqlite3_close(q->db);
   free(q);
+}
+
+/* *out: 1 when items has the current schema, 0 the id-keyed one, -1 none. */
+static th_result schema_of(sq_store *q, int *out) {
+  sqlite3_stmt *st = NULL;
+  char *has = NULL;
+  int found = 0;
+  if (sqlite3_prepare_v2(q->db, schema_sql, -1, &st, NULL) != SQLITE_OK)
+    return fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
+  th_result r = run(q, st, "open", &found, &has, NULL);
+  sqlite3_finalize(st);
+  if (r == TH_OK)
+    *out = !found ? -1 : has && strcmp(has, "1") == 0 ? 1 : 0;
+  free(has);
+  return r;
+}
+
+/* Creates the table, or migrates the id-keyed one (file comment), unless
+ * the file has the current schema. The write lock is taken first and the
+ * schema read again under it: of several workers opening one file, one
+ * migrates and the others find it done. On failure *why says why and
+ * nothing has changed. */
+static th_result ensure_schema(sq_store *q, const char **why) {
+  int schema = 0;
+  th_result r = schema_of(q, &schema);
+  if (r != TH_OK || schema == 1)
+    goto out;
+  if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    r = fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
+    goto out;
+  }
+  if ((r = schema_of(q, &schema)) == TH_OK && schema != 1 &&
+      sqlite3_exec(q->db, schema < 0 ? TABLE_SQL("items") : migrate_sql, NULL, NULL, NULL) !=
+          SQLITE_OK)
+    r = fail(q, map_rc(sqlite3_errcode(q->db)),
+             schema < 0 ? "creating the table" : "migrating the id-keyed table",
+             sqlite3_errmsg(q->db));
+  if (r == TH_OK && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    r = fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
+  if (r != TH_OK)
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  else if (schema == 0)
+    th_log(TH_LOG_INFO, NULL, "sqlite: id-keyed table migrated, its items now belong to "
+                              "the owner '" TH_STORE_PUBLIC_OWNER "'", NULL, 0);
+out:
+  if (r != TH_OK)
+    *why = q->base.error;
+  return r;
 }
 
 static const th_store_ops sq_ops = {sq_create, sq_get, sq_update, sq_remove, sq_scan, sq_close,
@@ -379,12 +468,10 @@ th_store *th_store_sqlite_open(const char *path, char *err, size_t errlen) {
     why = "the database could not be switched to WAL mode";
     goto fail;
   }
-  if (sqlite3_exec(q->db,
-                   "PRAGMA synchronous=NORMAL;"
-                   "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY NOT NULL,"
-                   " doc TEXT NOT NULL) WITHOUT ROWID",
-                   NULL, NULL, NULL) != SQLITE_OK)
+  if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
     goto fail_db;
+  if (ensure_schema(q, &why) != TH_OK)
+    goto fail;
   for (int i = 0; i < ST_COUNT; i++)
     if (sqlite3_prepare_v3(q->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL) !=
         SQLITE_OK)

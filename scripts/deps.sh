@@ -7,7 +7,7 @@
 #   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore, openssl,
 #                            the AWS CLI, clang + libFuzzer for the fuzz targets, wrk for
 #                            the concurrency run, node/npm for dynalite, cognito-local and the
-#                            Terraform checks, PyJWT to verify cognito-local's tokens)
+#                            Terraform checks, PyJWT and cryptography to sign and verify test tokens)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config

@@ -27,7 +27,15 @@ locals {
 resource "aws_dynamodb_table" "tasks" {
   name         = "${var.name}-tasks"
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "id"
+  # Each user's tasks are one partition (user_id: the token's sub, or "public" with auth
+  # off), sorted by id (UUIDv7: creation order), so a list is a Query, never a Scan.
+  hash_key  = "user_id"
+  range_key = "id"
+
+  attribute {
+    name = "user_id"
+    type = "S"
+  }
 
   attribute {
     name = "id"

@@ -20,7 +20,7 @@
 #     the pool's other app client, a token whose payload was changed after signing, and a
 #     bearer value that is no JWT;
 #   * every response, the 401s too, carries Access-Control-Allow-Origin and nosniff.
-# Not registered in CTest until the verifier is wired into --serve.
+# CTest: cognito.serve_auth (tests/CMakeLists.txt).
 # shellcheck disable=SC2016 # jq programs are single-quoted on purpose
 set -u
 # shellcheck source=../e2e/lib.sh

@@ -19,7 +19,7 @@ import sys
 import urllib.error
 import urllib.request
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 WANT_STATUS = {"C": 201, "U": 200, "D": 200}
 NAMES = {"C": "create", "U": "update", "D": "delete"}
 failed = 0

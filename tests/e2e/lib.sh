@@ -54,7 +54,8 @@ trap 'echo "e2e: interrupted" >&2; exit 130' INT TERM
 # backends; otherwise every test gets its own SQLite file.
 unset TASKHOST_CORS_ORIGIN TASKHOST_CURSOR_SECRET TASKHOST_MAX_BODY_BYTES \
   TASKHOST_LUA_MEMORY_MB TASKHOST_LUA_INSTRUCTIONS TASKHOST_LUA_TIMEOUT_MS TASKHOST_WORKERS \
-  AWS_LAMBDA_LOG_LEVEL TASKHOST_LOG_LEVEL AWS_LAMBDA_LOG_FORMAT
+  AWS_LAMBDA_LOG_LEVEL TASKHOST_LOG_LEVEL AWS_LAMBDA_LOG_FORMAT \
+  TASKHOST_AUTH TASKHOST_JWKS TASKHOST_JWT_ISSUER TASKHOST_JWT_AUDIENCE
 if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
   : "${TABLE_NAME:?E2E_STORE=dynamodb needs TABLE_NAME (run under with_dynalite.sh)}"
   export TASKHOST_STORE=dynamodb
@@ -130,12 +131,16 @@ finish() {
 #   -B             isBase64Encoded: true (BODY is sent as given)
 #   -s STAGE       requestContext.stage (default: "$default" for v2, "test" for v1)
 #   -f FILE        body read from FILE
+#   -c CLAIMS      a JSON object: the claims of API Gateway's authorizer
+#                  (v2: requestContext.authorizer.jwt.claims, with scopes null;
+#                  v1: requestContext.authorizer.claims, as a Cognito
+#                  user-pool authorizer passes them)
 event() {
   local version=$1 method=$2 path=$3
   shift 3
-  local query="" headers="" body="" body_file="" has_body=false b64=false stage=""
+  local query="" headers="" body="" body_file="" has_body=false b64=false stage="" claims=null
   local OPTIND=1 opt
-  while getopts "q:H:b:Bs:f:" opt; do
+  while getopts "q:H:b:Bs:f:c:" opt; do
     case $opt in
       q) query+="$OPTARG"$'\n' ;;
       H) headers+="$OPTARG"$'\n' ;;
@@ -143,6 +148,7 @@ event() {
       f) body_file=$OPTARG has_body=true ;;
       B) b64=true ;;
       s) stage=$OPTARG ;;
+      c) claims=$OPTARG ;;
       *) echo "event: bad option" >&2; return 2 ;;
     esac
   done
@@ -156,7 +162,8 @@ event() {
   fi
   jq -n -c --arg version "$version" --arg method "$method" --arg path "$path" \
     --arg query "$query" --arg headers "$headers" --rawfile body "$body_file" \
-    --argjson has_body "$has_body" --argjson b64 "$b64" --arg stage "$stage" '
+    --argjson has_body "$has_body" --argjson b64 "$b64" --arg stage "$stage" \
+    --argjson claims "$claims" '
     def lines: split("\n") | map(select(length > 0));
     ($query | lines | map(index("=") as $i
         | if $i == null then {k: ., v: ""} else {k: .[:$i], v: .[$i + 1:]} end)) as $q
@@ -178,6 +185,8 @@ event() {
          isBase64Encoded: $b64}
         + (if $has_body then {body: $body} else {} end)
         | if $qsp == null then del(.queryStringParameters) else . end
+        | if $claims == null then . else
+            .requestContext.authorizer = {jwt: {claims: $claims, scopes: null}} end
       else
         {resource: "/{proxy+}", path: $path, httpMethod: $method,
          headers: $hdrs, multiValueHeaders: ($hdrs | map_values([.])),
@@ -188,6 +197,7 @@ event() {
            path: "/\($stage)\($path)", identity: {sourceIp: "192.0.2.1"}},
          body: (if $has_body then $body else null end),
          isBase64Encoded: $b64}
+        | if $claims == null then . else .requestContext.authorizer = {claims: $claims} end
       end'
 }
 
@@ -450,5 +460,6 @@ repeat_char() {
 # json_task TEXT: {"task": TEXT} with TEXT properly escaped.
 json_task() { jq -n -c --arg t "$1" '{task: $t}'; }
 
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+# New tasks get time-ordered ids: UUIDv7 (routes.lua).
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 ABSENT_ID=00000000-0000-4000-8000-000000000000

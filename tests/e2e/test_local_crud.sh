@@ -28,7 +28,7 @@ crud() {
     '.task.created_at >= $now - 300 and .task.created_at <= $now + 300' --argjson now "$NOW"
   id=$(jq -r '.id' <<<"$BODY")
   created=$(jq -c '.task' <<<"$BODY")
-  check_match "$v create: id is a lower-case v4 UUID" "$UUID_RE" "$id"
+  check_match "$v create: id is a lower-case v7 UUID (time-ordered)" "$UUID_RE" "$id"
   # REST API events carry the client's path (stage included) in
   # requestContext.path, which the event builder sets to /test/...
   if [ "$v" = v1 ]; then loc="/test/tasks/$id"; else loc="/tasks/$id"; fi

@@ -2,7 +2,8 @@
 # Pagination through `taskhost --local`: 260 tasks, then GET /tasks page by
 # page with limit 1, 25 and 100 (v1 and v2 events): every item exactly once,
 # count == items <= limit, the last page's next is null; the default limit is
-# 25; a cursor keeps working after the item it points at is deleted.
+# 25; the list is newest first; a cursor keeps working after the item it
+# points at is deleted.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=260
@@ -83,6 +84,20 @@ expect "no limit: 25 items" 200 '.count == 25 and (.items | length) == 25 and (.
 check_jq "no limit: items are whole tasks" "$BODY" \
   'all(.items[]; keys == ["created_at", "id", "priority", "status", "task", "updated_at"])'
 first_page=$(jq -c '[.items[].id]' <<<"$BODY")
+# Each create ran in its own process, one after the other (milliseconds
+# apart): their UUIDv7 ids are in creation order, and a list is newest first.
+newest=$(tail -n 25 "$TMP/created.ids" | tac | jq -R . | jq -s -c .)
+check_eq "the first page is the 25 newest tasks, newest first" "$newest" "$first_page"
+all_pages=$(tac "$TMP/created.ids" | jq -R . | jq -s -c .)
+api v2 GET /tasks -q limit=100
+page=$(jq -c '[.items[].id]' <<<"$BODY")
+cursor=$(jq -r '.next' <<<"$BODY")
+while [ "$cursor" != null ] && [ -n "$cursor" ]; do
+  api v2 GET /tasks -q limit=100 -q "next=$cursor"
+  page=$(jq -c --argjson a "$page" '$a + [.items[].id]' <<<"$BODY")
+  cursor=$(jq -r '.next' <<<"$BODY")
+done
+check_eq "all pages together: every task, newest first" "$all_pages" "$page"
 api v1 GET /tasks -q limit=25
 expect "limit=25 gives the same first page" 200 '[.items[].id] == $p' --argjson p "$first_page"
 api v1 GET /tasks

@@ -19,9 +19,10 @@ def write(target, data):
     with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
         f.write(data)
 
-def cursor(secret, identity, key):
-    raw = b"\x01" + key + hmac.new(secret, identity + b"\x00" + key, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+def cursor(secret, identity, key, owner=b"public"):
+    # runtime/cursor.c, version 2: the MAC binds the owner too ("public": auth off).
+    mac = hmac.new(secret, identity + b"\x00" + owner + b"\x00" + key, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(b"\x02" + key + mac).rstrip(b"=")
 
 KNOWN = [b"11111111-1111-4111-8111-111111111111", b"22222222-2222-4222-a222-222222222222",
          b"33333333-3333-4333-b333-333333333333"]
@@ -90,6 +91,7 @@ for seed in [
 for key in KNOWN + [b"", b"a", b"x" * 1024, "é/ü".encode()]:
     write("cursor", cursor(b"taskhost-fuzz-secret", b"sqlite:/tmp/fuzz/a.db", key))
 write("cursor", cursor(b"taskhost-fuzz-secret", b"sqlite:/tmp/fuzz/b.db", KNOWN[0]))  # other table
+write("cursor", cursor(b"taskhost-fuzz-secret", b"sqlite:/tmp/fuzz/a.db", KNOWN[0], b"other"))  # other owner
 write("cursor", b"AQ")
 write("cursor", b"not a cursor ==")
 

@@ -10,7 +10,8 @@
 # in-memory server needs no native module) when node_modules is missing,
 # starts dynalite in memory on 127.0.0.1 on a free port (the port is written
 # to $DYNALITE_DIR/port), waits until it answers and creates the table
-# (id S HASH, PAY_PER_REQUEST) with the AWS CLI, or with curl without it.
+# (user_id S HASH, id S RANGE, PAY_PER_REQUEST: the runtime's keys, see
+# runtime/store_dynamodb.h) with the AWS CLI, or with curl without it.
 # When openssl is installed, the same node process also serves a second,
 # independent dynalite over TLS with a certificate made for 127.0.0.1 and
 # localhost by a throw-away CA: its port goes to $DYNALITE_DIR/tls_port, the
@@ -100,7 +101,7 @@ start() {
     curl -s --noproxy '*' -o /dev/null "http://127.0.0.1:$(cat "$portfile")/" && break
     sleep 0.05
   done
-  local spec='{"TableName":"'"$table"'","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}'
+  local spec='{"TableName":"'"$table"'","AttributeDefinitions":[{"AttributeName":"user_id","AttributeType":"S"},{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"user_id","KeyType":"HASH"},{"AttributeName":"id","KeyType":"RANGE"}],"BillingMode":"PAY_PER_REQUEST"}'
   if command -v aws >/dev/null; then
     aws_local dynamodb create-table --cli-input-json "$spec" >/dev/null || die "create-table failed"
   else

@@ -21,7 +21,7 @@ for _, op in ipairs({ "create", "get", "update", "delete", "scan" }) do
 end
 routes.store = spy
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-7%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local ABSENT_ID = "00000000-0000-4000-8000-000000000000"
 
 local seq = 0
@@ -140,7 +140,7 @@ T.test("CRUD scenario", function()
   local resp = call("POST", "/tasks", { body = { task = "Write documentation", priority = "high" } })
   local body = expect(resp, 201, "create")
   local id = body.id
-  ok(type(id) == "string" and id:find(UUID), "id is a UUID v4: " .. tostring(id))
+  ok(type(id) == "string" and id:find(UUID), "id is a UUID v7: " .. tostring(id))
   eq(header(resp, "Location"), "/tasks/" .. id, "Location")
   local task = body.task
   eq(task.id, id, "task.id")
@@ -429,15 +429,15 @@ end)
 
 T.test("pagination over 260 items", function()
   clear_store()
-  local created = {}
+  local created = {} -- id → creation number
   for i = 1, 260 do
     local t = create({ task = "item " .. i })
-    created[t.id] = true
+    created[t.id] = i
   end
   eq(store_count(), 260, "store holds 260 items")
 
   local function page_through(limit)
-    local seen, total, pages, cursor = {}, 0, 0, nil
+    local seen, total, pages, cursor, prev = {}, 0, 0, nil, 261
     while true do
       pages = pages + 1
       ok(pages <= 400, "paging ends")
@@ -451,6 +451,8 @@ T.test("pagination over 260 items", function()
       for _, item in ipairs(body.items) do
         ok(created[item.id], "a created item")
         ok(not seen[item.id], "seen once: " .. item.id)
+        ok((created[item.id] or 0) < prev, "newest first: " .. item.task .. " after item " .. prev)
+        prev = created[item.id] or 0
         seen[item.id] = true
         total = total + 1
       end

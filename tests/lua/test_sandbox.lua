@@ -67,6 +67,21 @@ T.test("uuid and clock", function()
   T.ok(a:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
        "v4 format: " .. a)
   T.ok(a ~= b, "unique")
+  -- v7: version 7, variant 10, the first 48 bits the Unix time in ms, and
+  -- each id above the one made before it (monotonic within the process).
+  local prev = uuid.v7()
+  T.ok(prev:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-7%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
+       "v7 format: " .. prev)
+  local ms = tonumber(prev:sub(1, 8) .. prev:sub(10, 13), 16)
+  T.ok(math.abs(ms - clock.now() * 1000) < 5000, "v7 timestamp is now in ms: " .. prev)
+  for _ = 1, 5000 do -- more than one millisecond's counter can hold
+    local id = uuid.v7()
+    if not (id > prev) then
+      T.ok(false, "v7 ids increase: " .. prev .. " then " .. id)
+      break
+    end
+    prev = id
+  end
   local now = clock.now()
   T.eq(math.type(now), "integer", "clock.now is an integer")
   T.ok(now > 1700000000, "epoch seconds")
@@ -100,6 +115,16 @@ T.test("store keeps values and exact integers", function()
   T.ok(not pcall(store.create, {id = "x", f = print}), "functions cannot be stored")
   T.ok(not pcall(store.create, {id = "x", n = 0/0}), "NaN cannot be stored")
   T.ok(not pcall(store.create, {id = "x", t = {1, 2, k = 3}}), "mixed tables cannot be stored")
+  -- The owner's attribute is the store's: a script cannot write it, so it
+  -- cannot forge the key, and it never reads it back.
+  T.eq(got.user_id, nil, "an item holds no user_id")
+  local res, err = store.create({id = uuid.v4(), user_id = "someone"})
+  T.eq(res, nil, "create with user_id refused")
+  T.eq(type(err) == "table" and err.kind, "invalid", "create with user_id: invalid")
+  res, err = store.update(id, {user_id = "someone"})
+  T.eq(res, nil, "update of user_id refused")
+  T.eq(type(err) == "table" and err.kind, "invalid", "update of user_id: invalid")
+  T.eq(store.get(id).s, "new", "item unchanged")
   local old = store.delete(id)
   T.eq(old.s, "new", "delete returns the old item")
   T.eq(store.delete(id), nil, "second delete → nil")

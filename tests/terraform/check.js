@@ -421,12 +421,12 @@ async function main() {
     const t = table();
     need(t.billing_mode === "PAY_PER_REQUEST", `billing_mode is ${JSON.stringify(t.billing_mode)}`);
   });
-  check("dynamodb: hash key is id, a string (S)", () => {
+  check("dynamodb: keys are user_id (hash) and id (range), strings (S)", () => {
     const t = table();
-    need(t.hash_key === "id", `hash_key is ${JSON.stringify(t.hash_key)}`);
-    need(t.range_key === undefined, "the table has a range key; the runtime keys items by id only");
-    const attrs = blocks(t, "attribute");
-    need(attrs.length === 1 && attrs[0].name === "id" && attrs[0].type === "S",
+    need(t.hash_key === "user_id", `hash_key is ${JSON.stringify(t.hash_key)}`);
+    need(t.range_key === "id", `range_key is ${JSON.stringify(t.range_key)}`);
+    const attrs = blocks(t, "attribute").map((a) => `${a.name}:${a.type}`).sort();
+    need(attrs.length === 2 && attrs[0] === "id:S" && attrs[1] === "user_id:S",
       `attributes are ${JSON.stringify(attrs)}`);
   });
   check("dynamodb: point-in-time recovery enabled", () => {

@@ -25,7 +25,7 @@ fresh() {
   # Stand-ins shaped like the real ones: the client builds the target from a prefix, the
   # store names the operations it calls.
   cat > "$scratch/repo/runtime/dynamodb.c" <<'EOF'
-/* Stand-in for the DynamoDB client. A "Query" in a comment is not an operation. */
+/* Stand-in for the DynamoDB client. A "Scan" in a comment is not an operation. */
 #define TARGET_PREFIX "DynamoDB_20120810."
 static const char *msg = "Scan failed"; // "BatchWriteItem" in a line comment neither
 EOF
@@ -34,7 +34,7 @@ static int get(q) { return call(q, "GetItem", body, &o); }
 static int put(q) { return call(q, "PutItem", body, &o); }
 static int update(q) { return call(q, "UpdateItem", body, &o); }
 static int del(q) { return call(q, "DeleteItem", body, &o); }
-static int scan(q) { return call(q, "Scan", body, &o); }
+static int query(q) { return call(q, "Query", body, &o); }
 EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -91,12 +91,14 @@ L=terraform/modules/lambda/main.tf
 M=terraform/main.tf
 mutate 'wildcard action "dynamodb:*"' $L 's/"dynamodb:DeleteItem",/"dynamodb:DeleteItem",\n      "dynamodb:*",/' 'no "\*" in any action'
 mutate 'wildcard action also breaks the action set' $L 's/"dynamodb:DeleteItem",/"dynamodb:DeleteItem",\n      "dynamodb:*",/' 'may but the runtime never sends: dynamodb:\*'
-mutate 'action missing (Scan)' $L 's/\s*"dynamodb:Scan",//' 'the runtime sends but the role may not: dynamodb:Scan'
-mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Scan",/"dynamodb:Scan",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
-mutate 'runtime sends a new operation (DynamoDB_20120810.Query)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Query";/m' 'the runtime sends but the role may not: dynamodb:Query'
+mutate 'action missing (Query)' $L 's/\s*"dynamodb:Query",//' 'the runtime sends but the role may not: dynamodb:Query'
+mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
+mutate 'runtime sends a new operation (DynamoDB_20120810.Scan)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Scan";/m' 'the runtime sends but the role may not: dynamodb:Scan'
 mutate 'the store calls a new operation ("TransactWriteItems")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "TransactWriteItems", body, &o); }\n/' 'may not: dynamodb:TransactWriteItems'
-mutate 'the store no longer scans' runtime/store_dynamodb.c 's/^static int scan.*\n//m' 'the role may but the runtime never sends: dynamodb:Scan'
+mutate 'the store no longer queries' runtime/store_dynamodb.c 's/^static int query.*\n//m' 'the role may but the runtime never sends: dynamodb:Query'
 mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
+mutate 'table keyed by id alone' $M 's/hash_key\s*=\s*"user_id"\n\s*range_key\s*=\s*"id"/hash_key = "id"/' 'keys are user_id (hash) and id (range)'
+mutate 'sort key attribute of type N' $M 's/(name = "id"\n\s*type = )"S"/$1"N"/' 'keys are user_id (hash) and id (range)'
 mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'
 mutate 'DynamoDB statement on a literal ARN' $L 's/resources = \[var\.table\.arn\]/resources = ["arn:aws:dynamodb:us-east-1:123456789012:table\/tasks"]/' 'resource is the literal'
 mutate 'X-Ray statement without the enable_tracing guard' $L 's/for_each = var\.enable_tracing \? \[1\] : \[\]/for_each = [1]/' 'only when var.enable_tracing'

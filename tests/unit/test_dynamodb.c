@@ -413,7 +413,7 @@ static const char *path_str(int idx, const char *const *keys, size_t n) {
 static void test_body_put(void) {
   static const char item[] = "{\"id\":{\"S\":\"k1\"}," EXACT_VALUES "}";
   char *body = NULL, why[256] = "";
-  th_result r = th_ddb_body_put(C, "Tasks", "k1", item, &body, why, sizeof why);
+  th_result r = th_ddb_body_put(C, "Tasks", "owner-1", "k1", item, &body, why, sizeof why);
   CHECK(r == TH_OK, "put: %s %s", th_result_name(r), why);
   if (!body)
     return;
@@ -430,10 +430,13 @@ static void test_body_put(void) {
   int b = lua_gettop(TL);
   CHECK_STR(PATH(b, "TableName"), "Tasks");
   CHECK_STR(PATH(b, "Item", "id", "S"), "k1");
+  CHECK_STR(PATH(b, "Item", "user_id", "S"), "owner-1"); /* the partition key, added */
   CHECK_STR(PATH(b, "Item", "u", "S"), "\xc3\xa9 \xf0\x9f\x8e\x89 \" \\ ");
   CHECK_STR(PATH(b, "ConditionExpression"), "attribute_not_exists(#k)");
   CHECK_STR(PATH(b, "ExpressionAttributeNames", "#k"), "id");
   lua_getfield(TL, b, "Item");
+  lua_pushnil(TL);
+  lua_setfield(TL, -2, "user_id");
   char *again = encode_at(-1);
   CHECK(again && th_ddb_items_equal(C, again, item) == 1, "item kept: %s", again);
   free(again);
@@ -443,44 +446,59 @@ static void test_body_put(void) {
 
 static void test_body_other(void) {
   char *body = NULL, why[256] = "";
-  CHECK(th_ddb_body_get(C, "Tasks", "a\"b", &body, why, sizeof why) == TH_OK, "get %s", why);
+  CHECK(th_ddb_body_get(C, "Tasks", "owner-1", "a\"b", &body, why, sizeof why) == TH_OK, "get %s", why);
   push_body(body);
   CHECK_STR(PATH(1, "Key", "id", "S"), "a\"b");
+  CHECK_STR(PATH(1, "Key", "user_id", "S"), "owner-1");
   lua_getfield(TL, 1, "ConsistentRead");
   CHECK(lua_toboolean(TL, -1), "ConsistentRead");
   lua_settop(TL, 0);
   free(body);
 
   body = NULL;
-  CHECK(th_ddb_body_delete(C, "Tasks", "x", &body, why, sizeof why) == TH_OK, "delete %s", why);
+  CHECK(th_ddb_body_delete(C, "Tasks", "owner-1", "x", &body, why, sizeof why) == TH_OK, "delete %s", why);
   push_body(body);
   CHECK_STR(PATH(1, "Key", "id", "S"), "x");
+  CHECK_STR(PATH(1, "Key", "user_id", "S"), "owner-1");
   CHECK_STR(PATH(1, "ReturnValues"), "ALL_OLD");
   CHECK_STR(PATH(1, "ConditionExpression"), "attribute_exists(#k)");
   CHECK_STR(PATH(1, "ExpressionAttributeNames", "#k"), "id");
   lua_settop(TL, 0);
   free(body);
 
+  /* The list: a Query of the owner's partition, newest first. */
   body = NULL;
-  CHECK(th_ddb_body_scan(C, "Tasks", 26, NULL, &body, why, sizeof why) == TH_OK, "scan %s", why);
+  CHECK(th_ddb_body_query(C, "Tasks", "o\"1", 26, NULL, &body, why, sizeof why) == TH_OK,
+        "query %s", why);
   CHECK(body && strstr(body, "\"Limit\":26") && strstr(body, "\"ConsistentRead\":true") &&
-            !strstr(body, "ExclusiveStartKey"), "scan: %s", body);
-  free(body);
-  body = NULL;
-  CHECK(th_ddb_body_scan(C, "Tasks", 1001, "last", &body, why, sizeof why) == TH_OK, "scan %s", why);
+            strstr(body, "\"ScanIndexForward\":false") && !strstr(body, "ExclusiveStartKey"),
+        "query: %s", body);
   push_body(body);
-  CHECK_STR(PATH(1, "ExclusiveStartKey", "id", "S"), "last");
+  CHECK_STR(PATH(1, "TableName"), "Tasks");
+  CHECK_STR(PATH(1, "KeyConditionExpression"), "#u = :u");
+  CHECK_STR(PATH(1, "ExpressionAttributeNames", "#u"), "user_id");
+  CHECK_STR(PATH(1, "ExpressionAttributeValues", ":u", "S"), "o\"1");
   lua_settop(TL, 0);
   free(body);
   body = NULL;
-  CHECK(th_ddb_body_scan(C, "Tasks", 0, NULL, &body, why, sizeof why) == TH_ERR_INVALID && !body,
-        "limit 0");
+  CHECK(th_ddb_body_query(C, "Tasks", "o1", 1001, "last", &body, why, sizeof why) == TH_OK,
+        "query %s", why);
+  push_body(body);
+  CHECK_STR(PATH(1, "ExclusiveStartKey", "id", "S"), "last");
+  CHECK_STR(PATH(1, "ExclusiveStartKey", "user_id", "S"), "o1");
+  lua_settop(TL, 0);
+  free(body);
+  body = NULL;
+  CHECK(th_ddb_body_query(C, "Tasks", "o1", 0, NULL, &body, why, sizeof why) == TH_ERR_INVALID &&
+            !body, "limit 0");
+  CHECK(th_ddb_body_query(C, "Tasks", NULL, 1, NULL, &body, why, sizeof why) == TH_ERR_INVALID &&
+            !body, "NULL owner");
 }
 
 static void test_body_update(void) {
   static const char fields[] = "{" EXACT_VALUES ",\"title\":{\"S\":\"t\"},\"#weird :name\":{\"S\":\"w\"}}";
   char *body = NULL, why[256] = "";
-  th_result r = th_ddb_body_update(C, "Tasks", "k1", fields, &body, why, sizeof why);
+  th_result r = th_ddb_body_update(C, "Tasks", "owner-1", "k1", fields, &body, why, sizeof why);
   CHECK(r == TH_OK, "update: %s %s", th_result_name(r), why);
   if (!body)
     return;
@@ -518,7 +536,7 @@ static void test_body_update(void) {
   free(body);
 
   body = (char *)"untouched";
-  CHECK(th_ddb_body_update(C, "Tasks", "k1", "{}", &body, why, sizeof why) == TH_OK && !body,
+  CHECK(th_ddb_body_update(C, "Tasks", "owner-1", "k1", "{}", &body, why, sizeof why) == TH_OK && !body,
         "empty fields: nothing to send");
   /* The update-expression limit. */
   th_buf many;
@@ -531,7 +549,7 @@ static void test_body_update(void) {
   }
   th_buf_append_str(&many, "}");
   body = NULL;
-  CHECK(th_ddb_body_update(C, "Tasks", "k1", many.data, &body, why, sizeof why) == TH_ERR_INVALID &&
+  CHECK(th_ddb_body_update(C, "Tasks", "owner-1", "k1", many.data, &body, why, sizeof why) == TH_ERR_INVALID &&
             !body && strstr(why, "at most"), "too many fields: %s", why);
   th_buf_free(&many);
 }
@@ -554,21 +572,31 @@ static void test_body_invalid(void) {
     {"{\"id\":{\"S\":\"k\"},\"t\":{\"SS\":[1]}}", 0},
     {"{\"id\":{\"S\":\"k\"},\"t\":{\"M\":{\"in\":{\"L\":[{}]}}}}", 0},
     {"{\"id\":{\"S\":\"k\"}} trailing", 0},
+    {"{\"id\":{\"S\":\"k\"},\"user_id\":{\"S\":\"owner-1\"}}", 0},
+    {"{\"id\":{\"S\":\"k\"},\"user_id\":{\"S\":\"someone else\"}}", 0},
     {"{\"id\":{\"S\":\"k\"}}", 1}, {"[]", 1}, {"{\"t\":null}", 1}, {"", 1}, {"nope", 1},
+    {"{\"user_id\":{\"S\":\"x\"}}", 1}, {"{\"t\":{\"S\":\"x\"},\"user_id\":{\"N\":\"1\"}}", 1},
   };
   for (size_t i = 0; i < TH_ARRAY_LEN(bad); i++) {
     char *body = NULL, why[256] = "";
     th_result r = bad[i].fields
-                      ? th_ddb_body_update(C, "Tasks", "k", bad[i].text, &body, why, sizeof why)
-                      : th_ddb_body_put(C, "Tasks", "k", bad[i].text, &body, why, sizeof why);
+                      ? th_ddb_body_update(C, "Tasks", "owner-1", "k", bad[i].text, &body, why, sizeof why)
+                      : th_ddb_body_put(C, "Tasks", "owner-1", "k", bad[i].text, &body, why, sizeof why);
     CHECK(r == TH_ERR_INVALID && !body && why[0], "%s '%s': %s (%s)",
           bad[i].fields ? "fields" : "item", bad[i].text, th_result_name(r), why);
     CHECK(!strchr(why, '\n'), "why is one line: %s", why);
     free(body);
   }
   char *body = NULL, why[64];
-  CHECK(th_ddb_body_put(C, "Tasks", "k", NULL, &body, why, sizeof why) == TH_ERR_INVALID, "NULL item");
-  CHECK(th_ddb_body_get(C, "Tasks", NULL, &body, why, sizeof why) == TH_ERR_INVALID, "NULL id");
+  CHECK(th_ddb_body_put(C, "Tasks", "owner-1", "k", NULL, &body, why, sizeof why) == TH_ERR_INVALID, "NULL item");
+  CHECK(th_ddb_body_get(C, "Tasks", "owner-1", NULL, &body, why, sizeof why) == TH_ERR_INVALID, "NULL id");
+  CHECK(th_ddb_body_get(C, "Tasks", NULL, "k", &body, why, sizeof why) == TH_ERR_INVALID, "NULL owner");
+  CHECK(th_ddb_body_put(C, "Tasks", NULL, "k", "{\"id\":{\"S\":\"k\"}}", &body, why, sizeof why) ==
+            TH_ERR_INVALID, "put, NULL owner");
+  CHECK(th_ddb_body_update(C, "Tasks", NULL, "k", "{\"t\":{\"S\":\"x\"}}", &body, why, sizeof why) ==
+            TH_ERR_INVALID, "update, NULL owner");
+  CHECK(th_ddb_body_delete(C, "Tasks", NULL, "k", &body, why, sizeof why) == TH_ERR_INVALID,
+        "delete, NULL owner");
 }
 
 /* Every example of the API model's AttributeValue documentation. */
@@ -588,11 +616,13 @@ static void test_doc_examples(void) {
     lua_getfield(TL, ex, "example");
     lua_setfield(TL, -2, "v");
     char *item = encode_at(-1), *body = NULL, why[256] = "";
-    th_result r = th_ddb_body_put(C, "T", "k", item, &body, why, sizeof why);
+    th_result r = th_ddb_body_put(C, "T", "owner-1", "k", item, &body, why, sizeof why);
     CHECK(r == TH_OK, "%s: %s %s", type, th_result_name(r), why);
     if (body) {
       push_body(body);
       lua_getfield(TL, -1, "Item");
+      lua_pushnil(TL); /* the owner, added by put */
+      lua_setfield(TL, -2, "user_id");
       char *back = encode_at(-1);
       CHECK(back && th_ddb_items_equal(C, back, item) == 1, "%s: %s vs %s", type, back, item);
       free(back);
@@ -632,6 +662,15 @@ static void test_parse_item(void) {
     r = th_ddb_parse_item(C, bad[i], strlen(bad[i]), "Item", &item, why, sizeof why);
     CHECK(r == TH_ERR_INTERNAL && !strcmp(item, "untouched"), "'%s': %s", bad[i], th_result_name(r));
   }
+  /* The owner's attribute is the store's: an item comes back without it. */
+  static const char owned[] = "{\"Item\":{\"user_id\":{\"S\":\"o1\"},\"id\":{\"S\":\"k\"},"
+                              "\"t\":{\"S\":\"user_id\"}}}";
+  item = NULL;
+  r = th_ddb_parse_item(C, owned, strlen(owned), "Item", &item, why, sizeof why);
+  CHECK(r == TH_OK && item && th_ddb_items_equal(C, item, "{\"id\":{\"S\":\"k\"},"
+                                                          "\"t\":{\"S\":\"user_id\"}}") == 1,
+        "user_id stripped: %s", item);
+  free(item);
   /* Exact numbers and empty lists come back as they were. */
   static const char resp[] = "{\"Item\":{\"id\":{\"S\":\"k\"}," EXACT_VALUES "}}";
   item = NULL;
@@ -680,8 +719,10 @@ static void test_stream_images(void) {
 
 static void test_parse_scan(void) {
   static const char resp[] =
-    "{\"Items\":[{\"id\":{\"S\":\"a\"},\"l\":{\"L\":[]}},{\"id\":{\"S\":\"b\"},\"n\":{\"N\":\"9007199254740993\"}},"
-    "{\"id\":{\"S\":\"c\"}}],\"Count\":3,\"ScannedCount\":3,\"LastEvaluatedKey\":{\"id\":{\"S\":\"c\"}}}";
+    "{\"Items\":[{\"id\":{\"S\":\"a\"},\"l\":{\"L\":[]},\"user_id\":{\"S\":\"owner-1\"}},"
+    "{\"id\":{\"S\":\"b\"},\"n\":{\"N\":\"9007199254740993\"},\"user_id\":{\"S\":\"owner-1\"}},"
+    "{\"id\":{\"S\":\"c\"},\"user_id\":{\"S\":\"owner-1\"}}],\"Count\":3,\"ScannedCount\":3,"
+    "\"LastEvaluatedKey\":{\"user_id\":{\"S\":\"owner-1\"},\"id\":{\"S\":\"c\"}}}";
   th_ddb_page p;
   char why[256] = "";
   th_result r = th_ddb_parse_scan(C, resp, strlen(resp), 2, &p, why, sizeof why);
@@ -691,7 +732,8 @@ static void test_parse_scan(void) {
     CHECK_STR(p.last_id, "b");
     CHECK_STR(p.lek_id, "c");
     CHECK(strstr(p.items, "{\"L\":[]}") && strstr(p.items, "\"9007199254740993\"") &&
-              !strstr(p.items, "\"c\""), "items %s", p.items);
+              !strstr(p.items, "\"c\"") && !strstr(p.items, "user_id") &&
+              !strstr(p.items, "owner-1"), "items %s", p.items);
     th_ddb_page_free(&p);
   }
   r = th_ddb_parse_scan(C, resp, strlen(resp), 3, &p, why, sizeof why);
@@ -771,7 +813,7 @@ static void test_depth(void) {
   th_result r = th_ddb_parse_item(C, resp.data, resp.len, "Item", &out, why, sizeof why);
   CHECK(r == TH_OK && out && th_ddb_items_equal(C, out, item.data) == 1, "deep item: %s %s",
         th_result_name(r), why);
-  r = th_ddb_body_put(C, "T", "k", item.data, &body, why, sizeof why);
+  r = th_ddb_body_put(C, "T", "owner-1", "k", item.data, &body, why, sizeof why);
   CHECK(r == TH_OK && body && strstr(body, "{\"L\":[]}"), "deep put: %s %s", th_result_name(r), why);
   free(out);
   free(body);

@@ -1,8 +1,11 @@
 /* The SQLite backend: the shared store contract suite on fresh files, then
- * what only this backend has — files, reopening, identity, several handles in
- * several threads on one file, and waiting for another connection's lock:
- * up to the busy timeout without a deadline, up to the operation's deadline,
- * or until the stop flag is raised. */
+ * what only this backend has — files, reopening, identity, the migration of
+ * a file of the id-keyed schema (in place, once, atomic, also when several
+ * handles open it at once), several handles in several threads on one file,
+ * and waiting for another connection's lock: up to the busy timeout without
+ * a deadline, up to the operation's deadline, or until the stop flag is
+ * raised. Outside the contract suite the store is bound to the owner
+ * "public" (auth off). */
 #include "check.h"
 #include "store.h"
 #include "store_contract.h"
@@ -32,6 +35,8 @@ static th_store *open_path(const char *name) {
   th_store *s = th_store_sqlite_open(path, err, sizeof err);
   if (!s)
     fprintf(stderr, "open %s: %s\n", path, err);
+  else
+    th_store_set_owner(s, NULL);
   return s;
 }
 
@@ -77,7 +82,8 @@ static void test_contract(void) {
   CHECK(failed == 0, "%d contract checks failed", failed);
 }
 
-/* limit+1 look-ahead: a full last page still ends the scan. */
+/* limit+1 look-ahead: a full last page still ends the scan. Newest first:
+ * descending id. */
 static void test_page_edges(void) {
   th_store *s = open_path("edges.db");
   char *items = NULL, *last = NULL;
@@ -97,13 +103,13 @@ static void test_page_edges(void) {
   }
   items = last = NULL;
   CHECK(s->ops->scan(s, 2, NULL, &items, &last) == TH_OK, "page 1");
-  CHECK_STR(items, "[{\"id\":{\"S\":\"a\"}},{\"id\":{\"S\":\"b\"}}]");
-  CHECK_STR(last, "b");
+  CHECK_STR(items, "[{\"id\":{\"S\":\"d\"}},{\"id\":{\"S\":\"c\"}}]");
+  CHECK_STR(last, "c");
   free(items);
   free(last);
   items = last = NULL;
-  CHECK(s->ops->scan(s, 2, "b", &items, &last) == TH_OK, "page 2");
-  CHECK_STR(items, "[{\"id\":{\"S\":\"c\"}},{\"id\":{\"S\":\"d\"}}]");
+  CHECK(s->ops->scan(s, 2, "c", &items, &last) == TH_OK, "page 2");
+  CHECK_STR(items, "[{\"id\":{\"S\":\"b\"}},{\"id\":{\"S\":\"a\"}}]");
   CHECK(last == NULL, "full last page: last_id %s", last);
   free(items);
   free(last);
@@ -134,6 +140,8 @@ static void test_reopen_and_identity(void) {
   CHECK(getcwd(cwd, sizeof cwd) && chdir(dir) == 0, "chdir");
   s = th_store_sqlite_open("./reopen.db", err, sizeof err);
   CHECK(s && chdir(cwd) == 0, "relative open: %s", s ? "" : err);
+  if (s)
+    th_store_set_owner(s, NULL);
   CHECK_STR(s ? s->identity : NULL, want);
   if (s)
     s->ops->close(s);
@@ -362,6 +370,161 @@ static void test_threads(void) {
     s->ops->close(s);
 }
 
+/* ---- migration of the id-keyed schema ---- */
+
+#define OLD_ITEMS 300
+
+/* Writes `name` as the store before accounts left it: table items(id
+ * PRIMARY KEY, doc), WAL, `n` items "old-0000".. (item 7 with a user_id
+ * attribute, as a custom route could have stored), plus one row whose doc
+ * is `bad` as is when not NULL. 0 on success. */
+static int make_old_file(const char *name, int n, const char *bad) {
+  char path[PATH_MAX], id[32], doc[160];
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int rc = -1;
+  path_of(path, sizeof path, name);
+  if (sqlite3_open(path, &db) != SQLITE_OK ||
+      sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
+                       "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)"
+                       " WITHOUT ROWID", NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "INSERT INTO items (id, doc) VALUES (?1, json(?2))", -1, &st, NULL) !=
+          SQLITE_OK)
+    goto out;
+  for (int i = 0; i < n; i++) {
+    snprintf(id, sizeof id, "old-%04d", i);
+    snprintf(doc, sizeof doc, "{\"id\":{\"S\":\"%s\"},\"n\":{\"N\":\"%d\"}%s}", id, i,
+             i == 7 ? ",\"user_id\":{\"S\":\"stale\"}" : "");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      goto out;
+    sqlite3_reset(st);
+  }
+  if (bad) {
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO items (id, doc) VALUES ('old-bad', ?1)", -1, &st,
+                           NULL) != SQLITE_OK)
+      goto out;
+    sqlite3_bind_text(st, 1, bad, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      goto out;
+  }
+  rc = 0;
+out:
+  if (rc)
+    fprintf(stderr, "make_old_file %s: %s\n", name, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rc;
+}
+
+/* One integer read from `name` with a plain connection; -1 on error. */
+static long file_query(const char *name, const char *sql) {
+  char path[PATH_MAX];
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  long v = -1;
+  path_of(path, sizeof path, name);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+#define HAS_OWNER_COLUMN "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'user_id'"
+#define LEFTOVER_TABLES "SELECT count(*) FROM sqlite_schema WHERE name <> 'items'"
+
+typedef struct opener {
+  const char *name;
+  pthread_barrier_t *start;
+  long count;
+} opener;
+
+static void *open_and_count(void *arg) {
+  opener *o = arg;
+  pthread_barrier_wait(o->start);
+  th_store *s = open_path(o->name);
+  o->count = s ? count_items(s) : -2;
+  if (s)
+    s->ops->close(s);
+  return NULL;
+}
+
+/* A developer's ./taskhost.db of the id-keyed schema keeps its tasks: they
+ * belong to "public" (auth off), listed newest first, invisible to another
+ * owner; reopening changes nothing; several handles opening it at once
+ * migrate it once; a migration that fails leaves the file as it was. */
+static void test_migrate(void) {
+  char *item = NULL, *items = NULL, *last = NULL, err[512] = "";
+  CHECK(make_old_file("old.db", OLD_ITEMS, NULL) == 0, "write the old file");
+  CHECK(file_query("old.db", HAS_OWNER_COLUMN) == 0, "the old file has no user_id column");
+  th_store *s = open_path("old.db");
+  CHECK(s, "open of the old file");
+  if (!s)
+    return;
+  CHECK(file_query("old.db", HAS_OWNER_COLUMN) == 1, "migrated: user_id column");
+  CHECK(file_query("old.db", "SELECT count(*) FROM items WHERE user_id = 'public'") == OLD_ITEMS,
+        "migrated: every row belongs to public");
+  CHECK(file_query("old.db", LEFTOVER_TABLES) == 0, "migrated: no table left over");
+  CHECK(count_items(s) == OLD_ITEMS, "public's items after the migration: %ld", count_items(s));
+  CHECK(s->ops->get(s, "old-0007", &item) == TH_OK, "get of an old item: %s", s->error);
+  CHECK_STR(item, "{\"id\":{\"S\":\"old-0007\"},\"n\":{\"N\":\"7\"}}");
+  free(item);
+  CHECK(s->ops->scan(s, 2, NULL, &items, &last) == TH_OK, "first page: %s", s->error);
+  CHECK_STR(items, "[{\"id\":{\"S\":\"old-0299\"},\"n\":{\"N\":\"299\"}},"
+                   "{\"id\":{\"S\":\"old-0298\"},\"n\":{\"N\":\"298\"}}]");
+  free(items);
+  free(last);
+  th_store_set_owner(s, "someone");
+  item = NULL;
+  CHECK(s->ops->get(s, "old-0001", &item) == TH_ERR_NOT_FOUND && !item, "another owner's get");
+  CHECK(count_items(s) == 0, "another owner's list: %ld items", count_items(s));
+  th_store_set_owner(s, NULL);
+  CHECK(s->ops->create(s, "new-1", "{\"id\":{\"S\":\"new-1\"}}") == TH_OK, "create: %s", s->error);
+  s->ops->close(s);
+
+  s = open_path("old.db");
+  CHECK(s && count_items(s) == OLD_ITEMS + 1, "reopened: %ld items", s ? count_items(s) : -1);
+  CHECK(file_query("old.db", "SELECT count(*) FROM items") == OLD_ITEMS + 1, "reopened: rows");
+  if (s)
+    s->ops->close(s);
+
+  /* Workers of --serve open one file at the same moment. */
+  pthread_t t[THREADS];
+  opener o[THREADS];
+  pthread_barrier_t start;
+  CHECK(make_old_file("old-race.db", OLD_ITEMS, NULL) == 0, "write the second old file");
+  pthread_barrier_init(&start, NULL, THREADS);
+  for (int i = 0; i < THREADS; i++) {
+    o[i] = (opener){.name = "old-race.db", .start = &start};
+    pthread_create(&t[i], NULL, open_and_count, &o[i]);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    CHECK(o[i].count == OLD_ITEMS, "handle %d opening at once: %ld items", i, o[i].count);
+  }
+  pthread_barrier_destroy(&start);
+  CHECK(file_query("old-race.db", "SELECT count(*) FROM items") == OLD_ITEMS,
+        "opened at once: rows once");
+
+  /* A row the migration cannot take (not JSON): nothing changes. */
+  CHECK(make_old_file("old-bad.db", 10, "not json") == 0, "write the third old file");
+  char path[PATH_MAX];
+  path_of(path, sizeof path, "old-bad.db");
+  s = th_store_sqlite_open(path, err, sizeof err);
+  CHECK(!s && strstr(err, "migrating"), "open of a file that cannot migrate: %s", err);
+  printf("failed migration: %s\n", err);
+  if (s)
+    s->ops->close(s);
+  CHECK(file_query("old-bad.db", HAS_OWNER_COLUMN) == 0, "failed migration: schema kept");
+  CHECK(file_query("old-bad.db", "SELECT count(*) FROM items") == 11, "failed migration: rows kept");
+  CHECK(file_query("old-bad.db", LEFTOVER_TABLES) == 0, "failed migration: no table left over");
+}
+
 /* Removes the temp dir and every file the tests left in it. */
 static void cleanup(void) {
   DIR *d = opendir(dir);
@@ -386,6 +549,7 @@ int main(void) {
   test_contract();
   test_page_edges();
   test_reopen_and_identity();
+  test_migrate();
   test_open_failures();
   test_threads();
   test_busy();
