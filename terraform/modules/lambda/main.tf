@@ -45,7 +45,7 @@ data "aws_iam_policy_document" "permissions" {
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:Scan",
+      "dynamodb:Query",
       "dynamodb:UpdateItem",
     ]
     resources = [var.table.arn]
