@@ -175,6 +175,9 @@ confirm_plan() {
   [ -n "$dangers" ] || return 0
   echo "$me: this plan destroys or replaces:" >&2
   sed 's/^/    /' <<<"$dangers" >&2
+  if grep -q '^aws_dynamodb_table\.tasks: ' <<<"$dangers"; then
+    echo "$me: upgrading a stack deployed before accounts (its table keyed by id alone)? README \"Upgrading\" keeps that table and copies its tasks" >&2
+  fi
   if [ "$opt_allow_replace" = 1 ]; then
     echo "$me: --allow-replace given: applying it" >&2
     return 0

@@ -37,8 +37,11 @@ locals {
 
 # ------------------------------------------------------------------------------ the table
 
+# Named <name>-user-tasks, not <name>-tasks as before accounts: a table's key cannot change,
+# and the old table must live on beside this one while scripts/migrate-table.sh copies its
+# tasks (README "Upgrading"; DynamoDB table names are unique in a region).
 resource "aws_dynamodb_table" "tasks" {
-  name         = "${var.name}-tasks"
+  name         = "${var.name}-user-tasks"
   billing_mode = "PAY_PER_REQUEST"
   # Every task lives in its owner's partition: the list is a Query on user_id (never a Scan),
   # and id (time-ordered UUIDv7) sorts it newest first. With auth "none" every task has the

@@ -3,7 +3,7 @@
 # The README's Deployment section lists them in a table.
 
 variable "name" {
-  description = "Base name of every resource: the Lambda function and its IAM role, the API, the log groups; the table is \"<name>-tasks\". Use a different name for each copy of the stack in one account and region."
+  description = "Base name of every resource: the Lambda function and its IAM role, the API, the log groups; the table is \"<name>-user-tasks\", the user pool and app client \"<name>\". Use a different name for each copy of the stack in one account and region."
   type        = string
   default     = "taskhost"
 

@@ -811,6 +811,11 @@ async function main() {
     need(JSON.stringify(attrs) === '["id S","user_id S"]',
       `attributes are ${JSON.stringify(attrs)} (exactly user_id S and id S: DynamoDB refuses an attribute that is no key)`);
   });
+  check("dynamodb: the table is not named <name>-tasks, the name of the table keyed id alone that an upgrade keeps", () => {
+    const n = String(table().name);
+    need(!/^\$\{var\.name\}-tasks$/.test(n) && n !== "taskhost-tasks",
+      `the table is named ${JSON.stringify(n)}: creating it beside the old one (README "Upgrading") would fail`);
+  });
   check("dynamodb: point-in-time recovery enabled", () => {
     const p = first(table(), "point_in_time_recovery");
     need(p && p.enabled === true, `point_in_time_recovery is ${JSON.stringify(p)}`);

@@ -140,6 +140,7 @@ mutate 'module variable without a type' terraform/modules/lambda/variables.tf 's
 mutate 'api_endpoint output missing' terraform/outputs.tf 's/output "api_endpoint"/output "api_url"/' 'outputs: api_endpoint'
 # The table's keys.
 mutate 'table keyed by id alone' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"/' 'partition key user_id (S), sort key id (S)'
+mutate 'table named like the old one' $M 's/name         = "\$\{var\.name\}-user-tasks"/name         = "\${var.name}-tasks"/' 'the table is not named <name>-tasks'
 mutate 'table without the sort key' $M 's/\n\s*range_key = "id"//' 'partition key user_id (S), sort key id (S)'
 mutate 'table keyed id, user_id (swapped)' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"\n  range_key = "user_id"/' 'partition key user_id (S), sort key id (S)'
 # Auth: the variables.
