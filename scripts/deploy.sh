@@ -5,9 +5,10 @@
 #
 #   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
 #   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
-#   --allow-replace  apply a plan that destroys or replaces the table (every task) or the
-#                    function's IAM role without asking; otherwise such a plan is applied only
-#                    after you type 'replace' at a terminal, and never from a script
+#   --allow-replace  apply a plan that destroys or replaces the table (every task), the
+#                    Cognito user pool (every account) or the function's IAM role without
+#                    asking; otherwise such a plan is applied only after you type 'replace'
+#                    at a terminal, and never from a script
 #   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables and
 #                    terraform/*.tfvars work too), e.g. -var region=eu-west-1
 #                    -var cors_origin=https://app.example.com; a relative -var-file is taken
@@ -154,12 +155,14 @@ check_state_region() { # $1 = what was not done ("deployed", "destroyed")
   fi
 }
 
-# Prints "ADDRESS: ACTIONS" for each change in plan $1 that deletes the table (every task) or
-# the function's IAM role, alone or as part of a replacement.
+# Prints "ADDRESS: ACTIONS" for each change in plan $1 that deletes the table (every task),
+# the user pool (every account: a new pool gives each user a new sub, so their tasks would be
+# orphaned) or the function's IAM role, alone or as part of a replacement.
 plan_dangers() {
   terraform -chdir="$tfdir" show -json "$1" | jq -r '
     .resource_changes[]?
-    | select(.address == "aws_dynamodb_table.tasks" or .address == "module.lambda.aws_iam_role.function")
+    | select(.address == "aws_dynamodb_table.tasks" or .address == "aws_cognito_user_pool.users[0]"
+             or .address == "module.lambda.aws_iam_role.function")
     | select(.change.actions | index("delete"))
     | "\(.address): \(.change.actions | join(" then "))"'
 }
@@ -172,6 +175,9 @@ confirm_plan() {
   [ -n "$dangers" ] || return 0
   echo "$me: this plan destroys or replaces:" >&2
   sed 's/^/    /' <<<"$dangers" >&2
+  if grep -q '^aws_dynamodb_table\.tasks: ' <<<"$dangers"; then
+    echo "$me: upgrading a stack deployed before accounts (its table keyed by id alone)? README \"Upgrading\" keeps that table and copies its tasks" >&2
+  fi
   if [ "$opt_allow_replace" = 1 ]; then
     echo "$me: --allow-replace given: applying it" >&2
     return 0
@@ -315,17 +321,26 @@ main() {
   echo "== terraform apply"
   terraform -chdir="$tfdir" apply -input=false "$plan"
 
-  local url fn
+  local url fn pool auth_header="" token_line=""
   url=$(terraform -chdir="$tfdir" output -raw api_endpoint)
   fn=$(terraform -chdir="$tfdir" output -raw log_group 2>/dev/null || true)
+  pool=$(terraform -chdir="$tfdir" output -json cognito_user_pool_id 2>/dev/null | jq -r 'strings' 2>/dev/null || true)
+  # shellcheck disable=SC2016 # $TOKEN is printed for the user's shell
+  if [ -n "$pool" ]; then
+    token_line='  TOKEN=$(scripts/token.sh --create --user you@example.com)   # a user of pool '"$pool"$'\n'
+    auth_header=' -H "Authorization: Bearer $TOKEN"'
+  elif [ "$(tfvar auth)" = jwt ]; then
+    token_line='  TOKEN=...   # an access token from your issuer (jwt_issuer), for one of jwt_audience'$'\n'
+    auth_header=' -H "Authorization: Bearer $TOKEN"'
+  fi
   cat <<EOF
 
 api_endpoint = $url
 
 Try it:
   export API_URL=$url
-  curl -s -X POST \$API_URL/tasks -H 'Content-Type: application/json' -d '{"task": "Try taskhost", "priority": "high"}'
-  curl -s \$API_URL/tasks
+${token_line}  curl -s -X POST \$API_URL/tasks$auth_header -H 'Content-Type: application/json' -d '{"task": "Try taskhost", "priority": "high"}'
+  curl -s$auth_header \$API_URL/tasks
 Logs:
   aws logs tail ${fn:-/aws/lambda/taskhost} --follow --region $region
 EOF

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Destroys the taskhost stack that scripts/deploy.sh created, table and tasks included.
+# Destroys the taskhost stack that scripts/deploy.sh created, table and tasks included (and
+# the Cognito user pool with every account, when it was deployed with auth = "cognito").
 #
 #   scripts/teardown.sh [--yes] [-var NAME=VALUE]... [-var-file FILE]...
 #
 #   --yes            do not ask for confirmation (needed when stdin is not a terminal)
 #   -var, -var-file  the same ones given to deploy.sh (e.g. -var name=... -var region=...)
 #
-# The table is created with deletion protection on, which makes a plain `terraform destroy`
-# fail. So, after the confirmation, this runs two steps:
-#   1. terraform apply -target=aws_dynamodb_table.tasks -var deletion_protection=false
-#      (from a saved plan, applied only if it updates that table in place and nothing else)
+# The table and the user pool are created with deletion protection on, which makes a plain
+# `terraform destroy` fail. So, after the confirmation, this runs two steps:
+#   1. terraform apply -target=aws_dynamodb_table.tasks -target=aws_cognito_user_pool.users
+#      -var deletion_protection=false (from a saved plan, applied only if it updates those two
+#      in place and nothing else; without a pool, the table alone)
 #   2. terraform destroy -var deletion_protection=false
 # Checks the same prerequisites as deploy.sh (terraform >= 1.5, the aws CLI, credentials, a
 # region, jq) first, each with its own line, and refuses, changing nothing, when the stack in
@@ -70,6 +72,9 @@ main_teardown() {
     echo "$resources" | sed 's/^/  /'
     echo "including the DynamoDB table $table and every task in it. Point-in-time recovery"
     echo "leaves one system backup, $table\$DeletedTableBackup, kept by DynamoDB for 35 days."
+    if grep -qx 'aws_cognito_user_pool\.users\[0\]' <<<"$resources"; then
+      echo "And the Cognito user pool with every user account in it (nothing of it is kept)."
+    fi
     local answer
     read -r -p "Type 'yes' to destroy: " answer
     if [ "$answer" != "yes" ]; then
@@ -78,15 +83,21 @@ main_teardown() {
     fi
   fi
 
-  echo "== turning deletion protection off ($table)"
+  local pool=""
+  grep -qx 'aws_cognito_user_pool\.users\[0\]' <<<"$resources" && pool=" and the user pool"
+  echo "== turning deletion protection off ($table$pool)"
   terraform -chdir="$tfdir" plan -input=false -out="$plandir/protection.tfplan" \
-    -target=aws_dynamodb_table.tasks "${tf_args[@]+"${tf_args[@]}"}" -var deletion_protection=false
-  # Anything but an in-place update of the table (a create: the table is not where the state
-  # says; a replace: its key changed) means this is not the stack the state describes.
+    -target=aws_dynamodb_table.tasks -target=aws_cognito_user_pool.users \
+    "${tf_args[@]+"${tf_args[@]}"}" -var deletion_protection=false
+  # Anything but an in-place update of the table or the pool (a create: it is not where the
+  # state says; a replace: the table's key or a fixed setting of the pool changed; a delete:
+  # the variables say auth is not "cognito" any more) means this is not the stack the state
+  # describes.
   local other
   other=$(terraform -chdir="$tfdir" show -json "$plandir/protection.tfplan" | jq -r '
     .resource_changes[]? | select(.change.actions != ["no-op"] and .change.actions != ["read"])
-    | select(.address != "aws_dynamodb_table.tasks" or .change.actions != ["update"])
+    | select((.address != "aws_dynamodb_table.tasks" and .address != "aws_cognito_user_pool.users[0]")
+             or .change.actions != ["update"])
     | "\(.address): \(.change.actions | join(" then "))"') ||
     { echo "$me: cannot read the plan as JSON; nothing was destroyed" >&2; exit 1; }
   if [ -n "$other" ]; then

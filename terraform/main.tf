@@ -1,12 +1,17 @@
 # taskhost on AWS: DynamoDB table -> Lambda (provided.al2023, the taskhost binary as
-# `bootstrap`) -> API Gateway HTTP API (payload format 2.0, one $default route).
+# `bootstrap`) -> API Gateway HTTP API (payload format 2.0, one $default route) with a JWT
+# authorizer in front of it (var.auth): a Cognito user pool's (the default), another OIDC
+# issuer's, or none.
 #
 # Coupling between the code and this configuration is kept to values that come from one
 # place, and tests/terraform/check.sh checks each one without a Terraform binary:
 #   - the handler is "bootstrap", the name scripts/package.sh gives the binary in the zip;
 #   - TABLE_NAME is the table resource's own name (the module is handed the resource);
 #   - the role allows exactly the DynamoDB operations runtime/dynamodb.c issues, on this table;
-#   - CORS: API Gateway and the function both take var.cors_origin.
+#   - CORS: API Gateway and the function both take var.cors_origin;
+#   - auth: the authorizer guards the $default route whenever var.auth is not "none", its
+#     issuer and audience are the user pool's and the app client's, and the function gets
+#     TASKHOST_AUTH=jwt exactly then (it reads the verified claims; owner = sub).
 
 provider "aws" {
   region = var.region
@@ -20,15 +25,27 @@ locals {
   # Relative paths are taken from this directory, so `terraform -chdir=terraform` and
   # `cd terraform` behave the same.
   package_path = startswith(var.package_path, "/") ? var.package_path : "${path.module}/${var.package_path}"
+
+  # "cognito" and "jwt" put the JWT authorizer in front of the function; only "cognito" makes
+  # the user pool and its app client.
+  auth_on = var.auth != "none"
+  cognito = var.auth == "cognito"
+  # The iss of the pool's tokens: https://cognito-idp.<region>.amazonaws.com/<pool id> (the
+  # pool's endpoint attribute is that host and path, in the partition's own domain).
+  cognito_issuer = local.cognito ? "https://${aws_cognito_user_pool.users[0].endpoint}" : null
 }
 
 # ------------------------------------------------------------------------------ the table
 
+# Named <name>-user-tasks, not <name>-tasks as before accounts: a table's key cannot change,
+# and the old table must live on beside this one while scripts/migrate-table.sh copies its
+# tasks (README "Upgrading"; DynamoDB table names are unique in a region).
 resource "aws_dynamodb_table" "tasks" {
-  name         = "${var.name}-tasks"
+  name         = "${var.name}-user-tasks"
   billing_mode = "PAY_PER_REQUEST"
-  # Each user's tasks are one partition (user_id: the token's sub, or "public" with auth
-  # off), sorted by id (UUIDv7: creation order), so a list is a Query, never a Scan.
+  # Every task lives in its owner's partition: the list is a Query on user_id (never a Scan),
+  # and id (time-ordered UUIDv7) sorts it newest first. With auth "none" every task has the
+  # owner "public": one partition, whose throughput is the ceiling (the README has the figures).
   hash_key  = "user_id"
   range_key = "id"
 
@@ -82,6 +99,80 @@ resource "terraform_data" "cursor_secret" {
   }
 }
 
+# ------------------------------------------------------------------------ the user pool
+# var.auth = "cognito" (the default): the users sign in with their email address; the app
+# client is what a web page or scripts/token.sh signs in through. Neither exists otherwise.
+
+resource "aws_cognito_user_pool" "users" {
+  count = local.cognito ? 1 : 0
+
+  name = var.name
+
+  # The email is the user name (Cognito's own user name is then the sub), matched case-
+  # insensitively, verified by a code Cognito mails at sign-up.
+  username_attributes      = ["email"]
+  auto_verified_attributes = ["email"]
+
+  username_configuration {
+    case_sensitive = false
+  }
+
+  # Length over composition (NIST SP 800-63B): at least 12 characters, with a lower-case and
+  # an upper-case letter and a digit; no symbol required. A temporary password (an admin-made
+  # user) must be changed within 7 days.
+  password_policy {
+    minimum_length                   = 12
+    require_lowercase                = true
+    require_uppercase                = true
+    require_numbers                  = true
+    require_symbols                  = false
+    temporary_password_validity_days = 7
+  }
+
+  # A forgotten password is reset through the verified email only.
+  account_recovery_setting {
+    recovery_mechanism {
+      name     = "verified_email"
+      priority = 1
+    }
+  }
+
+  # Deleting the pool deletes every account, and a new pool gives every user a new sub, so
+  # their tasks (keyed by sub) would be orphaned: protected like the table, by the same
+  # variable. scripts/teardown.sh turns both off (one targeted apply) just before destroying.
+  deletion_protection = var.deletion_protection ? "ACTIVE" : "INACTIVE"
+}
+
+resource "aws_cognito_user_pool_client" "api" {
+  count = local.cognito ? 1 : 0
+
+  name         = var.name
+  user_pool_id = aws_cognito_user_pool.users[0].id
+
+  # A public client (a browser page, a CLI): no secret, which such a client could not keep.
+  generate_secret = false
+  # Password sign-in (USER_PASSWORD_AUTH: scripts/token.sh; USER_SRP_AUTH: Amplify and other
+  # SDKs, the password never sent) and refreshing; nothing else.
+  explicit_auth_flows = [
+    "ALLOW_USER_PASSWORD_AUTH",
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_REFRESH_TOKEN_AUTH",
+  ]
+  # Access and ID tokens live 60 minutes (what a stolen token is worth), refresh tokens 30
+  # days (how long a signed-in page stays signed in); revocation ends a refresh token early.
+  access_token_validity  = 60
+  id_token_validity      = 60
+  refresh_token_validity = 30
+  token_validity_units {
+    access_token  = "minutes"
+    id_token      = "minutes"
+    refresh_token = "days"
+  }
+  enable_token_revocation = true
+  # A wrong email and a wrong password get the same answer.
+  prevent_user_existence_errors = "ENABLED"
+}
+
 # ------------------------------------------------------------------------- the function
 
 module "lambda" {
@@ -95,6 +186,9 @@ module "lambda" {
   environment = {
     TASKHOST_CORS_ORIGIN   = var.cors_origin
     TASKHOST_CURSOR_SECRET = terraform_data.cursor_secret.output
+    # API Gateway has verified the token: the function takes the owner from the authorizer's
+    # claims (sub) and answers 401 when there is none. Only with the authorizer in front.
+    TASKHOST_AUTH = local.auth_on ? "jwt" : "none"
   }
 
   kms_key_arn          = var.kms_key_arn
@@ -138,13 +232,66 @@ resource "aws_apigatewayv2_integration" "lambda" {
   timeout_milliseconds   = 30000
 }
 
+# The JWT authorizer (var.auth "cognito" or "jwt"): API Gateway checks the bearer token's
+# signature (the issuer's JWKS, found through its /.well-known/openid-configuration), exp, nbf
+# and iss, and that its aud (an ID token) or client_id (a Cognito access token) is in the
+# audience; anything else is a 401 before the function runs.
+resource "aws_apigatewayv2_authorizer" "jwt" {
+  count = local.auth_on ? 1 : 0
+
+  api_id           = aws_apigatewayv2_api.http.id
+  name             = "${var.name}-jwt"
+  authorizer_type  = "JWT"
+  identity_sources = ["$request.header.Authorization"]
+
+  jwt_configuration {
+    issuer   = local.cognito ? local.cognito_issuer : var.jwt_issuer
+    audience = local.cognito ? [aws_cognito_user_pool_client.api[0].id] : var.jwt_audience
+  }
+
+  lifecycle {
+    # Checked at plan time (a variable's own validation cannot look at var.auth on
+    # Terraform 1.5).
+    precondition {
+      condition     = local.cognito || (var.jwt_issuer != null && length(var.jwt_audience) > 0)
+      error_message = "auth = \"jwt\" needs jwt_issuer (your OIDC issuer, e.g. https://example.eu.auth0.com/) and jwt_audience (a list of at least one audience or client id)."
+    }
+  }
+}
+
 # One catch-all route: routing lives in lua/routes.lua only, so a route added there needs no
 # Terraform change, and unknown paths get the function's JSON 404/405 (with CORS headers)
-# instead of API Gateway's own.
+# instead of API Gateway's own. Every request on it needs a valid token unless auth is "none".
 resource "aws_apigatewayv2_route" "default" {
   api_id    = aws_apigatewayv2_api.http.id
   route_key = "$default"
   target    = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+
+  authorization_type = local.auth_on ? "JWT" : "NONE"
+  authorizer_id      = local.auth_on ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
+# CORS preflights without a token. A browser sends its preflight (OPTIONS with Origin and
+# Access-Control-Request-Method) without the Authorization header, so it must not meet the
+# authorizer. API Gateway answers preflights itself from cors_configuration only when no
+# route matches the OPTIONS request; the $default route matches every method, so with an
+# authorizer on it the preflight would be a 401 without CORS headers and the browser would
+# never send the real request. AWS's "Configure CORS for HTTP APIs" page, section
+# "Configuring CORS for an HTTP API with a $default route and an authorizer"
+# (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-cors.html): "The
+# $default route catches requests for all methods and routes that you haven't explicitly
+# defined, including OPTIONS requests. To support unauthorized OPTIONS requests, add an
+# OPTIONS /{proxy+} route to your API that doesn't require authorization and attach an
+# integration to the route." This is that route: it has priority over $default, reaches the
+# function (which answers a preflight without looking for a token), and API Gateway puts its
+# cors_configuration headers on the answer. It exists exactly when the authorizer does.
+resource "aws_apigatewayv2_route" "preflight" {
+  count = local.auth_on ? 1 : 0
+
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "OPTIONS /{proxy+}"
+  target             = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+  authorization_type = "NONE"
 }
 
 resource "aws_cloudwatch_log_group" "access" {

@@ -27,3 +27,19 @@ output "region" {
   description = "The region the stack is in."
   value       = data.aws_region.current.name
 }
+
+# The user pool, for scripts/token.sh and for a web page's sign-in; null unless auth = "cognito".
+output "cognito_user_pool_id" {
+  description = "The Cognito user pool (auth = \"cognito\"; null otherwise): scripts/token.sh signs users in to it."
+  value       = local.cognito ? aws_cognito_user_pool.users[0].id : null
+}
+
+output "cognito_client_id" {
+  description = "The user pool's app client (no secret; null unless auth = \"cognito\"): the audience the API's authorizer accepts."
+  value       = local.cognito ? aws_cognito_user_pool_client.api[0].id : null
+}
+
+output "cognito_issuer" {
+  description = "The iss of the pool's tokens, https://cognito-idp.<region>.amazonaws.com/<pool id>, which the API's authorizer accepts (null unless auth = \"cognito\"); its JWKS is <issuer>/.well-known/jwks.json."
+  value       = local.cognito_issuer
+}

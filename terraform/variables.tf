@@ -3,7 +3,7 @@
 # The README's Deployment section lists them in a table.
 
 variable "name" {
-  description = "Base name of every resource: the Lambda function and its IAM role, the API, the log groups; the table is \"<name>-tasks\". Use a different name for each copy of the stack in one account and region."
+  description = "Base name of every resource: the Lambda function and its IAM role, the API, the log groups; the table is \"<name>-user-tasks\", the user pool and app client \"<name>\". Use a different name for each copy of the stack in one account and region."
   type        = string
   default     = "taskhost"
 
@@ -146,7 +146,7 @@ variable "throttling_burst_limit" {
 }
 
 variable "deletion_protection" {
-  description = "DynamoDB deletion protection. Keep it true; scripts/teardown.sh sets it to false (one apply) just before it destroys the stack."
+  description = "Deletion protection of the DynamoDB table and of the Cognito user pool (auth = \"cognito\"). Keep it true; scripts/teardown.sh sets it to false (one apply) just before it destroys the stack."
   type        = bool
   default     = true
 }
@@ -193,5 +193,38 @@ variable "table_max_write_request_units" {
   validation {
     condition     = var.table_max_write_request_units == -1 || (var.table_max_write_request_units >= 1 && floor(var.table_max_write_request_units) == var.table_max_write_request_units)
     error_message = "table_max_write_request_units must be -1 (no cap) or a whole number >= 1."
+  }
+}
+
+variable "auth" {
+  description = "Who may call the API. \"cognito\": a Cognito user pool (email sign-in) and app client are created, and API Gateway's JWT authorizer accepts their tokens; \"jwt\": the authorizer accepts tokens of your own OIDC issuer (Auth0, Okta, Entra ID, ...: set jwt_issuer and jwt_audience); \"none\": no authorizer, every task belongs to the one owner \"public\" (anyone with the URL reads and changes every task). Each user sees only their own tasks (owner = the token's sub)."
+  type        = string
+  default     = "cognito"
+
+  validation {
+    condition     = contains(["cognito", "jwt", "none"], var.auth)
+    error_message = "auth must be \"cognito\", \"jwt\" or \"none\"."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "With auth = \"jwt\": the issuer URL of your identity provider, exactly the iss of its tokens (e.g. https://example.eu.auth0.com/); API Gateway reads <issuer>/.well-known/openid-configuration for its keys. Ignored otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^https://[^\\s/?#]+(/[^\\s?#]*)?$", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https:// URL without a query or fragment (API Gateway fetches the issuer's discovery document over HTTPS)."
+  }
+}
+
+variable "jwt_audience" {
+  description = "With auth = \"jwt\": the audiences API Gateway accepts: a token passes when its aud, or (without aud) its client_id, is one of them. At least one. Ignored otherwise."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.jwt_audience : trimspace(a) != ""])
+    error_message = "jwt_audience must not hold empty strings."
   }
 }

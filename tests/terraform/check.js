@@ -18,11 +18,14 @@
 const fs = require("fs");
 const path = require("path");
 const { parse } = require("@cdktf/hcl2json");
+const { Evaluator, EvalError, show, same } = require("./hcl_eval");
 
 const ROOT = path.resolve(process.argv[2] || path.join(__dirname, "..", ".."));
 const TF = path.join(ROOT, "terraform");
 const DDB_SOURCE = "runtime/dynamodb.c";
 const PACKAGE_SCRIPT = "scripts/package.sh";
+const DEPLOYER_POLICY = "terraform/deployer-policy.json";
+const AUTH_MODES = ["cognito", "jwt", "none"];
 
 // Every operation of the DynamoDB_20120810 JSON API (botocore's dynamodb service model).
 const DYNAMODB_OPERATIONS = new Set(
@@ -263,6 +266,385 @@ function setDiff(a, b) {
   return [...a].filter((x) => !b.has(x)).sort();
 }
 
+// ------------------------------------------------------------------ auth (var.auth)
+//
+// The authorizer, the Cognito user pool and app client, the preflight route and the
+// function's TASKHOST_AUTH, judged by evaluating the root module's expressions (hcl_eval.js)
+// in each mode of var.auth: what Terraform would create, not how the expression is spelled.
+
+// Every glob of a policy (IAM's * and ?) matched against a concrete action or ARN.
+function globMatch(glob, text) {
+  const re = "^" + String(glob).split("").map((c) => (c === "*" ? ".*" : c === "?" ? "." :
+    c.replace(/[.+^${}()|[\]\\]/g, "\\$&"))).join("") + "$";
+  return new RegExp(re, "i").test(text);
+}
+
+function authChecks(modules, root, fn, apis) {
+  const locals = Object.assign({}, ...root.locals);
+  // auth = "jwt" needs an issuer and an audience (a precondition says so): give it some.
+  const JWT_VARS = { jwt_issuer: "https://issuer.example/", jwt_audience: ["aud-1"] };
+  function evaluator(mode, extra) {
+    const vars = Object.assign({ auth: mode, deletion_protection: true },
+      mode === "jwt" ? JWT_VARS : {}, extra || {});
+    const ev = new Evaluator({ locals, vars, countOf: (addr) => countIn(ev, addr) });
+    return ev;
+  }
+  // The count of a resource of the root module ("type.name"); undefined for for_each or an
+  // unknown address.
+  function countIn(ev, addr) {
+    const m = /^(data\.)?([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(addr);
+    if (!m) return undefined;
+    const bodies = (root[m[1] ? "data" : "resource"][m[2]] || {})[m[3]];
+    if (!bodies || bodies[0].for_each !== undefined) return undefined;
+    if (bodies[0].count === undefined) return 1;
+    const n = ev.attr(bodies[0].count);
+    need(typeof n === "number", `${addr}: count is ${show(n)}, not a number known at plan time`);
+    return n;
+  }
+  // Runs f(mode, ev) for each mode; an evaluation problem fails the check, naming the mode.
+  function perMode(f, modes = AUTH_MODES) {
+    for (const mode of modes) {
+      try {
+        f(mode, evaluator(mode));
+      } catch (e) {
+        if (e instanceof EvalError || e instanceof CheckError) {
+          throw new CheckError(`auth = "${mode}": ${e.message}`);
+        }
+        throw e;
+      }
+    }
+  }
+  // The one resource of a type, in the root module (where var.auth and the locals are).
+  function one(type) {
+    const here = all(root, "resource", type);
+    const elsewhere = everywhere(modules, "resource", type).length - here.length;
+    need(elsewhere === 0, `${type} outside the root module (the checks evaluate the root's expressions)`);
+    need(here.length === 1, `expected one ${type} in the root module, found ${here.length}`);
+    return here[0];
+  }
+  const count = (ev, r) => (r.body.count === undefined ? 1 : ev.attr(r.body.count));
+
+  check("auth: var.auth is \"cognito\" (the default), \"jwt\" or \"none\", and nothing else", () => {
+    const b = (root.variable.auth || [])[0];
+    need(b, "no variable \"auth\"");
+    need(b.default === "cognito", `the default is ${JSON.stringify(b.default)}`);
+    need(b.type === "${string}", `the type is ${b.type}`);
+    const conds = blocks(b, "validation").map((v) => v.condition);
+    need(conds.length > 0, "it has no validation");
+    for (const value of [...AUTH_MODES, "Cognito", "oidc", ""]) {
+      const accepted = conds.every((c) => evaluator(value).attr(c) === true);
+      need(accepted === AUTH_MODES.includes(value),
+        `its validation ${accepted ? "accepts" : "refuses"} ${JSON.stringify(value)}`);
+    }
+  });
+
+  check("auth: \"jwt\" without jwt_issuer or jwt_audience (a list of strings) is refused at plan time", () => {
+    const iss = (root.variable.jwt_issuer || [])[0];
+    const aud = (root.variable.jwt_audience || [])[0];
+    need(iss && aud, "variables jwt_issuer and jwt_audience are needed");
+    need(iss.type === "${string}", `jwt_issuer's type is ${iss.type}`);
+    need(aud.type === "${list(string)}", `jwt_audience's type is ${aud.type}`);
+    // What Terraform evaluates at plan time: every variable's validations, the preconditions of
+    // the resources that exist in that mode, and the outputs' preconditions.
+    function refused(vars) {
+      const ev = evaluator(vars.auth, vars);
+      const conds = [];
+      for (const [, bodies] of Object.entries(root.variable)) {
+        for (const v of blocks(bodies[0], "validation")) conds.push(v.condition);
+      }
+      for (const [type, byName] of Object.entries(root.resource)) {
+        for (const [name, bodies] of Object.entries(byName)) {
+          const pre = blocks(first(bodies[0], "lifecycle"), "precondition");
+          if (pre.length && countIn(ev, `${type}.${name}`) > 0) pre.forEach((p) => conds.push(p.condition));
+        }
+      }
+      for (const [, bodies] of Object.entries(root.output)) {
+        blocks(bodies[0], "precondition").forEach((p) => conds.push(p.condition));
+      }
+      return conds.some((c) => {
+        try {
+          return ev.attr(c) === false;
+        } catch (e) {
+          if (e instanceof EvalError) return false; // known only at apply time
+          throw e;
+        }
+      });
+    }
+    const ok = "https://issuer.example/";
+    const cases = [
+      [{ auth: "jwt", jwt_issuer: null, jwt_audience: [] }, true],
+      [{ auth: "jwt", jwt_issuer: ok, jwt_audience: [] }, true],
+      [{ auth: "jwt", jwt_issuer: null, jwt_audience: ["aud-1"] }, true],
+      [{ auth: "jwt", jwt_issuer: ok, jwt_audience: ["aud-1"] }, false],
+      [{ auth: "cognito", jwt_issuer: null, jwt_audience: [] }, false],
+      [{ auth: "none", jwt_issuer: null, jwt_audience: [] }, false],
+    ];
+    for (const [vars, want] of cases) {
+      need(refused(vars) === want, `${JSON.stringify(vars)} is ${want ? "accepted" : "refused"}`);
+    }
+  });
+
+  check("variables: a validation refers to its own variable only (another one needs Terraform 1.9; 1.5 is allowed)", () => {
+    const bad = [];
+    for (const m of modules) {
+      for (const [name, bodies] of Object.entries(m.variable)) {
+        for (const v of blocks(bodies[0], "validation")) {
+          for (const r of String(v.condition).matchAll(/\bvar\.([A-Za-z0-9_-]+)/g)) {
+            if (r[1] !== name) bad.push(`${rel(m.dir)}: ${name} refers to var.${r[1]}`);
+          }
+        }
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("cognito: the user pool and its app client exist exactly when auth = \"cognito\"", () => {
+    const pool = one("aws_cognito_user_pool");
+    const client = one("aws_cognito_user_pool_client");
+    perMode((mode, ev) => {
+      const want = mode === "cognito" ? 1 : 0;
+      need(count(ev, pool) === want, `aws_cognito_user_pool.${pool.name} has count ${show(count(ev, pool))}`);
+      need(count(ev, client) === want, `aws_cognito_user_pool_client.${client.name} has count ${show(count(ev, client))}`);
+      if (mode === "cognito") {
+        need(same(ev.attr(client.body.user_pool_id), { ref: `aws_cognito_user_pool.${pool.name}[0].id` }),
+          `the client's user_pool_id is ${show(ev.attr(client.body.user_pool_id))}, not the pool's id`);
+      }
+    });
+  });
+
+  check("cognito: users sign in with their email, verified by Cognito; a password policy of 8 characters or more", () => {
+    const pool = one("aws_cognito_user_pool");
+    perMode((mode, ev) => {
+      const b = pool.body;
+      need(same(ev.attr(b.username_attributes), ["email"]),
+        `username_attributes is ${show(ev.attr(b.username_attributes))}, not ["email"]`);
+      need(b.alias_attributes === undefined, "alias_attributes is set (the email is the user name)");
+      const verified = ev.attr(b.auto_verified_attributes);
+      need(Array.isArray(verified) && verified.includes("email"),
+        `auto_verified_attributes is ${show(verified)}, without "email"`);
+      const p = first(b, "password_policy");
+      need(p, "no password_policy block");
+      const len = ev.attr(p.minimum_length);
+      need(typeof len === "number" && len >= 8, `the password policy's minimum_length is ${show(len)}`);
+    }, ["cognito"]);
+  });
+
+  check("cognito: the pool's deletion protection follows var.deletion_protection, and teardown.sh and deploy.sh know the pool", () => {
+    const pool = one("aws_cognito_user_pool");
+    for (const [dp, want] of [[true, "ACTIVE"], [false, "INACTIVE"]]) {
+      const v = evaluator("cognito", { deletion_protection: dp }).attr(pool.body.deletion_protection);
+      need(v === want, `with deletion_protection = ${dp} the pool's deletion_protection is ${show(v)}, not ${want}`);
+    }
+    const addr = `aws_cognito_user_pool.${pool.name}`;
+    const teardown = path.join(ROOT, "scripts/teardown.sh");
+    need(fs.existsSync(teardown), "scripts/teardown.sh not found");
+    const t = fs.readFileSync(teardown, "utf8").split("\n").filter((l) => !/^\s*#/.test(l)).join("\n");
+    need(t.includes(`-target=${addr}`), `teardown.sh's protection step does not -target=${addr}, so destroy would fail on the pool's deletion protection`);
+    need(t.includes(`"${addr}[0]"`), `teardown.sh's plan check does not allow the in-place update of ${addr}[0]`);
+    const deploy = path.join(ROOT, "scripts/deploy.sh");
+    need(fs.existsSync(deploy), "scripts/deploy.sh not found");
+    const d = fs.readFileSync(deploy, "utf8");
+    const dangers = /plan_dangers\(\)\s*\{[\s\S]*?\n\}/.exec(d);
+    need(dangers && dangers[0].includes(`"${addr}[0]"`),
+      `deploy.sh's plan_dangers does not name ${addr}[0]: a plan deleting every account would be applied without asking`);
+  });
+
+  check("cognito: the app client has no secret, exactly USER_PASSWORD_AUTH, USER_SRP_AUTH and REFRESH_TOKEN_AUTH, and stated token validities", () => {
+    const client = one("aws_cognito_user_pool_client");
+    perMode((mode, ev) => {
+      const b = client.body;
+      const secret = ev.attr(b.generate_secret);
+      need(secret === undefined || secret === false, `generate_secret is ${show(secret)}`);
+      const flows = ev.attr(b.explicit_auth_flows);
+      const want = ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"];
+      need(Array.isArray(flows) && same([...new Set(flows)].sort(), want),
+        `explicit_auth_flows is ${show(flows)}, not exactly ${want.join(", ")}`);
+      for (const k of ["access_token_validity", "id_token_validity", "refresh_token_validity"]) {
+        need(typeof ev.attr(b[k]) === "number", `${k} is ${show(ev.attr(b[k]))}, not a stated number`);
+      }
+      const units = first(b, "token_validity_units");
+      need(units && units.access_token && units.id_token && units.refresh_token,
+        `token_validity_units ${JSON.stringify(units)} does not name the unit of all three`);
+    }, ["cognito"]);
+  });
+
+  check("authorizer: a JWT authorizer on the Authorization header, exactly when auth is not \"none\"", () => {
+    const a = one("aws_apigatewayv2_authorizer");
+    need(apis.length === 1, `expected one aws_apigatewayv2_api, found ${apis.length}`);
+    perMode((mode, ev) => {
+      const n = count(ev, a);
+      need(n === (mode === "none" ? 0 : 1), `aws_apigatewayv2_authorizer.${a.name} has count ${show(n)}`);
+      if (!n) return;
+      need(ev.attr(a.body.authorizer_type) === "JWT", `authorizer_type is ${show(ev.attr(a.body.authorizer_type))}`);
+      need(same(ev.attr(a.body.identity_sources), ["$request.header.Authorization"]),
+        `identity_sources is ${show(ev.attr(a.body.identity_sources))}`);
+      need(same(ev.attr(a.body.api_id), { ref: `aws_apigatewayv2_api.${apis[0].name}.id` }),
+        `api_id is ${show(ev.attr(a.body.api_id))}`);
+    });
+  });
+
+  // The pool's issuer: https:// + its endpoint attribute, or spelled out from region and id.
+  function isPoolIssuer(v, pool) {
+    const viaEndpoint = { tmpl: ["https://", { ref: `aws_cognito_user_pool.${pool}[0].endpoint` }] };
+    if (same(v, viaEndpoint)) return true;
+    const t = v && v.tmpl;
+    return Boolean(t && t.length === 4 && t[0] === "https://cognito-idp." &&
+      t[1].ref && /^(data\.aws_region\.[A-Za-z0-9_-]+\.(name|region|id)|var\.region)$/.test(t[1].ref) &&
+      t[2] === ".amazonaws.com/" && same(t[3], { ref: `aws_cognito_user_pool.${pool}[0].id` }));
+  }
+
+  check("authorizer: issuer is the pool's https://cognito-idp.<region>.amazonaws.com/<pool id> (cognito), var.jwt_issuer (jwt)", () => {
+    const a = one("aws_apigatewayv2_authorizer");
+    const pool = one("aws_cognito_user_pool");
+    perMode((mode, ev) => {
+      const issuer = ev.attr(first(a.body, "jwt_configuration").issuer);
+      if (mode === "cognito") need(isPoolIssuer(issuer, pool.name), `the issuer is ${show(issuer)}`);
+      else need(same(issuer, JWT_VARS.jwt_issuer), `the issuer is ${show(issuer)}, not var.jwt_issuer`);
+    }, ["cognito", "jwt"]);
+  });
+
+  check("authorizer: audience is [the app client's id] (cognito), var.jwt_audience (jwt)", () => {
+    const a = one("aws_apigatewayv2_authorizer");
+    const client = one("aws_cognito_user_pool_client");
+    perMode((mode, ev) => {
+      const aud = ev.attr(first(a.body, "jwt_configuration").audience);
+      const want = mode === "cognito" ? [{ ref: `aws_cognito_user_pool_client.${client.name}[0].id` }] : JWT_VARS.jwt_audience;
+      need(same(aud, want), `the audience is ${show(aud)}, not ${mode === "cognito" ? show(want) : "var.jwt_audience"}`);
+    }, ["cognito", "jwt"]);
+  });
+
+  const routes = () => {
+    const here = all(root, "resource", "aws_apigatewayv2_route");
+    need(everywhere(modules, "resource", "aws_apigatewayv2_route").length === here.length,
+      "aws_apigatewayv2_route outside the root module");
+    need(here.length >= 1, "no aws_apigatewayv2_route");
+    return here;
+  };
+  check("routes: every route needs the authorizer when auth is not \"none\", the OPTIONS preflight route aside", () => {
+    const a = one("aws_apigatewayv2_authorizer");
+    perMode((mode, ev) => {
+      for (const r of routes()) {
+        if (count(ev, r) === 0) continue;
+        const key = ev.attr(r.body.route_key);
+        const type = r.body.authorization_type === undefined ? "NONE" : ev.attr(r.body.authorization_type);
+        const id = r.body.authorizer_id === undefined ? null : ev.attr(r.body.authorizer_id);
+        const open = `route ${show(key)} (aws_apigatewayv2_route.${r.name})`;
+        if (typeof key === "string" && key.startsWith("OPTIONS ")) {
+          need(type === "NONE" && id === null, `${open} has authorization ${show(type)}: a preflight carries no token`);
+        } else if (mode === "none") {
+          need(type === "NONE" && id === null, `${open} has authorization ${show(type)} ${show(id)} without an authorizer`);
+        } else {
+          need(type === "JWT", `${open} has authorization_type ${show(type)}: anyone may call it`);
+          need(same(id, { ref: `aws_apigatewayv2_authorizer.${a.name}[0].id` }),
+            `${open} has authorizer_id ${show(id)}, not the JWT authorizer's id`);
+        }
+      }
+    });
+  });
+
+  check("routes: CORS preflights need no token (OPTIONS /{proxy+} without authorization beside an authorized $default)", () => {
+    need(apis.length === 1, `expected one aws_apigatewayv2_api, found ${apis.length}`);
+    const cors = first(apis[0].body, "cors_configuration");
+    need(cors, "no cors_configuration: API Gateway would not answer preflights or add CORS headers");
+    const headers = list(cors.allow_headers).map((h) => String(h).toLowerCase());
+    need(headers.includes("authorization") || headers.includes("*"),
+      "cors_configuration.allow_headers lacks authorization: a browser may not send the token");
+    perMode((mode, ev) => {
+      const live = routes().filter((r) => count(ev, r) > 0).map((r) => ({ r,
+        key: ev.attr(r.body.route_key),
+        type: r.body.authorization_type === undefined ? "NONE" : ev.attr(r.body.authorization_type) }));
+      const catchAll = live.filter(({ key, type }) => type !== "NONE" &&
+        (key === "$default" || (typeof key === "string" && key.startsWith("ANY "))));
+      if (catchAll.length === 0) return;
+      const pre = live.find(({ key, type }) => key === "OPTIONS /{proxy+}" && type === "NONE");
+      need(pre, `route ${show(catchAll[0].key)} needs a token and catches OPTIONS too, and there is no ` +
+        "OPTIONS /{proxy+} route without authorization: every preflight would be a 401");
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(pre.r.body.target || ""),
+        `the OPTIONS /{proxy+} route's target is ${JSON.stringify(pre.r.body.target)}: nothing would answer it`);
+    }, ["cognito", "jwt"]);
+  });
+
+  check("lambda: TASKHOST_AUTH is \"jwt\" exactly when the authorizer is on, \"none\" otherwise", () => {
+    need(fn, "no aws_lambda_function");
+    // Where the CORS origin is looked for too: the function's own map, or a module call's.
+    const places = [];
+    const own = first(first(fn.body, "environment"), "variables");
+    if (own && typeof own === "object" && "TASKHOST_AUTH" in own) places.push({ mod: fn.mod, v: own.TASKHOST_AUTH });
+    for (const c of callersOf(modules, fn.mod)) {
+      if (c.body.environment && typeof c.body.environment === "object" && "TASKHOST_AUTH" in c.body.environment) {
+        places.push({ mod: c.parent, v: c.body.environment.TASKHOST_AUTH });
+      }
+    }
+    let assigned = 0;
+    const walk = (v) => {
+      if (typeof v === "string") assigned += (v.match(/\bTASKHOST_AUTH"?\s*=[^=]/g) || []).length;
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === "object") {
+        for (const [k, x] of Object.entries(v)) {
+          if (k === "TASKHOST_AUTH") assigned++;
+          walk(x);
+        }
+      }
+    };
+    modules.forEach((m) => walk([m.resource, m.module, m.locals]));
+    need(places.length === 1 && assigned === 1,
+      `TASKHOST_AUTH is set ${assigned} time(s), ${places.length} in the function's environment map (once expected)`);
+    need(places[0].mod === root, "TASKHOST_AUTH is not set in the root module (where var.auth is)");
+    perMode((mode, ev) => {
+      const v = ev.attr(places[0].v);
+      const want = mode === "none" ? "none" : "jwt";
+      need(v === want, `TASKHOST_AUTH is ${show(v)}, not "${want}"`);
+    });
+  });
+
+  check("outputs: cognito_user_pool_id, cognito_client_id, cognito_issuer (the authorizer's issuer), null unless auth = \"cognito\"", () => {
+    const pool = one("aws_cognito_user_pool");
+    const client = one("aws_cognito_user_pool_client");
+    const a = one("aws_apigatewayv2_authorizer");
+    for (const o of ["cognito_user_pool_id", "cognito_client_id", "cognito_issuer", "region"]) {
+      need(root.output[o], `no output ${o} (scripts/token.sh reads it)`);
+    }
+    perMode((mode, ev) => {
+      const val = (o) => ev.attr(root.output[o][0].value);
+      if (mode !== "cognito") {
+        for (const o of ["cognito_user_pool_id", "cognito_client_id", "cognito_issuer"]) {
+          need(val(o) === null, `output ${o} is ${show(val(o))}, not null`);
+        }
+        return;
+      }
+      need(same(val("cognito_user_pool_id"), { ref: `aws_cognito_user_pool.${pool.name}[0].id` }),
+        `cognito_user_pool_id is ${show(val("cognito_user_pool_id"))}`);
+      need(same(val("cognito_client_id"), { ref: `aws_cognito_user_pool_client.${client.name}[0].id` }),
+        `cognito_client_id is ${show(val("cognito_client_id"))}`);
+      const issuer = ev.attr(first(a.body, "jwt_configuration").issuer);
+      need(same(val("cognito_issuer"), issuer), `cognito_issuer is ${show(val("cognito_issuer"))}, not the authorizer's ${show(issuer)}`);
+    });
+  });
+
+  check(`deployer policy: ${DEPLOYER_POLICY} allows what the user pool, its client and the authorizer need`, () => {
+    const file = path.join(ROOT, DEPLOYER_POLICY);
+    need(fs.existsSync(file), `${DEPLOYER_POLICY} not found`);
+    let doc;
+    try {
+      doc = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new CheckError(`${DEPLOYER_POLICY} is not JSON: ${e.message}`);
+    }
+    const allows = list(doc.Statement).filter((s) => s.Effect === "Allow" && !s.Condition);
+    const allowed = (action, arn) => allows.some((s) => list(s.Action).some((a) => globMatch(a, action)) &&
+      list(s.Resource).some((r) => globMatch(r, arn)));
+    const pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC123";
+    const wanted = [["cognito-idp:CreateUserPool", "*"]].concat(
+      ["DescribeUserPool", "UpdateUserPool", "DeleteUserPool", "GetUserPoolMfaConfig", "CreateUserPoolClient",
+        "DescribeUserPoolClient", "UpdateUserPoolClient", "DeleteUserPoolClient"].map((a) => [`cognito-idp:${a}`, pool]),
+      ["GET", "POST", "PATCH", "DELETE"].flatMap((m) => [
+        [`apigateway:${m}`, "arn:aws:apigateway:eu-west-1::/apis/a1b2c3d4e5/authorizers/xyz123"],
+        [`apigateway:${m}`, "arn:aws:apigateway:eu-west-1::/apis/a1b2c3d4e5/routes/r4nd0m"]]));
+    const missing = wanted.filter(([a, r]) => !allowed(a, r)).map(([a, r]) => `${a} on ${r}`);
+    need(missing.length === 0, `not allowed: ${missing.join("; ")}`);
+  });
+}
+
 // ------------------------------------------------------------------------------ main
 
 async function main() {
@@ -421,13 +803,18 @@ async function main() {
     const t = table();
     need(t.billing_mode === "PAY_PER_REQUEST", `billing_mode is ${JSON.stringify(t.billing_mode)}`);
   });
-  check("dynamodb: keys are user_id (hash) and id (range), strings (S)", () => {
+  check("dynamodb: partition key user_id (S), sort key id (S): each owner's tasks in one partition", () => {
     const t = table();
     need(t.hash_key === "user_id", `hash_key is ${JSON.stringify(t.hash_key)}`);
     need(t.range_key === "id", `range_key is ${JSON.stringify(t.range_key)}`);
-    const attrs = blocks(t, "attribute").map((a) => `${a.name}:${a.type}`).sort();
-    need(attrs.length === 2 && attrs[0] === "id:S" && attrs[1] === "user_id:S",
-      `attributes are ${JSON.stringify(attrs)}`);
+    const attrs = blocks(t, "attribute").map((a) => `${a.name} ${a.type}`).sort();
+    need(JSON.stringify(attrs) === '["id S","user_id S"]',
+      `attributes are ${JSON.stringify(attrs)} (exactly user_id S and id S: DynamoDB refuses an attribute that is no key)`);
+  });
+  check("dynamodb: the table is not named <name>-tasks, the name of the table keyed id alone that an upgrade keeps", () => {
+    const n = String(table().name);
+    need(!/^\$\{var\.name\}-tasks$/.test(n) && n !== "taskhost-tasks",
+      `the table is named ${JSON.stringify(n)}: creating it beside the old one (README "Upgrading") would fail`);
   });
   check("dynamodb: point-in-time recovery enabled", () => {
     const p = first(table(), "point_in_time_recovery");
@@ -701,6 +1088,8 @@ async function main() {
         `${name}: source_arn ${JSON.stringify(body.source_arn)} is not under the API's execution_arn`);
     }
   });
+
+  authChecks(modules, root, fn, apis);
 
   // ---------------------------------------------------------------- variables and outputs
   check("variables: every variable has a description and a type", () => {

@@ -2,11 +2,14 @@
 # Proves the Terraform checks can fail (CTest: terraform.check_mutations).
 #
 # Copies terraform/ into a scratch repository with a stand-in runtime/dynamodb.c (the five
-# operations) and scripts/package.sh, checks that check.sh passes there, then breaks one
-# thing at a time — a wildcard action, a missing or extra DynamoDB operation, a literal
-# TABLE_NAME, payload format 1.0, a log group without retention, a syntax error, ... — and
-# requires check.sh to exit 1 with the expected check failing. Independent of the state of the
-# real runtime and package script, so it tests the checker only.
+# operations: PutItem, GetItem, UpdateItem, DeleteItem, Query) and scripts/package.sh, and the
+# real scripts/deploy.sh and scripts/teardown.sh (the checks read which resources they
+# guard), checks that check.sh passes there, then breaks one thing at a time — a wildcard
+# action, a missing or extra DynamoDB operation, a literal TABLE_NAME, payload format 1.0, a
+# log group without retention, a route without the authorizer, a client with a secret, a
+# syntax error, ... — and requires check.sh to exit 1 with the expected check failing.
+# Independent of the state of the real runtime and package script, so it tests the checker
+# only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -21,6 +24,7 @@ fresh() {
   rm -rf "$scratch/repo"
   mkdir -p "$scratch/repo/runtime" "$scratch/repo/scripts"
   cp -r "$repo/terraform" "$scratch/repo/terraform"
+  cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$scratch/repo/scripts/"
   rm -rf "$scratch/repo/terraform/.terraform"
   # Stand-ins shaped like the real ones: the client builds the target from a prefix, the
   # store names the operations it calls.
@@ -34,7 +38,7 @@ static int get(q) { return call(q, "GetItem", body, &o); }
 static int put(q) { return call(q, "PutItem", body, &o); }
 static int update(q) { return call(q, "UpdateItem", body, &o); }
 static int del(q) { return call(q, "DeleteItem", body, &o); }
-static int query(q) { return call(q, "Query", body, &o); }
+static int list(q) { return call(q, "Query", body, &o); }
 EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -93,12 +97,11 @@ mutate 'wildcard action "dynamodb:*"' $L 's/"dynamodb:DeleteItem",/"dynamodb:Del
 mutate 'wildcard action also breaks the action set' $L 's/"dynamodb:DeleteItem",/"dynamodb:DeleteItem",\n      "dynamodb:*",/' 'may but the runtime never sends: dynamodb:\*'
 mutate 'action missing (Query)' $L 's/\s*"dynamodb:Query",//' 'the runtime sends but the role may not: dynamodb:Query'
 mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
+mutate 'Scan granted again beside Query' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:Scan",/' 'the role may but the runtime never sends: dynamodb:Scan'
 mutate 'runtime sends a new operation (DynamoDB_20120810.Scan)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Scan";/m' 'the runtime sends but the role may not: dynamodb:Scan'
 mutate 'the store calls a new operation ("TransactWriteItems")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "TransactWriteItems", body, &o); }\n/' 'may not: dynamodb:TransactWriteItems'
-mutate 'the store no longer queries' runtime/store_dynamodb.c 's/^static int query.*\n//m' 'the role may but the runtime never sends: dynamodb:Query'
+mutate 'the store no longer queries' runtime/store_dynamodb.c 's/^static int list.*\n//m' 'the role may but the runtime never sends: dynamodb:Query'
 mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
-mutate 'table keyed by id alone' $M 's/hash_key\s*=\s*"user_id"\n\s*range_key\s*=\s*"id"/hash_key = "id"/' 'keys are user_id (hash) and id (range)'
-mutate 'sort key attribute of type N' $M 's/(name = "id"\n\s*type = )"S"/$1"N"/' 'keys are user_id (hash) and id (range)'
 mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'
 mutate 'DynamoDB statement on a literal ARN' $L 's/resources = \[var\.table\.arn\]/resources = ["arn:aws:dynamodb:us-east-1:123456789012:table\/tasks"]/' 'resource is the literal'
 mutate 'X-Ray statement without the enable_tracing guard' $L 's/for_each = var\.enable_tracing \? \[1\] : \[\]/for_each = [1]/' 'only when var.enable_tracing'
@@ -135,6 +138,74 @@ mutate 'Lambda permission for any source' $M 's/\n\s*source_arn\s*=[^\n]*//' 'sc
 mutate 'variable without a description' terraform/variables.tf 's/\n\s*description = "X-Ray active tracing[^\n]*//' 'every variable has a description'
 mutate 'module variable without a type' terraform/modules/lambda/variables.tf 's/(variable "timeout" \{\n[^}]*?)\n\s*type\s*=\s*number/$1/' 'every variable has a description and a type'
 mutate 'api_endpoint output missing' terraform/outputs.tf 's/output "api_endpoint"/output "api_url"/' 'outputs: api_endpoint'
+# The table's keys.
+mutate 'table keyed by id alone' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"/' 'partition key user_id (S), sort key id (S)'
+mutate 'table named like the old one' $M 's/name         = "\$\{var\.name\}-user-tasks"/name         = "\${var.name}-tasks"/' 'the table is not named <name>-tasks'
+mutate 'table without the sort key' $M 's/\n\s*range_key = "id"//' 'partition key user_id (S), sort key id (S)'
+mutate 'table keyed id, user_id (swapped)' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"\n  range_key = "user_id"/' 'partition key user_id (S), sort key id (S)'
+# Auth: the variables.
+V=terraform/variables.tf
+O=terraform/outputs.tf
+mutate 'auth defaults to none' $V 's/(variable "auth" \{.*?default\s*=\s*)"cognito"/$1"none"/s' 'var.auth is "cognito" (the default)'
+mutate 'auth validation accepts anything' $V 's/contains\(\["cognito", "jwt", "none"\], var\.auth\)/length(var.auth) > 0/' 'var.auth is "cognito" (the default)'
+mutate 'auth validation forgets "jwt"' $V 's/contains\(\["cognito", "jwt", "none"\], var\.auth\)/contains(["cognito", "none"], var.auth)/' 'var.auth is "cognito" (the default)'
+mutate 'jwt without its precondition' $M 's/\n  lifecycle \{\n\s*# Checked at plan time.*?\n  \}\n/\n/s' '"jwt" without jwt_issuer or jwt_audience'
+mutate 'precondition forgets the audience' $M 's/local\.cognito \|\| \(var\.jwt_issuer != null && length\(var\.jwt_audience\) > 0\)/local.cognito || var.jwt_issuer != null/' '"jwt" without jwt_issuer or jwt_audience'
+mutate 'precondition also refuses cognito' $M 's/local\.cognito \|\| \(var\.jwt_issuer/local.auth_on \&\& (var.jwt_issuer/' '"jwt" without jwt_issuer or jwt_audience'
+mutate 'jwt_audience a string' $V 's/(variable "jwt_audience" \{.*?type\s*=\s*)list\(string\)/${1}string/s' 'jwt_audience (a list of strings)'
+mutate 'a validation that needs Terraform 1.9' $V 's/(variable "jwt_issuer" \{.*?validation \{\n\s*condition\s*=\s*)/${1}var.auth != "jwt" || /s' 'a validation refers to its own variable only'
+# Auth: the user pool and its client.
+mutate 'user pool always created' $M 's/(resource "aws_cognito_user_pool" "users" \{\n\s*count = )local\.cognito \? 1 : 0/${1}1/' 'exist exactly when auth = "cognito"'
+mutate 'app client also with auth = jwt' $M 's/(resource "aws_cognito_user_pool_client" "api" \{\n\s*count = )local\.cognito/${1}local.auth_on/' 'exist exactly when auth = "cognito"'
+mutate 'client of another pool' $M 's/user_pool_id = aws_cognito_user_pool\.users\[0\]\.id/user_pool_id = "eu-west-1_AbC123"/' 'exist exactly when auth = "cognito"'
+mutate 'user name not the email' $M 's/\n\s*username_attributes\s*=[^\n]*//' 'sign in with their email'
+mutate 'email not verified' $M 's/\n\s*auto_verified_attributes\s*=[^\n]*//' 'sign in with their email'
+mutate 'password of 6 characters' $M 's/minimum_length(\s*)= 12/minimum_length${1}= 6/' 'a password policy of 8 characters or more'
+mutate 'no password policy' $M 's/\n  password_policy \{.*?\n  \}\n//s' 'a password policy of 8 characters or more'
+mutate 'pool deletion protection off for good' $M 's/deletion_protection = var\.deletion_protection \? "ACTIVE" : "INACTIVE"/deletion_protection = "INACTIVE"/' "the pool's deletion protection follows var.deletion_protection"
+mutate 'pool deletion protection inverted' $M 's/var\.deletion_protection \? "ACTIVE" : "INACTIVE"/var.deletion_protection ? "INACTIVE" : "ACTIVE"/' "the pool's deletion protection follows var.deletion_protection"
+mutate 'teardown.sh leaves the pool protected' scripts/teardown.sh 's/ -target=aws_cognito_user_pool\.users//g' 'teardown.sh and deploy.sh know the pool'
+mutate "teardown.sh's plan check refuses the pool's update" scripts/teardown.sh 's/ and \.address != "aws_cognito_user_pool\.users\[0\]"//' 'teardown.sh and deploy.sh know the pool'
+mutate "deploy.sh does not guard the pool" scripts/deploy.sh 's/ or \.address == "aws_cognito_user_pool\.users\[0\]"//' 'teardown.sh and deploy.sh know the pool'
+mutate 'client with a secret' $M 's/generate_secret = false/generate_secret = true/' 'the app client has no secret'
+mutate 'client without SRP' $M 's/\n\s*"ALLOW_USER_SRP_AUTH",//' 'exactly USER_PASSWORD_AUTH, USER_SRP_AUTH and REFRESH_TOKEN_AUTH'
+mutate 'client with admin password auth too' $M 's/"ALLOW_REFRESH_TOKEN_AUTH",/"ALLOW_REFRESH_TOKEN_AUTH",\n    "ALLOW_ADMIN_USER_PASSWORD_AUTH",/' 'exactly USER_PASSWORD_AUTH, USER_SRP_AUTH and REFRESH_TOKEN_AUTH'
+mutate 'client flows left to the default' $M 's/\n  explicit_auth_flows = \[.*?\]\n/\n/s' 'exactly USER_PASSWORD_AUTH, USER_SRP_AUTH and REFRESH_TOKEN_AUTH'
+mutate 'access token validity not stated' $M 's/\n\s*access_token_validity\s*=[^\n]*//' 'stated token validities'
+mutate 'token validity units not stated' $M 's/\n  token_validity_units \{.*?\n  \}\n/\n/s' 'stated token validities'
+# Auth: the authorizer.
+mutate 'authorizer also with auth = none' $M 's/(resource "aws_apigatewayv2_authorizer" "jwt" \{\n\s*count = )local\.auth_on \? 1 : 0/${1}1/' 'a JWT authorizer on the Authorization header, exactly when'
+mutate 'authorizer only with cognito' $M 's/(resource "aws_apigatewayv2_authorizer" "jwt" \{\n\s*count = )local\.auth_on/${1}local.cognito/' 'a JWT authorizer on the Authorization header, exactly when'
+mutate 'authorizer on another header' $M 's/\$request\.header\.Authorization/\$request.header.X-Token/' 'a JWT authorizer on the Authorization header'
+mutate 'a Lambda authorizer' $M 's/authorizer_type\s*=\s*"JWT"/authorizer_type  = "REQUEST"/' 'a JWT authorizer on the Authorization header'
+mutate 'issuer a literal' $M 's/issuer   = local\.cognito \? local\.cognito_issuer : var\.jwt_issuer/issuer   = local.cognito ? "https:\/\/cognito-idp.eu-west-1.amazonaws.com\/eu-west-1_AbC123" : var.jwt_issuer/' "issuer is the pool's"
+mutate 'issuer over http' $M 's/"https:\/\/\$\{aws_cognito_user_pool\.users\[0\]\.endpoint\}"/"http:\/\/\${aws_cognito_user_pool.users[0].endpoint}"/' "issuer is the pool's"
+mutate 'issuer the pool id alone' $M 's/\$\{aws_cognito_user_pool\.users\[0\]\.endpoint\}/\${aws_cognito_user_pool.users[0].id}/' "issuer is the pool's"
+mutate 'jwt issuer ignored' $M 's/local\.cognito \? local\.cognito_issuer : var\.jwt_issuer/local.cognito_issuer/' "issuer is the pool's"
+mutate 'audience not the client id' $M 's/audience = local\.cognito \? \[aws_cognito_user_pool_client\.api\[0\]\.id\] : var\.jwt_audience/audience = var.jwt_audience/' 'audience is .the app client'
+mutate 'audience the pool id' $M 's/\[aws_cognito_user_pool_client\.api\[0\]\.id\]/[aws_cognito_user_pool.users[0].id]/' 'audience is .the app client'
+# Auth: the routes.
+mutate '$default without the authorizer' $M 's/\n\s*authorization_type = local\.auth_on \? "JWT" : "NONE"\n\s*authorizer_id\s*= [^\n]*//' 'every route needs the authorizer'
+mutate '$default authorization NONE' $M 's/authorization_type = local\.auth_on \? "JWT" : "NONE"/authorization_type = "NONE"/' 'every route needs the authorizer'
+mutate '$default JWT also with auth = none' $M 's/authorization_type = local\.auth_on \? "JWT" : "NONE"/authorization_type = "JWT"/' 'every route needs the authorizer'
+mutate 'a second route without the authorizer' $M 's/\z/\nresource "aws_apigatewayv2_route" "open" {\n  api_id    = aws_apigatewayv2_api.http.id\n  route_key = "GET \/tasks"\n  target    = "integrations\/\${aws_apigatewayv2_integration.lambda.id}"\n}\n/' 'every route needs the authorizer'
+mutate 'the preflight route needs a token' $M 's/(route_key\s*= "OPTIONS \/\{proxy\+\}"\n.*?authorization_type = )"NONE"/${1}"JWT"\n  authorizer_id      = aws_apigatewayv2_authorizer.jwt[0].id/s' 'every route needs the authorizer'
+mutate 'no preflight route' $M 's/\nresource "aws_apigatewayv2_route" "preflight" \{.*?\n\}\n//s' 'CORS preflights need no token'
+mutate 'preflight route only with cognito' $M 's/(resource "aws_apigatewayv2_route" "preflight" \{\n\s*count = )local\.auth_on/${1}local.cognito/' 'CORS preflights need no token'
+mutate 'preflight route on one path only' $M 's/"OPTIONS \/\{proxy\+\}"/"OPTIONS \/tasks"/' 'CORS preflights need no token'
+mutate 'browsers may not send Authorization' $M 's/allow_headers  = \["content-type", "authorization", /allow_headers  = ["content-type", /' 'CORS preflights need no token'
+# Auth: the function and the outputs.
+mutate 'TASKHOST_AUTH not set' $M 's/\n\s*TASKHOST_AUTH = [^\n]*//' 'TASKHOST_AUTH is "jwt" exactly when'
+mutate 'TASKHOST_AUTH always jwt' $M 's/TASKHOST_AUTH = local\.auth_on \? "jwt" : "none"/TASKHOST_AUTH = "jwt"/' 'TASKHOST_AUTH is "jwt" exactly when'
+mutate 'TASKHOST_AUTH only with cognito' $M 's/TASKHOST_AUTH = local\.auth_on \?/TASKHOST_AUTH = local.cognito ?/' 'TASKHOST_AUTH is "jwt" exactly when'
+mutate 'TASKHOST_AUTH overridden by the module' $L 's/TASKHOST_STORE = "dynamodb"/TASKHOST_STORE = "dynamodb"\n      TASKHOST_AUTH  = "none"/' 'TASKHOST_AUTH is "jwt" exactly when'
+mutate 'no cognito_client_id output' $O 's/output "cognito_client_id"/output "client_id"/' 'outputs: cognito_user_pool_id, cognito_client_id, cognito_issuer'
+mutate 'cognito_issuer not the authorizer issuer' $O 's/value       = local\.cognito_issuer/value       = local.cognito ? aws_cognito_user_pool.users[0].endpoint : null/' 'outputs: cognito_user_pool_id, cognito_client_id, cognito_issuer'
+mutate 'cognito_user_pool_id without its condition' $O 's/value       = local\.cognito \? aws_cognito_user_pool\.users\[0\]\.id : null/value       = aws_cognito_user_pool.users[0].id/' 'outputs: cognito_user_pool_id, cognito_client_id, cognito_issuer'
+mutate 'no region output' $O 's/output "region"/output "aws_region"/' 'outputs: cognito_user_pool_id, cognito_client_id, cognito_issuer'
+mutate 'deployer may not delete the pool' terraform/deployer-policy.json 's/"cognito-idp:DeleteUserPool",//' 'deployer policy:'
+mutate 'deployer may not create the client' terraform/deployer-policy.json 's/"cognito-idp:CreateUserPoolClient", //' 'deployer policy:'
+mutate 'deployer may not touch the authorizers' terraform/deployer-policy.json 's/"arn:aws:apigateway:\*::\/apis\/\*", //' 'deployer policy:'
 mutate 'a syntax error' terraform/outputs.tf 's/\z/\noutput "broken" {\n  value = [\n}\n/' 'parse terraform/outputs.tf'
 
 echo "$passed passed, $failed failed"
