@@ -138,6 +138,10 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_SHARED_CREDENTIALS_FILE=$t/no-credentials AWS_CONFIG_FILE=$t/no-config
 export AWS_ENDPOINT_URL=$endpoint
 export TF_CLI_CONFIG_FILE=$t/cli.tfrc TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+# The scripts' temporary files (their plans) in a directory of this run's own, so the check for
+# plans left behind sees only this run's, not those of another test running beside it.
+export TMPDIR=$t/tmp
+mkdir -p "$TMPDIR"
 unset TF_PLUGIN_CACHE_DIR TF_DATA_DIR
 awsr() { aws --region "$1" --output json "${@:2}"; }
 # authorizers API-ID: the API's authorizers as a JSON list. moto does not implement GetAuthorizers
@@ -180,9 +184,9 @@ has() { # NAME TEXT: $out contains TEXT
 lacks() {
   if grep -qF -- "$2" <<<"$out"; then bad "$1: '$2' in the output"; else ok "$1"; fi
 }
-no_plan_left() { # NAME: no plan file anywhere in the scratch terraform/ or the temp dirs
+no_plan_left() { # NAME: no plan file in the scratch terraform/ or this run's temporary directory
   local left
-  left=$(find "$R" "${TMPDIR:-/tmp}" -maxdepth 3 -name '*.tfplan' -newer "$t/cli.tfrc" 2>/dev/null | head -n 3)
+  left=$(find "$R" "$TMPDIR" -maxdepth 3 -name '*.tfplan' 2>/dev/null | head -n 3)
   if [ -z "$left" ]; then ok "$1: no *.tfplan left behind"; else bad "$1: left $left"; fi
 }
 
