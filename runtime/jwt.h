@@ -26,7 +26,8 @@
  * under it, so a thread still verifying keeps the set it took until it
  * releases it. Refetching follows th_jwks_refetch_allowed: at most once per
  * TH_JWKS_REFETCH_MS (60 s) counting the load at start and every attempt,
- * failed ones included, and by one thread at a time (the others do not wait).
+ * failed ones included, and by one thread at a time (the others do not wait;
+ * the one fetching waits at most TH_JWKS_FETCH_TIMEOUT_MS for the URL).
  * A failed refetch keeps the current set.
  *
  * The request path, for the host (one th_jwt_verifier per worker thread):
@@ -155,7 +156,7 @@ th_result th_jwks_load(const char *location, th_jwks **out, th_jwks_report *rep,
 th_jwks *th_jwks_ref(th_jwks *keys);   /* one more reference; returns keys */
 void th_jwks_release(th_jwks *keys);   /* the last reference frees; NULL is fine */
 size_t th_jwks_count(const th_jwks *keys);
-/* Whether a set with this kid is in keys (tests, logs). */
+/* Whether keys holds a key with this kid (tests, logs). */
 int th_jwks_has_kid(const th_jwks *keys, const char *kid);
 
 /* The refetch rule, pure: may a fetch start at now_ms when the last one

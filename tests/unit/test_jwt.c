@@ -698,6 +698,7 @@ static void test_jwks_parse(void) {
     {"e even", "{\"kty\":\"RSA\",\"kid\":\"a\",\"n\":\"%s\",\"e\":\"AQAA\"%.0s}", 0},
     {"e missing", "{\"kty\":\"RSA\",\"kid\":\"a\",\"n\":\"%s\"%.0s}", 0},
     {"n a number", "{\"kty\":\"RSA\",\"kid\":\"a\",\"n\":1%.0s,\"e\":\"%s\"}", 0},
+    {"n empty", "{\"kty\":\"RSA\",\"kid\":\"a\",\"n\":\"\"%.0s,\"e\":\"%s\"}", 0},
   };
   for (size_t i = 0; i < TH_ARRAY_LEN(keyv); i++) {
     char one[2048], d[2200];
@@ -712,6 +713,19 @@ static void test_jwks_parse(void) {
     }
     th_jwks_release(s);
   }
+  /* an n of more than 8192 characters (over TH_JWKS_MAX_BITS anyway) */
+  {
+    size_t big = 8193 + 64;
+    char *d = malloc(big + 64);
+    int at = snprintf(d, big, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"a\",\"e\":\"AQAB\",\"n\":\"");
+    memset(d + at, 'B', 8193);
+    snprintf(d + at + 8193, 64, "\"}]}");
+    s = NULL;
+    CHECK(th_jwks_parse(d, strlen(d), &s, NULL, err, sizeof err) == TH_ERR_INVALID && !s,
+          "an n of 8193 characters");
+    free(d);
+  }
+  CHECK(th_jwks_load_url(NULL, &s, NULL, err, sizeof err) == TH_ERR_INVALID, "NULL URL");
   /* a leading zero byte, properly encoded, is accepted */
   {
     BIGNUM *bn = NULL;
