@@ -75,7 +75,7 @@ python3 - "$out" "${names[@]}" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = sys.argv[2:]
-floor_of = {"create": "put", "get": "get", "list": "scan", "update": "update", "delete": "delete"}
+floor_of = {"create": "put", "get": "get", "list": "query", "update": "update", "delete": "delete"}
 def med(who, phase, key):
     v = [r[key] for r in rows if r.get("who") == who and r.get("phase") == phase]
     return statistics.median(v) if v else None

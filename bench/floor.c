@@ -4,7 +4,7 @@
  * derived once (it only changes with the date), the response body collected
  * and its status checked, nothing parsed. No Lua, no JSON library, no logging.
  *
- *   floor [--warmup W] [--count N] [--ops put,get,scan,update,delete]
+ *   floor [--warmup W] [--count N] [--ops put,get,query,update,delete]
  *   environment: AWS_ENDPOINT_URL_DYNAMODB (http://127.0.0.1:PORT), TABLE_NAME,
  *                AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
  *
@@ -34,6 +34,8 @@
 #include "sigv4.h"
 
 #define TARGET "DynamoDB_20120810."
+/* The table's key with auth off (the owner "public"), as runtime/dynamodb.c writes it. */
+#define KEY "{\"user_id\":{\"S\":\"public\"},\"id\":{\"S\":\"%s\"}}"
 
 static void die(const char *m) {
   fprintf(stderr, "floor: %s\n", m);
@@ -209,7 +211,7 @@ static double cpu_us(void) {
 
 int main(int argc, char **argv) {
   long warmup = 200, count = 10000;
-  const char *ops = "put,get,scan,update,delete";
+  const char *ops = "put,get,query,update,delete";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--warmup") && i + 1 < argc)
       warmup = atol(argv[++i]);
@@ -218,7 +220,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--ops") && i + 1 < argc)
       ops = argv[++i];
     else
-      die("usage: floor [--warmup W] [--count N] [--ops put,get,scan,update,delete]");
+      die("usage: floor [--warmup W] [--count N] [--ops put,get,query,update,delete]");
   }
   const char *ep = getenv("AWS_ENDPOINT_URL_DYNAMODB"), *table = getenv("TABLE_NAME");
   signer s = {.region = getenv("AWS_REGION"), .akid = getenv("AWS_ACCESS_KEY_ID"),
@@ -267,7 +269,7 @@ int main(int argc, char **argv) {
   for (char *save = NULL, *op = strtok_r(opsbuf, ",", &save); op; op = strtok_r(NULL, ",", &save)) {
     const char *target = !strcmp(op, "put")      ? "PutItem"
                          : !strcmp(op, "get")    ? "GetItem"
-                         : !strcmp(op, "scan")   ? "Scan"
+                         : !strcmp(op, "query")  ? "Query"
                          : !strcmp(op, "update") ? "UpdateItem"
                          : !strcmp(op, "delete") ? "DeleteItem"
                                                  : NULL;
@@ -288,18 +290,23 @@ int main(int argc, char **argv) {
         len = snprintf(body, sizeof body,
                        "{\"TableName\":\"%s\",\"Item\":{\"created_at\":{\"N\":\"%ld\"},\"id\":{\"S\":\"%s\"},"
                        "\"priority\":{\"S\":\"high\"},\"status\":{\"S\":\"new\"},"
-                       "\"task\":{\"S\":\"Write the benchmark report\"},\"updated_at\":{\"N\":\"%ld\"}},"
+                       "\"task\":{\"S\":\"Write the benchmark report\"},\"updated_at\":{\"N\":\"%ld\"},"
+                       "\"user_id\":{\"S\":\"public\"}},"
                        "\"ConditionExpression\":\"attribute_not_exists(#k)\","
                        "\"ExpressionAttributeNames\":{\"#k\":\"id\"}}",
                        table, (long)now, id, (long)now);
       else if (!strcmp(op, "get"))
         len = snprintf(body, sizeof body,
-                       "{\"TableName\":\"%s\",\"Key\":{\"id\":{\"S\":\"%s\"}},\"ConsistentRead\":true}", table, id);
-      else if (!strcmp(op, "scan"))
-        len = snprintf(body, sizeof body, "{\"TableName\":\"%s\",\"Limit\":26,\"ConsistentRead\":true}", table);
+                       "{\"TableName\":\"%s\",\"Key\":" KEY ",\"ConsistentRead\":true}", table, id);
+      else if (!strcmp(op, "query"))
+        len = snprintf(body, sizeof body,
+                       "{\"TableName\":\"%s\",\"KeyConditionExpression\":\"#u = :u\","
+                       "\"ExpressionAttributeNames\":{\"#u\":\"user_id\"},"
+                       "\"ExpressionAttributeValues\":{\":u\":{\"S\":\"public\"}},"
+                       "\"ScanIndexForward\":false,\"Limit\":26,\"ConsistentRead\":true}", table);
       else if (!strcmp(op, "update"))
         len = snprintf(body, sizeof body,
-                       "{\"TableName\":\"%s\",\"Key\":{\"id\":{\"S\":\"%s\"}},"
+                       "{\"TableName\":\"%s\",\"Key\":" KEY ","
                        "\"UpdateExpression\":\"SET #n0 = :v0, #n1 = :v1\","
                        "\"ConditionExpression\":\"attribute_exists(#k)\","
                        "\"ExpressionAttributeNames\":{\"#k\":\"id\",\"#n0\":\"status\",\"#n1\":\"updated_at\"},"
@@ -308,7 +315,7 @@ int main(int argc, char **argv) {
                        table, id, (long)now);
       else
         len = snprintf(body, sizeof body,
-                       "{\"TableName\":\"%s\",\"Key\":{\"id\":{\"S\":\"%s\"}},"
+                       "{\"TableName\":\"%s\",\"Key\":" KEY ","
                        "\"ConditionExpression\":\"attribute_exists(#k)\","
                        "\"ExpressionAttributeNames\":{\"#k\":\"id\"},\"ReturnValues\":\"ALL_OLD\"}",
                        table, id);

@@ -5,11 +5,13 @@ resource API on one Table), run by a minimal Runtime API loop.
 The loop is http.client on one kept-alive connection, with no error
 reporting and no context object: it costs less than AWS's own Python
 runtime (awslambdaric), so the figures measured with it flatter Python.
-The handler sends the same DynamoDB requests as taskhost: PutItem with
-attribute_not_exists(id), GetItem ConsistentRead, Scan Limit 26
-ConsistentRead, UpdateItem SET ... attribute_exists(id) ALL_NEW,
-DeleteItem attribute_exists(id) ALL_OLD; it validates the body (task,
-status, priority) and answers with the same JSON shapes and CORS headers.
+The handler sends the same DynamoDB requests as taskhost (auth off: every
+key's user_id is "public"): PutItem with attribute_not_exists(id), GetItem
+ConsistentRead, Query of the partition newest first, Limit 26,
+ConsistentRead, UpdateItem SET ... attribute_exists(id) ALL_NEW, DeleteItem
+attribute_exists(id) ALL_OLD; it validates the body (task, status,
+priority) and answers with the same JSON shapes and CORS headers (ids are
+v4: Python 3.11 has no UUIDv7).
 
 Run by bench/rapi (it sets AWS_LAMBDA_RUNTIME_API); configuration from
 TABLE_NAME, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB and the credentials.
@@ -23,6 +25,7 @@ import uuid
 from decimal import Decimal
 
 import boto3
+from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 
 # ---- init (module level, as a Lambda function does it) ----
@@ -31,6 +34,7 @@ TABLE = boto3.resource(
     endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
     config=Config(retries={"mode": "standard", "max_attempts": 3}),
 ).Table(os.environ["TABLE_NAME"])
+OWNER = "public"  # the partition of every task with auth off, as taskhost's
 
 STATUSES = {"new", "in_progress", "completed", "cancelled"}
 PRIORITIES = {"low", "medium", "high", "urgent"}
@@ -51,6 +55,11 @@ def plain(v):
     if isinstance(v, list):
         return [plain(x) for x in v]
     return v
+
+
+def task(item):
+    """A stored item as the API answers it: plain values, without the owner."""
+    return {k: plain(x) for k, x in item.items() if k != "user_id"}
 
 
 def respond(status, body, extra=None):
@@ -91,8 +100,9 @@ def handler(event, _context):
     path = event.get("rawPath", "/").rstrip("/") or "/"
     parts = path.split("/")
     if path == "/tasks" and method == "GET":
-        res = TABLE.scan(Limit=26, ConsistentRead=True)
-        items = [plain(i) for i in res.get("Items", [])[:25]]
+        res = TABLE.query(KeyConditionExpression=Key("user_id").eq(OWNER), ScanIndexForward=False,
+                          Limit=26, ConsistentRead=True)
+        items = [task(i) for i in res.get("Items", [])[:25]]
         nxt = items[-1]["id"] if len(res.get("Items", [])) > 25 else None
         return respond(200, {"items": items, "count": len(items), "next": nxt})
     if path == "/tasks" and method == "POST":
@@ -101,7 +111,7 @@ def handler(event, _context):
             return bad
         now = int(time.time())
         item = dict(fields, id=str(uuid.uuid4()), created_at=now, updated_at=now)
-        TABLE.put_item(Item=item, ConditionExpression="attribute_not_exists(id)")
+        TABLE.put_item(Item=dict(item, user_id=OWNER), ConditionExpression="attribute_not_exists(id)")
         return respond(201, {"id": item["id"], "task": item}, {"Location": "/tasks/" + item["id"]})
     if len(parts) == 3 and parts[1] == "tasks":
         tid = parts[2].lower()
@@ -110,8 +120,8 @@ def handler(event, _context):
         except ValueError:
             return respond(404, {"message": "Task not found"})
         if method == "GET":
-            item = TABLE.get_item(Key={"id": tid}, ConsistentRead=True).get("Item")
-            return respond(200, plain(item)) if item else respond(404, {"message": "Task not found"})
+            item = TABLE.get_item(Key={"user_id": OWNER, "id": tid}, ConsistentRead=True).get("Item")
+            return respond(200, task(item)) if item else respond(404, {"message": "Task not found"})
         if method == "PUT":
             fields, bad = check(json.loads(event.get("body") or "null"), False)
             if bad:
@@ -121,17 +131,17 @@ def handler(event, _context):
             values = {":v%d" % i: v for i, v in enumerate(fields.values())}
             try:
                 res = TABLE.update_item(
-                    Key={"id": tid},
+                    Key={"user_id": OWNER, "id": tid},
                     UpdateExpression="SET " + ", ".join("#n%d = :v%d" % (i, i) for i in range(len(fields))),
                     ConditionExpression="attribute_exists(id)",
                     ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW")
             except TABLE.meta.client.exceptions.ConditionalCheckFailedException:
                 return respond(404, {"message": "Task not found"})
-            return respond(200, {"message": "Task updated successfully", "task": plain(res["Attributes"])})
+            return respond(200, {"message": "Task updated successfully", "task": task(res["Attributes"])})
         if method == "DELETE":
             try:
-                TABLE.delete_item(Key={"id": tid}, ConditionExpression="attribute_exists(id)",
+                TABLE.delete_item(Key={"user_id": OWNER, "id": tid}, ConditionExpression="attribute_exists(id)",
                                   ReturnValues="ALL_OLD")
             except TABLE.meta.client.exceptions.ConditionalCheckFailedException:
                 return respond(404, {"message": "Task not found"})

@@ -128,7 +128,7 @@ if os.path.exists(hf_path):
         pass
 
 # ---- 2 warm
-OPS = [("create", "create", "put"), ("get", "get", "get"), ("list (25 items)", "list", "scan"),
+OPS = [("create", "create", "put"), ("get", "get", "get"), ("list (25 items)", "list", "query"),
        ("update", "update", "update"), ("delete", "delete", "delete")]
 nr = warm.get(("nullrt", "get"))
 nrr = warm.get(("nullrt_raw", "get"))

@@ -842,13 +842,17 @@ static void check_item(lua_State *L, int idx, const char *what) {
   }
 }
 
-/* Checks the item at idx, then takes the owner's attribute out of it: the
- * key's partition is the store's business, never an item's content. */
+/* Takes the owner's attribute out of the item at idx (the key's partition
+ * is the store's business, never an item's content), then checks the rest:
+ * stripped first, it costs no check. */
 static void check_item_owned(lua_State *L, int idx, const char *what) {
   idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_pushliteral(L, OWNER_ATTR);
+    lua_pushnil(L);
+    lua_rawset(L, idx);
+  }
   check_item(L, idx, what);
-  lua_pushnil(L);
-  lua_setfield(L, idx, OWNER_ATTR);
 }
 
 /* The same, then pushes its JSON text. */

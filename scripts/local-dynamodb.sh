@@ -250,8 +250,17 @@ curl_local() {
     --data-binary "$2"
 }
 describe='{"TableName":"'"$table"'"}'
-spec='{"TableName":"'"$table"'","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}'
-if curl_local DescribeTable "$describe" | grep -q '"TableStatus"'; then
+# The runtime's keys (runtime/store_dynamodb.h): partition user_id, sort id.
+spec='{"TableName":"'"$table"'","AttributeDefinitions":[{"AttributeName":"user_id","AttributeType":"S"},{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"user_id","KeyType":"HASH"},{"AttributeName":"id","KeyType":"RANGE"}],"BillingMode":"PAY_PER_REQUEST"}'
+if existing=$(curl_local DescribeTable "$describe") && grep -q '"TableStatus"' <<<"$existing"; then
+  # A table kept (--path) from a taskhost before accounts is keyed by id alone:
+  # every operation would fail against it, so say so now.
+  if ! grep -q '"AttributeName":"user_id","KeyType":"HASH"' <<<"$existing"; then
+    [ "$background" = 1 ] && { stop_pid "$node_pid"; rm -f "$pidfile" "$portfile"; }
+    die "table $table is keyed by id alone (a taskhost before accounts); this one needs user_id" \
+      "(HASH) and id (RANGE): copy its items into a new table (README, \"Upgrading\") or use" \
+      "another --table or --path"
+  fi
   say "table $table exists$([ -n "$path" ] && echo " (kept in $path)")"
 else
   if command -v aws >/dev/null; then
@@ -259,7 +268,7 @@ else
   else
     curl_local CreateTable "$spec" | grep -q TableDescription || die "create-table $table failed"
   fi
-  say "created table $table (id S HASH, PAY_PER_REQUEST)"
+  say "created table $table (user_id S HASH, id S RANGE, PAY_PER_REQUEST)"
 fi
 for _ in $(seq 1 100); do
   curl_local DescribeTable "$describe" | grep -q '"TableStatus":"ACTIVE"' && break

@@ -10,8 +10,9 @@ NUL bytes or invalid UTF-8 in variables, and jq rewrites invalid UTF-8).
       "Name: value" per line. "b64": the body is sent base64-encoded with
       isBase64Encoded true (the body file then holds the raw bytes), or
       "b64raw": isBase64Encoded true with the body as given (not base64).
-  helpers.py cursor SECRET IDENTITY KEY
-      prints a cursor sealed as runtime/cursor.c does (for forged cursors).
+  helpers.py cursor SECRET IDENTITY OWNER KEY
+      prints a cursor sealed as runtime/cursor.c does (for forged cursors):
+      version 2, the MAC over identity, owner and key.
   helpers.py tamper CURSOR
       prints the cursor with its middle character changed.
 """
@@ -130,10 +131,10 @@ def main(argv):
         sys.stdout.buffer.write(event(argv[2], argv[3], read(argv[4]), read(argv[5]),
                                       read(argv[6]), body, mode))
         return 0
-    if len(argv) == 5 and argv[1] == "cursor":
-        key = argv[4].encode()
-        raw = b"\x01" + key + hmac.new(argv[2].encode(), argv[3].encode() + b"\x00" + key,
-                                       hashlib.sha256).digest()[:16]
+    if len(argv) == 6 and argv[1] == "cursor":
+        key = argv[5].encode()
+        msg = argv[3].encode() + b"\x00" + argv[4].encode() + b"\x00" + key
+        raw = b"\x02" + key + hmac.new(argv[2].encode(), msg, hashlib.sha256).digest()[:16]
         print(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
         return 0
     if len(argv) == 3 and argv[1] == "tamper":

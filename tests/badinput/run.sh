@@ -50,13 +50,15 @@ CURSOR_OTHER=$(TASKHOST_STORE="sqlite:$TMP/other.db" "$TASKHOST_BIN" --local "$T
 [ -n "$CURSOR_OTHER" ] && [ "$CURSOR_OTHER" != null ] || { fail "foreign cursor" "$CURSOR_OTHER"; finish; }
 IDENTITY="sqlite:$(cd "$TMP" && pwd -P)/bad.db"
 # sealed for this very store and key, but with the built-in default secret
-CURSOR_FORGED=$("$PY" "$HELPERS" cursor taskhost-default-cursor-secret "$IDENTITY" "$ID")
+CURSOR_FORGED=$("$PY" "$HELPERS" cursor taskhost-default-cursor-secret "$IDENTITY" public "$ID")
 # sealed with the right secret over the right key, for the wrong identity
-CURSOR_WRONGID=$("$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "dynamodb:tasks" "$ID")
+CURSOR_WRONGID=$("$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "dynamodb:tasks" public "$ID")
+# sealed with the right secret, for this store, for another owner (auth off: the owner is public)
+CURSOR_OWNER=$("$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" someone-else "$ID")
 CURSOR_TAMPERED=$("$PY" "$HELPERS" tamper "$CURSOR")
 # sanity: the real cursor opens, a cursor sealed here with the real secret too
 check_eq "a real cursor is accepted" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$BASE_URL/tasks?limit=1&next=$CURSOR")"
-CURSOR_SELF=$("$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" "$ID")
+CURSOR_SELF=$("$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" public "$ID")
 check_eq "a cursor sealed by helpers.py with the real secret is accepted (the forgeries are meaningful)" \
   200 "$(curl -s -o /dev/null -w '%{http_code}' "$BASE_URL/tasks?limit=1&next=$CURSOR_SELF")"
 
@@ -94,7 +96,7 @@ gen() {
       q100k) { for i in $(seq 1 10000); do printf 'p%d=xxxxx&' "$i"; done; printf 'limit=-1'; } >"$f" ;;
       # The longest cursor (4290 characters, runtime/cursor.h), sealed with the real
       # secret over a key longer than any id (3200 bytes): read, opened, refused by the store.
-      qnext_longest) { printf 'next='; "$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" \
+      qnext_longest) { printf 'next='; "$PY" "$HELPERS" cursor "$TASKHOST_CURSOR_SECRET" "$IDENTITY" public \
         "$(head -c 3200 /dev/zero | tr '\0' 'k')"; } | tr -d '\n' >"$f" ;;
       qnext_over) { printf 'next='; head -c 4291 /dev/zero | tr '\0' 'A'; } >"$f" ;;
       *) echo "run.sh: unknown generator $1" >&2; return 1 ;;
@@ -106,7 +108,7 @@ gen() {
 # expand TEXT: substitutes ${NAME} placeholders (only the variables above)
 expand() {
   local s=$1 v
-  for v in ID CURSOR CURSOR_OTHER CURSOR_FORGED CURSOR_WRONGID CURSOR_TAMPERED ABSENT_ID; do
+  for v in ID CURSOR CURSOR_OTHER CURSOR_FORGED CURSOR_WRONGID CURSOR_OWNER CURSOR_TAMPERED ABSENT_ID; do
     s=${s//\$\{$v\}/${!v}}
   done
   printf '%s' "$s"

@@ -217,7 +217,7 @@ DDB_ENV=(TASKHOST_STORE=dynamodb TABLE_NAME=tasks AWS_REGION=us-east-1 AWS_ACCES
 
 # A loopback "DynamoDB" whose errors quote what it received: the signed headers
 # (as a real SignatureDoesNotMatch quotes the canonical request, token
-# included), the token alone, the Authorization header; Scan errors are
+# included), the token alone, the Authorization header; Query errors are
 # padded so the message limit (256) cuts the token at a different place each
 # time. It records the headers it got, to show the markers were sent.
 cat >"$TMP/quoting_ddb.py" <<'PY'
@@ -252,7 +252,7 @@ class H(BaseHTTPRequestHandler):
         elif op == "DeleteItem":
             status, typ, msg = 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", \
                 "Internal error handling %s for %s" % (tok, auth)
-        elif op == "Scan":
+        elif op == "Query":
             pad = 256 - 4 - (count[0] * 3) % len(tok)
             typ, msg = "com.amazonaws.dynamodb.v20120810#AccessDeniedException", \
                 "x" * pad + tok + " " + auth
@@ -302,7 +302,7 @@ ddb_matrix "quoting/JSON/DEBUG" "${DDB_ENV[@]}" AWS_ENDPOINT_URL_DYNAMODB="http:
   AWS_LAMBDA_LOG_FORMAT=JSON AWS_LAMBDA_LOG_LEVEL=DEBUG
 ddb_matrix "quoting/Text/TRACE" "${DDB_ENV[@]}" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$QPORT" \
   AWS_LAMBDA_LOG_FORMAT=Text TASKHOST_LOG_LEVEL=TRACE
-# Scan errors: the token at a different offset each time, so the 256-byte cut
+# Query errors: the token at a different offset each time, so the 256-byte cut
 # of the message falls inside it (or just after it).
 for i in $(seq 1 12); do
   run_case "quoting list $i" 500 "$EV/v2.list.json" "${DDB_ENV[@]}" \

@@ -47,7 +47,7 @@ if [ "$STORE" = dynamodb ]; then
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$(cat "$TMP/proxy.port")"
   ctl() { curl -s --max-time 5 -X POST "$CONTROL$1" ${2:+-d "$2"} >/dev/null; }
   # stall_on OP [FAULT]: the next request of OP (PutItem, GetItem, UpdateItem,
-  # DeleteItem, Scan) is held without an answer (hang: reset later, never
+  # DeleteItem, Query) is held without an answer (hang: reset later, never
   # forwarded), or gets FAULT.
   stall_on() { ctl /reset; ctl /plan "{\"op\":\"$1\",\"faults\":[\"${2:-hang:$((BUDGET + 4000))}\"]}"; }
   stall_off() { ctl /reset; }
@@ -87,7 +87,7 @@ want_stalled() {
 }
 ddb_op() {
   case $1 in create) echo PutItem ;; get) echo GetItem ;; update) echo UpdateItem ;;
-    delete) echo DeleteItem ;; list) echo Scan ;; esac
+    delete) echo DeleteItem ;; list) echo Query ;; esac
 }
 # request OP: METHOD PATH BODY for the operation (on task $TID).
 request() {

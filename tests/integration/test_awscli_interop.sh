@@ -6,11 +6,15 @@
 #   bash tests/integration/with_dynalite.sh env TASKHOST_BIN=build/taskhost \
 #     bash tests/integration/test_awscli_interop.sh
 #
+# The table's key is (user_id, id); with auth off every task belongs to the
+# owner "public", so the CLI addresses items with user_id "public".
+#
 # taskhost → AWS CLI: tasks created with `--local` POST events (unicode,
 #   quotes, a 1000-character task, v1 and v2 events) and changed with a PUT
 #   read back with `aws dynamodb get-item --consistent-read` and `scan`: the
-#   attributes are exactly id, task, status, priority (S) and created_at,
-#   updated_at (N, whole-number text), and hold what the API answered.
+#   attributes are exactly user_id ("public"), id, task, status, priority (S)
+#   and created_at, updated_at (N, whole-number text), and hold what the API
+#   answered (which never shows user_id).
 # AWS CLI → taskhost: an item written with `put-item` is served by GET
 #   /tasks/{id} (numbers as JSON integers) and listed by GET /tasks (walking
 #   the pages), with --local and over --serve; `update-item` is visible
@@ -29,7 +33,10 @@
 #     what it writes, it does not rewrite what others wrote);
 #   * ids are looked up in lower case: an item whose key is not a lower-case
 #     UUID is listed but GET /tasks/{id} is 404 for it;
-#   * none of these is ever a 500, on GET, on the list, on PUT or DELETE.
+#   * none of these is ever a 500, on GET, on the list, on PUT or DELETE;
+#   * an item of another owner (user_id other than "public"), even one with
+#     the id of a public task, is neither served, listed, changed nor
+#     deleted through the API.
 #
 # AWS_CLI names the aws binary (default: aws on PATH; v1 and v2 both work).
 # shellcheck disable=SC2016 # jq programs are single-quoted on purpose
@@ -70,14 +77,16 @@ ddb() {
   fi
 }
 
-key_of() { jq -n -c --arg id "$1" '{id: {S: $id}}'; }
-get_item() { ddb get-item --key "$(key_of "$1")" --consistent-read; }
+OWNER=public # auth off: every task's user_id
+key_of() { local u=${2:-$OWNER}; jq -n -c --arg u "$u" --arg id "$1" '{user_id: {S: $u}, id: {S: $id}}'; }
+get_item() { ddb get-item --key "$(key_of "$1" "${2:-}")" --consistent-read; }
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # The AttributeValue map a task the API answered with must have in DynamoDB.
-AV_OF_TASK='{id: {S: .id}, task: {S: .task}, status: {S: .status}, priority: {S: .priority},
-  created_at: {N: (.created_at | tostring)}, updated_at: {N: (.updated_at | tostring)}}'
-TASK_ATTRS='["created_at","id","priority","status","task","updated_at"]'
+AV_OF_TASK='{user_id: {S: "public"}, id: {S: .id}, task: {S: .task}, status: {S: .status},
+  priority: {S: .priority}, created_at: {N: (.created_at | tostring)},
+  updated_at: {N: (.updated_at | tostring)}}'
+TASK_ATTRS='["created_at","id","priority","status","task","updated_at","user_id"]'
 # Sets have no order: compare them sorted.
 SETS_SORTED='def sets_sorted: walk(if type == "object" and (keys == ["SS"] or keys == ["NS"] or keys == ["BS"])
   then map_values(sort) else . end);'
@@ -95,10 +104,11 @@ check_stored() {
   get_item "$id"
   check_eq "$name: aws get-item exits 0" 0 "$AWS_RC"
   check_jq "$name: get-item finds the item" "$AWS_OUT" '.Item | type == "object"'
-  check_jq "$name: exactly the six task attributes" "$AWS_OUT" \
+  check_jq "$name: exactly the six task attributes and the owner" "$AWS_OUT" \
     '.Item | keys == $attrs' --argjson attrs "$TASK_ATTRS"
-  check_jq "$name: id, task, status, priority are S; created_at, updated_at are N" "$AWS_OUT" '
-    .Item | (.id | keys) == ["S"] and (.task | keys) == ["S"] and (.status | keys) == ["S"]
+  check_jq "$name: the API's answer has no user_id" "$task" 'has("user_id") | not'
+  check_jq "$name: user_id, id, task, status, priority are S; created_at, updated_at are N" "$AWS_OUT" '
+    .Item | (.user_id | keys) == ["S"] and (.id | keys) == ["S"] and (.task | keys) == ["S"] and (.status | keys) == ["S"]
       and (.priority | keys) == ["S"] and (.created_at | keys) == ["N"] and (.updated_at | keys) == ["N"]'
   check_jq "$name: timestamps are whole-number text" "$AWS_OUT" \
     '.Item | (.created_at.N | test("^[1-9][0-9]*$")) and (.updated_at.N | test("^[1-9][0-9]*$"))'
@@ -212,11 +222,11 @@ check_eq "scan: aws exits 0" 0 "$AWS_RC"
 check_jq "scan: every task the API wrote, as the API answered it" "$AWS_OUT" '
   [.Items[] | select(.id.S as $i | any($want[]; .id.S == $i))] | sort_by(.id.S)
     == ($want | sort_by(.id.S))' --slurpfile want "$EXPECTED"
-check_jq "scan: each of them has only the six typed task attributes" "$AWS_OUT" '
+check_jq "scan: each of them has only the six typed task attributes and the owner" "$AWS_OUT" '
   [.Items[] | select(.id.S as $i | any($want[]; .id.S == $i))]
   | length == ($want | length)
     and all(.[]; keys == $attrs
-      and all(.id, .task, .status, .priority; keys == ["S"])
+      and all(.user_id, .id, .task, .status, .priority; keys == ["S"])
       and all(.created_at, .updated_at; keys == ["N"] and (.N | test("^[1-9][0-9]*$"))))' \
   --slurpfile want "$EXPECTED" --argjson attrs "$TASK_ATTRS"
 
@@ -226,7 +236,7 @@ section "an item put with aws dynamodb put-item, served by the API"
 
 CLI_ID=$(new_uuid)
 CLI_TEXT='Put by the AWS CLI: "quoted" ✓ 🚀'
-CLI_ITEM=$(jq -n -c --arg id "$CLI_ID" --arg t "$CLI_TEXT" '{id: {S: $id}, task: {S: $t},
+CLI_ITEM=$(jq -n -c --arg id "$CLI_ID" --arg t "$CLI_TEXT" '{user_id: {S: "public"}, id: {S: $id}, task: {S: $t},
   status: {S: "in_progress"}, priority: {S: "high"},
   created_at: {N: "1703001234"}, updated_at: {N: "1703001299"}}')
 CLI_TASK=$(jq -n -c --arg id "$CLI_ID" --arg t "$CLI_TEXT" '{id: $id, task: $t,
@@ -298,7 +308,7 @@ check_jq "after delete: scan no longer has them, still has the others" "$AWS_OUT
 section "numbers written in other forms: served by value"
 
 FLOAT_ID=$(new_uuid)
-ddb put-item --item "$(jq -n -c --arg id "$FLOAT_ID" '{id: {S: $id}, task: {S: "float-form timestamps"},
+ddb put-item --item "$(jq -n -c --arg id "$FLOAT_ID" '{user_id: {S: "public"}, id: {S: $id}, task: {S: "float-form timestamps"},
   status: {S: "new"}, priority: {S: "low"}, created_at: {N: "1703001234.0"}, updated_at: {N: "1703001234.50"}}')"
 check_eq "float-form N: put-item exits 0" 0 "$AWS_RC"
 api v2 GET "/tasks/$FLOAT_ID"
@@ -311,7 +321,7 @@ check_listed "float-form N" "$FLOAT_ID" "$BODY"
 section "missing attributes stay missing; a PUT through the API sets them"
 
 SPARSE_ID=$(new_uuid)
-ddb put-item --item "$(jq -n -c --arg id "$SPARSE_ID" '{id: {S: $id}, task: {S: "no priority, no status"},
+ddb put-item --item "$(jq -n -c --arg id "$SPARSE_ID" '{user_id: {S: "public"}, id: {S: $id}, task: {S: "no priority, no status"},
   created_at: {N: "1703001234"}, updated_at: {N: "1703001234"}}')"
 check_eq "missing attributes: put-item exits 0" 0 "$AWS_RC"
 api v2 GET "/tasks/$SPARSE_ID"
@@ -324,7 +334,7 @@ expect "missing attributes: PUT priority" 200 '.task.priority == "low" and (.tas
   and .task.created_at == 1703001234 and .task.updated_at > 1703001234'
 get_item "$SPARSE_ID"
 check_jq "missing attributes: after the PUT the table has priority S, the rest unchanged" "$AWS_OUT" '
-  .Item | keys == ["created_at","id","priority","task","updated_at"] and .priority == {S: "low"}
+  .Item | keys == ["created_at","id","priority","task","updated_at","user_id"] and .priority == {S: "low"}
     and .created_at == {N: "1703001234"} and (.updated_at | keys) == ["N"]
     and (.updated_at.N | test("^[1-9][0-9]*$"))'
 
@@ -335,7 +345,7 @@ EXTRAS='{"note": {"S": "added by an operator"}, "ttl": {"N": "1893456000"}, "fla
   "nothing": {"NULL": true}, "list": {"L": [{"N": "1"}, {"S": "two"}, {"BOOL": false}]},
   "map": {"M": {"k": {"N": "2.5"}, "nested": {"M": {"s": {"S": "x"}}}}},
   "tags": {"SS": ["a", "b"]}, "nums": {"NS": ["1", "2.5"]}}'
-ddb put-item --item "$(jq -n -c --arg id "$EXTRA_ID" --argjson x "$EXTRAS" '{id: {S: $id},
+ddb put-item --item "$(jq -n -c --arg id "$EXTRA_ID" --argjson x "$EXTRAS" '{user_id: {S: "public"}, id: {S: $id},
   task: {S: "with extra attributes"}, status: {S: "new"}, priority: {S: "medium"},
   created_at: {N: "1703001234"}, updated_at: {N: "1703001234"}} + $x')"
 check_eq "extra attributes: put-item exits 0" 0 "$AWS_RC"
@@ -364,7 +374,7 @@ section "binary attributes (B, BS): served as base64 text, never a 500"
 
 BIN_ID=$(new_uuid)
 # "AAEC/w==" is the bytes 00 01 02 ff; both CLI versions read B in JSON as base64.
-ddb put-item --item "$(jq -n -c --arg id "$BIN_ID" '{id: {S: $id}, task: {S: "with binary attributes"},
+ddb put-item --item "$(jq -n -c --arg id "$BIN_ID" '{user_id: {S: "public"}, id: {S: $id}, task: {S: "with binary attributes"},
   status: {S: "new"}, priority: {S: "low"}, created_at: {N: "1703001234"}, updated_at: {N: "1703001234"},
   blob: {B: "AAEC/w=="}, blobs: {BS: ["AQ==", "Ag=="]}}')"
 check_eq "binary attributes: put-item exits 0" 0 "$AWS_RC"
@@ -389,7 +399,7 @@ check_jq "binary attributes: gone after the DELETE" "$AWS_OUT" 'has("Item") | no
 section "known fields of another type: served as stored"
 
 ODD_ID=$(new_uuid)
-ddb put-item --item "$(jq -n -c --arg id "$ODD_ID" '{id: {S: $id}, task: {N: "5"}, status: {S: "weird"},
+ddb put-item --item "$(jq -n -c --arg id "$ODD_ID" '{user_id: {S: "public"}, id: {S: $id}, task: {N: "5"}, status: {S: "weird"},
   priority: {NULL: true}, created_at: {S: "1703001234"}, updated_at: {N: "9007199254740993"}}')"
 check_eq "other types: put-item exits 0" 0 "$AWS_RC"
 api v2 GET "/tasks/$ODD_ID"
@@ -409,7 +419,7 @@ section "keys that are not lower-case UUIDs: listed, not addressable"
 
 UPPER_ID=$(new_uuid | tr '[:lower:]' '[:upper:]')
 for foreign in "$UPPER_ID" "legacy-item-1"; do
-  ddb put-item --item "$(jq -n -c --arg id "$foreign" '{id: {S: $id}, task: {S: "foreign key"},
+  ddb put-item --item "$(jq -n -c --arg id "$foreign" '{user_id: {S: "public"}, id: {S: $id}, task: {S: "foreign key"},
     status: {S: "new"}, priority: {S: "low"}, created_at: {N: "1703001234"}, updated_at: {N: "1703001234"}}')"
   check_eq "key $foreign: put-item exits 0" 0 "$AWS_RC"
   api v2 GET "/tasks/$foreign"
@@ -419,6 +429,38 @@ for foreign in "$UPPER_ID" "legacy-item-1"; do
   check_jq "key $foreign: listed as stored" "${LISTED:-null}" '.id == $id and .task == "foreign key"' \
     --arg id "$foreign"
 done
+
+section "another owner's items: invisible to the API (auth off: the owner public)"
+
+OTHER=someone-else
+THEIRS_ID=$(new_uuid)
+THEIRS_ITEM=$(jq -n -c --arg u "$OTHER" --arg id "$THEIRS_ID" '{user_id: {S: $u}, id: {S: $id},
+  task: {S: "not public"}, status: {S: "new"}, priority: {S: "low"},
+  created_at: {N: "1703001234"}, updated_at: {N: "1703001234"}}')
+ddb put-item --item "$THEIRS_ITEM"
+check_eq "another owner's item: put-item exits 0" 0 "$AWS_RC"
+# The same id as a public task, under the other owner: a second item.
+SHADOW=$(jq -c --arg u "$OTHER" '.user_id = {S: $u} | .task = {S: "shadow of a public task"}' \
+  <<<"$(jq -c "$AV_OF_TASK" <<<"$UNICODE")")
+ddb put-item --item "$SHADOW" --condition-expression 'attribute_not_exists(id)'
+check_eq "the id of a public task under another owner: put-item exits 0 (another item)" 0 "$AWS_RC"
+api v2 GET "/tasks/$THEIRS_ID"
+expect "another owner's item: GET /tasks/{id} is 404" 404 '.message == "Task not found"'
+api v2 PUT "/tasks/$THEIRS_ID" -b '{"status":"completed"}'
+expect "another owner's item: PUT is 404" 404 '.message == "Task not found"'
+api v2 DELETE "/tasks/$THEIRS_ID"
+expect "another owner's item: DELETE is 404" 404 '.message == "Task not found"'
+find_listed "$THEIRS_ID"
+check_eq "another owner's item: every page of GET /tasks is a 200" "" "$LIST_BAD"
+check_eq "another owner's item: not listed" 0 "$LISTED_N"
+get_item "$THEIRS_ID" "$OTHER"
+check_jq "another owner's item: unchanged in the table" "$AWS_OUT" '.Item == $i' --argjson i "$THEIRS_ITEM"
+UNICODE_ID=$(jq -r '.id' <<<"$UNICODE")
+api v2 GET "/tasks/$UNICODE_ID"
+expect "the shared id: GET serves the public task" 200 '. == $t' --argjson t "$UNICODE"
+check_listed "the shared id" "$UNICODE_ID" "$UNICODE"
+get_item "$UNICODE_ID" "$OTHER"
+check_jq "the shared id: the other owner's item is untouched" "$AWS_OUT" '.Item == $i' --argjson i "$SHADOW"
 
 section "no 500 anywhere"
 check_jq "no response was a 5xx" "$(jq -s -c '[.[] | select(.statusCode >= 500)]' "$RESP_LOG")" \

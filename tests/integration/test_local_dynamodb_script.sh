@@ -100,9 +100,11 @@ eval "$EXPORTS"
 if command -v aws >/dev/null; then
   AWS_PAGER="" aws dynamodb describe-table --table-name "$TABLE" --endpoint-url "$AWS_ENDPOINT_URL_DYNAMODB" \
     --region "$AWS_REGION" --output json >"$TMP/describe.json" 2>"$TMP/describe.err"
-  check_jq "aws describe-table: id S HASH, ACTIVE" "$(cat "$TMP/describe.json")" '.Table
-    | .TableStatus == "ACTIVE" and .KeySchema == [{AttributeName: "id", KeyType: "HASH"}]
-      and .AttributeDefinitions == [{AttributeName: "id", AttributeType: "S"}]'
+  check_jq "aws describe-table: user_id S HASH, id S RANGE, ACTIVE" "$(cat "$TMP/describe.json")" '.Table
+    | .TableStatus == "ACTIVE"
+      and .KeySchema == [{AttributeName: "user_id", KeyType: "HASH"}, {AttributeName: "id", KeyType: "RANGE"}]
+      and (.AttributeDefinitions | sort_by(.AttributeName))
+        == [{AttributeName: "id", AttributeType: "S"}, {AttributeName: "user_id", AttributeType: "S"}]'
 fi
 
 section "taskhost --check and --local with the printed lines"
@@ -118,7 +120,8 @@ expect "--local: list" 200 '.count == 1 and .items == [$t] and .next == null' --
 api v1 GET "/tasks/$LOCAL_ID"
 expect "--local: get" 200 '. == $t' --argjson t "$LOCAL_TASK"
 if command -v aws >/dev/null; then
-  AWS_PAGER="" aws dynamodb get-item --table-name "$TABLE" --key "{\"id\":{\"S\":\"$LOCAL_ID\"}}" \
+  AWS_PAGER="" aws dynamodb get-item --table-name "$TABLE" \
+    --key "{\"user_id\":{\"S\":\"public\"},\"id\":{\"S\":\"$LOCAL_ID\"}}" \
     --consistent-read --endpoint-url "$AWS_ENDPOINT_URL_DYNAMODB" --region "$AWS_REGION" --output json \
     >"$TMP/get.json" 2>/dev/null
   check_jq "aws get-item: the item is in the local table" "$(cat "$TMP/get.json")" \
@@ -198,6 +201,19 @@ else
   expect "path, restarted: the task is still there" 200 '. == $k' --argjson k "$KEPT"
   api v2 GET /tasks
   expect "path, restarted: and listed" 200 '.count == 1 and .items == [$k]' --argjson k "$KEPT"
+  # A table kept from a taskhost before accounts (keyed by id alone) is refused by name.
+  if command -v aws >/dev/null; then
+    AWS_PAGER="" aws dynamodb create-table --table-name old-tasks --billing-mode PAY_PER_REQUEST \
+      --attribute-definitions AttributeName=id,AttributeType=S --key-schema AttributeName=id,KeyType=HASH \
+      --endpoint-url "$AWS_ENDPOINT_URL_DYNAMODB" --region "$AWS_REGION" --output json >/dev/null 2>&1
+    check_eq "path: an id-keyed table made with the AWS CLI" 0 "$?"
+    bash "$SCRIPT" --stop --pid-file "$TMP/ddb/path.pid" >/dev/null 2>&1
+    start_bg "path, an id-keyed table" "$TMP/ddb/path.pid" --table old-tasks --path "$DATA"
+    check_eq "id-keyed table: exit status 1" 1 "$DDB_RC"
+    check_match "id-keyed table: says why" "keyed by id alone.*user_id" "$(tr '\n' ' ' <<<"$DDB_ERR")"
+    check_eq "id-keyed table: prints no lines" "" "$DDB_OUT"
+    check "id-keyed table: leaves no pid file" test ! -e "$TMP/ddb/path.pid"
+  fi
   bash "$SCRIPT" --stop --pid-file "$TMP/ddb/path.pid" >/dev/null 2>&1
 fi
 

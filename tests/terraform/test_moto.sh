@@ -184,7 +184,7 @@ table=$(cd "$R" && terraform -chdir=terraform output -raw table_name)
 fn=$(cd "$R" && terraform -chdir=terraform output -raw function_name)
 role=taskhost-$REGION
 desc=$(awsr $REGION dynamodb describe-table --table-name "$table")
-check "table: on-demand, key id (S)" jq -e '.Table.BillingModeSummary.BillingMode == "PAY_PER_REQUEST" and .Table.KeySchema == [{"AttributeName": "id", "KeyType": "HASH"}]' <<<"$desc"
+check "table: on-demand, keys user_id (HASH) and id (RANGE)" jq -e '.Table.BillingModeSummary.BillingMode == "PAY_PER_REQUEST" and .Table.KeySchema == [{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}]' <<<"$desc"
 check "table: deletion protection on" jq -e '.Table.DeletionProtectionEnabled == true' <<<"$desc"
 check "table: encrypted with KMS" jq -e '.Table.SSEDescription.Status == "ENABLED"' <<<"$desc"
 if jq -e '.Table.OnDemandThroughput.MaxWriteRequestUnits == 1000 and .Table.OnDemandThroughput.MaxReadRequestUnits == 4000' <<<"$desc" >/dev/null; then
