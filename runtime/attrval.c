@@ -5,6 +5,7 @@
  * significant digits): a Lua integer becomes its exact decimal text, an N
  * string that fits a Lua integer comes back as that integer. */
 #include <lauxlib.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,9 +20,9 @@ static void push_av(lua_State *L, int idx, int depth);
 static void push_converted_list(lua_State *L, int idx, int depth,
                                 void (*convert)(lua_State *, int, int)) {
   idx = lua_absindex(L, idx);
-  lua_newtable(L);
-  int out = lua_gettop(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+  int out = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     convert(L, -1, depth + 1);
@@ -143,6 +144,19 @@ void th_av_push_item(lua_State *L, int idx) {
 
 static void push_plain(lua_State *L, int idx, int depth);
 
+/* The number of keys of the table at idx: a table built for them at once
+ * is not rehashed at every power of two on the way (a list page builds
+ * thousands). */
+static int count_keys(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
 /* N text → integer when it is one and fits, else the nearest float. */
 static void push_number_from_text(lua_State *L, const char *s) {
   if (lua_stringtonumber(L, s) == 0)
@@ -193,13 +207,12 @@ static void push_plain(lua_State *L, int idx, int depth) {
       th_json_mark_array(L, -1);
     }
   } else if (strcmp(type, "M") == 0 && lua_type(L, payload) == LUA_TTABLE) {
-    lua_newtable(L);
+    lua_createtable(L, 0, count_keys(L, payload));
     int out = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, payload)) {
-      push_plain(L, -1, depth + 1);
-      lua_pushvalue(L, -3);
-      lua_insert(L, -2);
+    while (lua_next(L, payload)) { /* key, av */
+      lua_pushvalue(L, -2);
+      push_plain(L, -2, depth + 1); /* key, av, key, plain */
       lua_rawset(L, out);
       lua_pop(L, 1);
     }
@@ -214,13 +227,12 @@ static void push_plain(lua_State *L, int idx, int depth) {
 void th_av_push_plain_item(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_newtable(L);
+  lua_createtable(L, 0, count_keys(L, idx));
   int out = lua_gettop(L);
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    push_plain(L, -1, 1);
-    lua_pushvalue(L, -3);
-    lua_insert(L, -2);
+  while (lua_next(L, idx)) { /* key, av */
+    lua_pushvalue(L, -2);
+    push_plain(L, -2, 1); /* key, av, key, plain */
     lua_rawset(L, out);
     lua_pop(L, 1);
   }

@@ -207,7 +207,7 @@ static int l_scan(lua_State *L) {
   th_result r;
   int avs = 0;
   if (lo && lo->scan) {
-    lua_newtable(L); /* the AV maps, decoded by the backend */
+    lua_createtable(L, (int)limit, 0); /* the AV maps, decoded by the backend */
     avs = lua_gettop(L);
     r = lo->scan(b->store, (int)limit, after, L, &last);
   } else {
@@ -243,8 +243,8 @@ static int l_scan(lua_State *L) {
   else
     lua_pushnil(L);
   int next_idx = lua_gettop(L);
-  lua_newtable(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, avs);
+  lua_createtable(L, (int)n, 0); /* n <= 1000: the limit */
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, avs, i);
     th_av_push_plain_item(L, -1);

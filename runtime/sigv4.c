@@ -491,6 +491,11 @@ done:
   return r;
 }
 
+th_result th_sigv4_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                               unsigned char out[TH_SIGV4_KEY_LEN]) {
+  return hmac(key, key_len, msg, msg_len, out);
+}
+
 static th_result sha256_hex(const void *data, size_t n, char hex[2 * HASH_LEN + 1]) {
   unsigned char md[HASH_LEN];
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();

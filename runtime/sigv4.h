@@ -123,6 +123,14 @@ typedef struct th_sigv4_params {
 
 #define TH_SIGV4_KEY_LEN 32
 
+/* HMAC-SHA256 (RFC 2104) of msg under key, on SHA-256 fetched once (the
+ * one-shot HMAC() looks the algorithm up in OpenSSL's provider store on
+ * every call, which costs more than hashing a short message). Pure; also
+ * seals the pagination cursors (cursor.c). TH_ERR_NOMEM / TH_ERR_INTERNAL
+ * when OpenSSL fails. */
+th_result th_sigv4_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                               unsigned char out[TH_SIGV4_KEY_LEN]);
+
 /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service),
  * "aws4_request") for date "YYYYMMDD": the same for every request signed that
  * UTC day in that scope, so a client derives it once a day. Pure.

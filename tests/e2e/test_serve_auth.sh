@@ -119,7 +119,6 @@ check_eq "start-up: the refusals fetched nothing from the key server" 0 "$(fetch
 
 section "start with TASKHOST_JWKS a URL"
 export TASKHOST_JWKS=$JWKS_URL
-START=$SECONDS
 serve_start || { fail "server starts"; finish; }
 check_eq "the key set fetched once at start" 1 "$(fetches)"
 check "log: verifying bearer tokens, 1 key, the rest skipped" jq -e -s \
@@ -211,14 +210,22 @@ xargs -P 16 -L 1 bash -c 'got=$(curl -s -o /dev/null -w "%{http_code}" --max-tim
   -H "Authorization: Bearer $1" "$2/tasks?limit=1"); [ "$got" = "$0" ] || echo "want $0 got $got"' \
   <<<"$(sed "s|\$| $BASE_URL|" "$TMP/par.in")" >"$TMP/par.out" 2>&1
 check_eq "400 parallel requests: each its expected status" "" "$(sort "$TMP/par.out" | uniq -c)"
-check_eq "the unknown kids within the minute fetched nothing" 1 "$(fetches)"
+# The first fetch was at start; 100 unknown kids in a few seconds make one more at most.
+if [ "$(fetches)" -le 2 ]; then pass; else
+  fail "100 unknown kids in parallel: at most one more fetch" "$(fetches) fetches in all"; fi
+serve_stop
 
 section "a rotation: the key set fetched again for an unknown kid, at most once a minute"
+swap_jwks jwks.json
+: >"$JWKS_DIR/fetches.log"
+serve_start || { fail "server starts again"; finish; }
+START=$SECONDS # the key set was fetched before the server answered: at least 60 s from here
+check_eq "fetched once at start" 1 "$(fetches)"
 swap_jwks jwks-rotated.json
 http GET /tasks -H "Authorization: Bearer $(tok rotated k3)"
 check_eq "a new key within the minute after start: 401" 401 "$STATUS"
 check_eq "... and no fetch" 1 "$(fetches)"
-wait_s=$((START + 62 - SECONDS))
+wait_s=$((START + 61 - SECONDS))
 if [ "$wait_s" -gt 0 ]; then
   echo "      waiting ${wait_s} s for the minute between fetches"
   sleep "$wait_s"

@@ -243,6 +243,17 @@ run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON='{"resource_chang
 expect "teardown: turning protection off would create a table → refused" 1 \
   "aws_dynamodb_table.tasks: create" "the state does not match the stack in eu-west-1; nothing was destroyed"
 no_call "teardown: nothing destroyed then" "terraform -chdir=[^ ]* destroy"
+pool_json='{"resource_changes":[{"address":"aws_cognito_user_pool.users[0]","change":{"actions":["delete"]}},{"address":"aws_apigatewayv2_authorizer.jwt[0]","change":{"actions":["delete"]}}]}'
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON="$pool_json" -- --no-package -var auth=none
+expect "deploy: a plan deleting the user pool (every account) → refused" 1 \
+  "aws_cognito_user_pool.users[0]: delete" "nothing was applied"
+no_call "deploy: the pool-deleting plan is not applied" "terraform -chdir=[^ ]* apply"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON='{"resource_changes":[{"address":"aws_dynamodb_table.tasks","change":{"actions":["update"]}},{"address":"aws_cognito_user_pool.users[0]","change":{"actions":["update"]}}]}' -- --yes
+expect "teardown: the table's and the pool's protection off in place → destroys" 0 "== destroyed"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_SHOW_JSON='{"resource_changes":[{"address":"aws_cognito_user_pool.users[0]","change":{"actions":["delete"]}}]}' -- --yes
+expect "teardown: the protection step would delete the pool → refused" 1 \
+  "aws_cognito_user_pool.users[0]: delete" "the state does not match the stack in eu-west-1; nothing was destroyed"
+no_call "teardown: nothing destroyed then" "terraform -chdir=[^ ]* destroy"
 
 rm -f "$ZIP"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
@@ -336,7 +347,7 @@ no_call "teardown: empty state → no destroy" "destroy"
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes -var name=demo
 expect "teardown --yes: destroys" 0 "== destroyed"
-want="terraform -chdir=$t/repo/terraform plan -input=false -out=PLAN -target=aws_dynamodb_table.tasks -var name=demo -var deletion_protection=false
+want="terraform -chdir=$t/repo/terraform plan -input=false -out=PLAN -target=aws_dynamodb_table.tasks -target=aws_cognito_user_pool.users -var name=demo -var deletion_protection=false
 terraform -chdir=$t/repo/terraform apply -input=false PLAN
 terraform -chdir=$t/repo/terraform destroy -input=false -auto-approve -var name=demo -var deletion_protection=false"
 got=$(grep -E '^terraform -chdir=[^ ]* (plan|apply|destroy)' <<<"$log" | sed -E 's|(-out=)?/[^ ]*/protection\.tfplan|\1PLAN|')

@@ -13,7 +13,9 @@
 #   bootstrap built for the wrong machine or a newer glibc), and scripts/teardown.sh — from the
 #   wrong region (refused, stack whole) and from the right one (everything gone, the pool too);
 #   then a stack with auth = "none" (no pool, no authorizer), switched to auth = "jwt" (your
-#   own issuer) with nothing replaced, and torn down.
+#   own issuer) with nothing replaced, and torn down; and last the README's "Upgrading" steps,
+#   one by one, from a stack deployed with the Terraform of main before accounts (commit
+#   c0ccc58, taken from this checkout's history): the old table survives, every task is copied.
 # The provider's endpoints point at moto through terraform/moto_override.tf, written here into
 # the scratch copy only (never into terraform/). The AWS CLI that deploy.sh and this test run
 # finds moto through AWS_ENDPOINT_URL.
@@ -277,6 +279,10 @@ token=$(tail -n 1 <<<"$out")
 claims=$(cut -d. -f2 <<<"$token" | tr '_-' '/+' | python3 -c 'import base64, sys; s = sys.stdin.read().strip(); print(base64.b64decode(s + "=" * (-len(s) % 4)).decode())' 2>/dev/null || echo '{}')
 check "token: iss is the authorizer's issuer, client_id its audience, token_use access" jq -e --arg i "https://cognito-idp.$REGION.amazonaws.com/$pool_id" --arg c "$client_id" \
   '.iss == $i and .client_id == $c and .token_use == "access" and (.sub | length > 0)' <<<"$claims"
+# README "Upgrading" finds the owner for migrate-table.sh --owner this way.
+sub=$(awsr $REGION cognito-idp admin-get-user --user-pool-id "$pool_id" --username alice@example.com \
+  --query "UserAttributes[?Name=='sub'].Value" --output text 2>/dev/null || true)
+check "the README's admin-get-user command gives the token's sub" jq -e --arg s "$sub" '.sub == $s and ($s | length > 0)' <<<"$claims"
 unset TASKHOST_PASSWORD
 if jq -e '.LoggingConfig.LogFormat == "JSON"' <<<"$conf" >/dev/null 2>&1; then
   ok "function: JSON logging_config kept"
@@ -473,6 +479,78 @@ has "teardown (jwt): the table alone has deletion protection to turn off" "== tu
 left=$(cd "$R" && terraform -chdir=terraform state list 2>/dev/null || true)
 if [ -z "$left" ]; then ok "teardown (jwt): the state is empty"; else bad "teardown (jwt): state still lists $left"; fi
 if awsr $REGION dynamodb describe-table --table-name "$table" >/dev/null 2>&1; then bad "teardown (jwt): the table is still there"; else ok "teardown (jwt): table gone"; fi
+
+# --- upgrading a stack deployed before accounts: README "Upgrading", step by step ------------------
+# c0ccc58 is main just before accounts: the table <name>-tasks keyed id alone.
+OLD_MAIN=c0ccc58
+if ! git -C "$repo" cat-file -e "$OLD_MAIN:terraform/main.tf" 2>/dev/null; then
+  if [ "${CI:-}" = true ]; then
+    bad "upgrade: commit $OLD_MAIN (main before accounts) is not in this checkout's history (a shallow clone?)"
+  else
+    echo "# upgrade steps not run: commit $OLD_MAIN (main before accounts) is not in this checkout's history"
+  fi
+else
+  mv "$R/terraform" "$R/terraform.new"
+  git -C "$repo" archive "$OLD_MAIN" terraform | tar -x -C "$R"
+  cp "$R/terraform.new/moto_override.tf" "$R/terraform/"
+  run "upgrade: a stack of main before accounts" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  old_table=$(cd "$R" && terraform -chdir=terraform output -raw table_name)
+  check "upgrade: its table, $old_table, is keyed id alone" jq -e '.Table.KeySchema == [{"AttributeName": "id", "KeyType": "HASH"}]' \
+    <(awsr $REGION dynamodb describe-table --table-name "$old_table")
+  # 30 tasks, as the old API wrote them.
+  jq -n -c --arg t "$old_table" '{($t): [range(0; 25) | {PutRequest: {Item: {id: {S: "00000000-0000-4000-8000-00000000\(1000 + .)"},
+    task: {S: "old task \(.)"}, status: {S: "new"}, priority: {S: "low"}, created_at: {N: "1700000000"}, updated_at: {N: "1700000000"}}}}]}' >"$t/b1.json"
+  jq -n -c --arg t "$old_table" '{($t): [range(25; 30) | {PutRequest: {Item: {id: {S: "00000000-0000-4000-8000-00000000\(1000 + .)"},
+    task: {S: "old task \(.)"}, status: {S: "new"}, priority: {S: "low"}, created_at: {N: "1700000000"}, updated_at: {N: "1700000000"}}}}]}' >"$t/b2.json"
+  awsr $REGION dynamodb batch-write-item --request-items "file://$t/b1.json" >/dev/null
+  awsr $REGION dynamodb batch-write-item --request-items "file://$t/b2.json" >/dev/null
+  # git pull: this version's Terraform over the same state.
+  cp "$R/terraform.new/"*.tf "$R/terraform/"
+  rm -rf "$R/terraform/modules" && cp -r "$R/terraform.new/modules" "$R/terraform/modules"
+  echo 'auth = "none"' >"$R/terraform/auth.auto.tfvars"
+  run "upgrade: deploy.sh at once is refused (the new key would replace the table)" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  has "upgrade: the table's replacement is named" "aws_dynamodb_table.tasks: delete then create"
+  has "upgrade: and the way round it" 'README "Upgrading" keeps that table and copies its tasks'
+  run "upgrade 1: terraform state rm aws_dynamodb_table.tasks" 0 AWS_REGION=$REGION -- terraform -chdir=terraform state rm aws_dynamodb_table.tasks
+  run "upgrade 2: apply -target=aws_dynamodb_table.tasks creates the new table alone" 0 AWS_REGION=$REGION -- \
+    terraform -chdir=terraform apply -input=false -auto-approve -target=aws_dynamodb_table.tasks
+  has "upgrade 2: one resource added, nothing destroyed" "Resources: 1 added, 0 changed, 0 destroyed"
+  new_table=${old_table%-tasks}-user-tasks
+  check "upgrade 2: $new_table keyed (user_id, id)" jq -e '.Table.KeySchema == [{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}]' \
+    <(awsr $REGION dynamodb describe-table --table-name "$new_table")
+  check "upgrade 2: the function still serves from $old_table" jq -e --arg t "$old_table" '.Environment.Variables.TABLE_NAME == $t' \
+    <(awsr $REGION lambda get-function-configuration --function-name "$fn")
+  run "upgrade 3: migrate-table.sh while the old stack serves" 0 -- bash scripts/migrate-table.sh --from "$old_table" --to "$new_table" --region $REGION
+  has "upgrade 3: 30 copied, verified" "verified: $old_table has 30 items; $new_table has 30 of owner 'public'"
+  # The old stack's users go on: a new task, and a changed one.
+  awsr $REGION dynamodb put-item --table-name "$old_table" --item '{"id": {"S": "00000000-0000-4000-8000-000000002000"}, "task": {"S": "written before the switch"}, "updated_at": {"N": "1700000100"}}' >/dev/null
+  awsr $REGION dynamodb update-item --table-name "$old_table" --key '{"id": {"S": "00000000-0000-4000-8000-000000001003"}}' \
+    --update-expression "SET #s = :s, updated_at = :u" --expression-attribute-names '{"#s": "status"}' \
+    --expression-attribute-values '{":s": {"S": "completed"}, ":u": {"N": "1700000200"}}' >/dev/null
+  run "upgrade 4: deploy.sh switches the function" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  lacks "upgrade 4: auth.auto.tfvars kept auth = none (no user pool)" "aws_cognito_user_pool.users[0]: Creat"
+  has "upgrade 4: nothing destroyed" "0 to destroy"
+  check "upgrade 4: the function serves from $new_table" jq -e --arg t "$new_table" '.Environment.Variables.TABLE_NAME == $t' \
+    <(awsr $REGION lambda get-function-configuration --function-name "$fn")
+  old_sum=$(awsr $REGION dynamodb scan --table-name "$old_table" --consistent-read | jq -S -c '.Items | sort_by(.id.S)' | sha256sum)
+  run "upgrade 5: migrate-table.sh again" 0 -- bash scripts/migrate-table.sh --from "$old_table" --to "$new_table" --region $REGION
+  has "upgrade 5: the new task copied, the changed one updated" "done: 31 items read: 1 copied, 1 updated, 29 already there, 0 kept"
+  has "upgrade 5: verified" "verified: $old_table has 31 items; $new_table has 31 of owner 'public'"
+  check "upgrade 5: the changed task's new status is in $new_table" jq -e '.Item.status.S == "completed"' \
+    <(awsr $REGION dynamodb get-item --table-name "$new_table" --key '{"user_id": {"S": "public"}, "id": {"S": "00000000-0000-4000-8000-000000001003"}}')
+  if [ "$old_sum" = "$(awsr $REGION dynamodb scan --table-name "$old_table" --consistent-read | jq -S -c '.Items | sort_by(.id.S)' | sha256sum)" ]; then
+    ok "upgrade: migrate-table.sh left $old_table as it was"
+  else bad "upgrade: $old_table changed"; fi
+  check "upgrade: $old_table survives, deletion protection on" jq -e '.Table.DeletionProtectionEnabled == true' <(awsr $REGION dynamodb describe-table --table-name "$old_table")
+  run "upgrade: a later deploy changes nothing more" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  has "upgrade: later deploy, nothing destroyed" "0 to destroy"
+  run "upgrade 6: deletion protection off the old table" 0 -- aws --region $REGION dynamodb update-table --table-name "$old_table" --no-deletion-protection-enabled
+  run "upgrade 6: delete the old table" 0 -- aws --region $REGION dynamodb delete-table --table-name "$old_table"
+  run "upgrade: teardown.sh" 0 AWS_REGION=$REGION -- bash scripts/teardown.sh --yes
+  for tb in "$old_table" "$new_table"; do
+    if awsr $REGION dynamodb describe-table --table-name "$tb" >/dev/null 2>&1; then bad "upgrade: $tb is still there"; else ok "upgrade: $tb gone"; fi
+  done
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
