@@ -69,7 +69,7 @@ static int call(const char *owner, const char *method, const char *path, const c
 
 static int count_of(const char *owner) {
   int st = call(owner, "GET", "/tasks", "limit=100", NULL);
-  return st == 200 ? atoi(field("$.count")) : -1;
+  return st == 200 ? (int)strtol(field("$.count"), NULL, 10) : -1;
 }
 
 static void test_isolation(void) {
