@@ -74,6 +74,10 @@ done
 [ -f "$PACKAGE_ZIP" ] || missing "no Lambda package at $PACKAGE_ZIP (scripts/package.sh)"
 
 t=$(mktemp -d)
+# The scripts' temporary files (deploy.sh's plan directory among them) go under $t: no_plan_left
+# then sees this run's only, not those of another test running on the machine.
+mkdir "$t/tmp"
+export TMPDIR=$t/tmp
 moto_pid=""
 cleanup() {
   [ -z "$moto_pid" ] || kill "$moto_pid" 2>/dev/null || true
@@ -184,7 +188,7 @@ lacks() {
 }
 no_plan_left() { # NAME: no plan file anywhere in the scratch terraform/ or the temp dirs
   local left
-  left=$(find "$R" "${TMPDIR:-/tmp}" -maxdepth 3 -name '*.tfplan' -newer "$t/cli.tfrc" 2>/dev/null | head -n 3)
+  left=$(find "$R" "$TMPDIR" -maxdepth 3 -name '*.tfplan' -newer "$t/cli.tfrc" 2>/dev/null | head -n 3)
   if [ -z "$left" ]; then ok "$1: no *.tfplan left behind"; else bad "$1: left $left"; fi
 }
 
