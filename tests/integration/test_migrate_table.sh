@@ -21,7 +21,7 @@
 #   other owners' items neither;
 #   --owner puts them under another owner, beside the "public" copies;
 #   usage and refusals, one line each: a missing table, the tables swapped, the same table,
-#   an unreachable endpoint, --resume without a checkpoint.
+#   an unreachable endpoint, --resume without a checkpoint, an id too long for a sort key.
 set -u
 set -o pipefail
 
@@ -219,6 +219,12 @@ check "unreachable endpoint: exit 1" 1 "$RC"
 check "unreachable endpoint: one line" 1 "$(wc -l <"$TMP/err")"
 has "unreachable endpoint: names the table and the endpoint" "cannot describe table old (--endpoint-url http://127.0.0.1:9)"
 check "nothing on stdout, ever" "" "$(cat "$TMP/out")"
+
+jq -n -c --arg id "$(printf 'k%.0s' $(seq 1 1025))" '{old2: [{PutRequest: {Item: {id: {S: $id}, task: {S: "a long key"}}}}]}' >"$TMP/batch.json"
+batch_write "$TMP/batch.json" >/dev/null
+run --from old2 --to new2 --owner carol-sub
+check "an id longer than a sort key takes: exit 1" 1 "$RC"
+has "an id longer than a sort key takes: said so, with its size" "cannot be copied: kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk… (1025 bytes)"
 
 echo "== untouched"
 check "the old table never changed (checksum of a full scan)" "$old_sum" "$(sum old)"
