@@ -239,6 +239,9 @@ while :; do
   if [ "$n" -gt 0 ]; then
     bad=$(jq -r '[.Items[] | select((.id.S | type) != "string" or has("user_id")) | (.id | tostring)] | first // empty' <<<"$page")
     [ -z "$bad" ] || die "an item of $from ($bad) has no string id or already has a user_id: is --from the old table?"
+    # The old key was a partition key (up to 2048 bytes); id is now a sort key (up to 1024).
+    long=$(jq -r '[.Items[] | select(.id.S | utf8bytelength > 1024)] | first // empty | "\(.id.S[:40])… (\(.id.S | utf8bytelength) bytes)"' <<<"$page")
+    [ -z "$long" ] || die "$from has an item whose id is longer than the 1024 bytes a sort key takes, so it cannot be copied: $long; shorten or remove it in $from (not written by the API, which makes UUIDs), then run again with --resume"
     want=$(jq -c --arg o "$owner" '[.Items[] | . + {user_id: {S: $o}}]' <<<"$page")
     there=$(batch_get "$(jq -c '[.[] | {user_id, id}]' <<<"$want")")
     # Each item: "missing", "same", "newer" (the source's updated_at is later) or "kept".

@@ -37,17 +37,17 @@ locals {
 
 # ------------------------------------------------------------------------------ the table
 
+# Every task lives in its owner's partition: the list is a Query on user_id (never a Scan),
+# and id (time-ordered UUIDv7) sorts it newest first. With auth "none" every task has the
+# owner "public": one partition, whose throughput is the ceiling (the README has the figures).
 # Named <name>-user-tasks, not <name>-tasks as before accounts: a table's key cannot change,
 # and the old table must live on beside this one while scripts/migrate-table.sh copies its
 # tasks (README "Upgrading"; DynamoDB table names are unique in a region).
 resource "aws_dynamodb_table" "tasks" {
   name         = "${var.name}-user-tasks"
   billing_mode = "PAY_PER_REQUEST"
-  # Every task lives in its owner's partition: the list is a Query on user_id (never a Scan),
-  # and id (time-ordered UUIDv7) sorts it newest first. With auth "none" every task has the
-  # owner "public": one partition, whose throughput is the ceiling (the README has the figures).
-  hash_key  = "user_id"
-  range_key = "id"
+  hash_key     = "user_id"
+  range_key    = "id"
 
   attribute {
     name = "user_id"
@@ -282,9 +282,10 @@ resource "aws_apigatewayv2_route" "default" {
 # $default route catches requests for all methods and routes that you haven't explicitly
 # defined, including OPTIONS requests. To support unauthorized OPTIONS requests, add an
 # OPTIONS /{proxy+} route to your API that doesn't require authorization and attach an
-# integration to the route." This is that route: it has priority over $default, reaches the
-# function (which answers a preflight without looking for a token), and API Gateway puts its
-# cors_configuration headers on the answer. It exists exactly when the authorizer does.
+# integration to the route." This is that route: it has priority over $default and needs no
+# token; its integration is the function, which answers a preflight without looking for one,
+# and API Gateway's answer carries the cors_configuration headers either way. It exists exactly
+# when the authorizer does.
 resource "aws_apigatewayv2_route" "preflight" {
   count = local.auth_on ? 1 : 0
 

@@ -7,8 +7,9 @@
 # Creates, with the AWS CLI, an old table keyed id and a new one keyed (user_id, id); writes
 # 1,050 tasks into the old one (BatchWriteItem, 25 a request) and, into the new one, items of
 # two other owners (one with the id of an old task). Then:
-#   a run killed by a crash after 500 items written (TASKHOST_MIGRATE_CRASH_AFTER: SIGKILL in
-#   the middle of a page, before its checkpoint) leaves a checkpoint short of the end; a run
+#   a run killed by a crash after 450 items written (TASKHOST_MIGRATE_CRASH_AFTER: SIGKILL half
+#   way through the fifth page of 100, before its checkpoint) leaves a checkpoint short of the
+#   end, behind what was written; a run
 #   without --resume refuses it; --resume finishes, every task is in the new table under
 #   "public", exactly once, with its attributes, and the counts are verified;
 #   a run stopped by SIGTERM says so (130) and --resume finishes it (on a second old table of
@@ -20,7 +21,7 @@
 #   other owners' items neither;
 #   --owner puts them under another owner, beside the "public" copies;
 #   usage and refusals, one line each: a missing table, the tables swapped, the same table,
-#   an unreachable endpoint, --resume without a checkpoint.
+#   an unreachable endpoint, --resume without a checkpoint, an id too long for a sort key.
 set -u
 set -o pipefail
 
@@ -105,15 +106,15 @@ others() { echo "$(sum new --key-condition-expression "user_id = :o" --expressio
 others_sum=$(others)
 expected=$(a scan --table-name old --consistent-read | jq -S -c '.Items | sort_by(.id.S)')
 
-echo "== a run that crashes after 500 items written"
+echo "== a run that crashes after 450 items written, half way through a page"
 SECONDS=0
-TASKHOST_MIGRATE_CRASH_AFTER=500 run --from old --to new
+TASKHOST_MIGRATE_CRASH_AFTER=450 run --from old --to new
 check "crash: killed (SIGKILL: 137)" 137 "$RC"
 cp_file="$TMP/migrate-old-to-new.checkpoint.json"
 if [ -f "$cp_file" ]; then pass "crash: the checkpoint is left"; else fail "crash: no checkpoint"; fi
 done_items=$(jq -r '.scanned' "$cp_file" 2>/dev/null || echo none)
 in_new=$(owner_items public | jq 'length')
-if [ "$done_items" != none ] && [ "$done_items" -lt 500 ] && [ "$in_new" -ge 500 ] && [ "$in_new" -lt "$N" ]; then
+if [ "$done_items" != none ] && [ "$done_items" -lt 450 ] && [ "$in_new" -ge 450 ] && [ "$in_new" -lt "$N" ]; then
   pass "crash: the checkpoint ($done_items items) is behind what was written ($in_new), short of $N"
 else
   fail "crash: checkpoint at $done_items items, $in_new in the new table"
@@ -126,7 +127,13 @@ check "resume: exit 0" 0 "$RC"
 has "resume: continues from the checkpoint" "resuming after $done_items items"
 has "resume: counts verified" "verified: old has $N items; new has $N of owner 'public'"
 if [ -f "$cp_file" ]; then fail "resume: the checkpoint is still there"; else pass "resume: the checkpoint is removed at the end"; fi
-check "resume: every task in the new table under public, once, as it was" "$expected" "$(owner_items public)"
+got=$(owner_items public)
+if [ "$got" = "$expected" ]; then
+  pass "resume: every task in the new table under public, once, as it was"
+else
+  fail "resume: the new table's public items differ from the old table's" \
+    "$(jq 'length' <<<"$got") items, $(jq -n --argjson a "$got" --argjson b "$expected" '[$b[] | select(. as $x | $a | index($x) | not)] | length') of the old table's missing or different"
+fi
 echo "# crash + resume of $N items: ${SECONDS}s"
 
 echo "== a second full run: nothing changes"
@@ -212,6 +219,12 @@ check "unreachable endpoint: exit 1" 1 "$RC"
 check "unreachable endpoint: one line" 1 "$(wc -l <"$TMP/err")"
 has "unreachable endpoint: names the table and the endpoint" "cannot describe table old (--endpoint-url http://127.0.0.1:9)"
 check "nothing on stdout, ever" "" "$(cat "$TMP/out")"
+
+jq -n -c --arg id "$(printf 'k%.0s' $(seq 1 1025))" '{old2: [{PutRequest: {Item: {id: {S: $id}, task: {S: "a long key"}}}}]}' >"$TMP/batch.json"
+batch_write "$TMP/batch.json" >/dev/null
+run --from old2 --to new2 --owner carol-sub
+check "an id longer than a sort key takes: exit 1" 1 "$RC"
+has "an id longer than a sort key takes: said so, with its size" "cannot be copied: kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk… (1025 bytes)"
 
 echo "== untouched"
 check "the old table never changed (checksum of a full scan)" "$old_sum" "$(sum old)"

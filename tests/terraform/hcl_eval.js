@@ -102,8 +102,8 @@ class Parser {
     let left = next();
     for (;;) {
       this.ws();
-      const op = ops.find((o) => this.s.startsWith(o, this.i) &&
-        !(o === "=" || ((o === "<" || o === ">") && this.s[this.i + 1] === "=")));
+      // ops lists "<=" before "<", so the longer operator wins.
+      const op = ops.find((o) => this.s.startsWith(o, this.i));
       if (!op) return left;
       this.i += op.length;
       left = { k: "bin", op, l: left, r: next() };

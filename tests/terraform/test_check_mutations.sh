@@ -139,10 +139,10 @@ mutate 'variable without a description' terraform/variables.tf 's/\n\s*descripti
 mutate 'module variable without a type' terraform/modules/lambda/variables.tf 's/(variable "timeout" \{\n[^}]*?)\n\s*type\s*=\s*number/$1/' 'every variable has a description and a type'
 mutate 'api_endpoint output missing' terraform/outputs.tf 's/output "api_endpoint"/output "api_url"/' 'outputs: api_endpoint'
 # The table's keys.
-mutate 'table keyed by id alone' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"/' 'partition key user_id (S), sort key id (S)'
+mutate 'table keyed by id alone' $M 's/hash_key     = "user_id"\n  range_key    = "id"/hash_key     = "id"/' 'partition key user_id (S), sort key id (S)'
 mutate 'table named like the old one' $M 's/name         = "\$\{var\.name\}-user-tasks"/name         = "\${var.name}-tasks"/' 'the table is not named <name>-tasks'
-mutate 'table without the sort key' $M 's/\n\s*range_key = "id"//' 'partition key user_id (S), sort key id (S)'
-mutate 'table keyed id, user_id (swapped)' $M 's/hash_key  = "user_id"\n  range_key = "id"/hash_key  = "id"\n  range_key = "user_id"/' 'partition key user_id (S), sort key id (S)'
+mutate 'table without the sort key' $M 's/\n\s*range_key    = "id"//' 'partition key user_id (S), sort key id (S)'
+mutate 'table keyed id, user_id (swapped)' $M 's/hash_key     = "user_id"\n  range_key    = "id"/hash_key     = "id"\n  range_key    = "user_id"/' 'partition key user_id (S), sort key id (S)'
 # Auth: the variables.
 V=terraform/variables.tf
 O=terraform/outputs.tf
