@@ -631,9 +631,12 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
                      "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token");
   set_default_header(L, headers, "Access-Control-Allow-Methods",
                      "GET, POST, PUT, DELETE, OPTIONS");
-  /* Response headers a browser's script may read besides the simple ones (API Gateway's
-   * cors_configuration.expose_headers in terraform/main.tf lists the same). */
-  set_default_header(L, headers, "Access-Control-Expose-Headers", "Location, ETag");
+  /* Response headers a browser's script may read besides the simple ones: the new task's URL,
+   * the validator, why a 401 happened (RFC 6750) and when to retry a 503. API Gateway's
+   * cors_configuration.expose_headers in terraform/main.tf must list the same
+   * (tests/terraform/check.js compares the two). */
+  set_default_header(L, headers, "Access-Control-Expose-Headers",
+                     "Location, ETag, WWW-Authenticate, Retry-After");
   if (strcmp(h->cfg->cors_origin, "*") != 0)
     set_default_header(L, headers, "Vary", "Origin");
   lua_pushliteral(L, "nosniff");

@@ -210,14 +210,15 @@ resource "aws_apigatewayv2_api" "http" {
   # With a cors_configuration, API Gateway answers preflight requests itself and REPLACES the
   # function's Access-Control-* response headers with the ones below: what a browser may do is
   # decided here alone, so this list must name every header a client reads. expose_headers:
-  # without it a browser's script cannot read Location (the new task's URL) or ETag. The
+  # without it a browser's script cannot read Location (the new task's URL), ETag, why a 401
+  # happened (WWW-Authenticate) or when to retry (Retry-After). The
   # function sends the same origin (TASKHOST_CORS_ORIGIN) and lists for --serve and for
   # clients that reach it without this layer; tests/terraform/check.sh compares the two.
   cors_configuration {
     allow_origins  = [var.cors_origin]
     allow_methods  = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
     allow_headers  = ["content-type", "authorization", "x-amz-date", "x-api-key", "x-amz-security-token"]
-    expose_headers = ["location", "etag"]
+    expose_headers = ["location", "etag", "www-authenticate", "retry-after"]
     max_age        = var.cors_max_age
   }
 }

@@ -300,7 +300,8 @@ routing() {
     "$(header_of Access-Control-Allow-Methods)"
   check_eq "$v preflight /tasks/{id}: origin" "*" "$(header_of Access-Control-Allow-Origin)"
   api "$v" GET /tasks
-  check_eq "$v a browser's script may read Location and ETag" "Location, ETag" \
+  check_eq "$v a browser's script may read Location, ETag, WWW-Authenticate, Retry-After" \
+    "Location, ETag, WWW-Authenticate, Retry-After" \
     "$(header_of Access-Control-Expose-Headers)"
 
   # A configured origin replaces "*" everywhere, and responses vary by Origin.

@@ -1033,14 +1033,26 @@ async function main() {
   });
 
   // With a cors_configuration, API Gateway replaces the function's CORS headers with its own:
-  // without expose_headers a browser's script cannot read Location (or ETag).
+  // without expose_headers a browser's script cannot read Location, ETag, WWW-Authenticate or
+  // Retry-After. The function sends its own list (for --serve and callers without this layer):
+  // the two must name the same headers.
   check("api: browsers may read Location and ETag (cors_configuration.expose_headers)", () => {
     need(apis.length === 1, `expected one aws_apigatewayv2_api, found ${apis.length}`);
     const cors = first(apis[0].body, "cors_configuration");
     need(cors, "no cors_configuration");
     const exposed = new Set(list(cors.expose_headers).map((h) => String(h).toLowerCase()));
-    const lacking = ["location", "etag"].filter((h) => !exposed.has(h) && !exposed.has("*"));
+    const lacking = ["location", "etag", "www-authenticate", "retry-after"]
+      .filter((h) => !exposed.has(h) && !exposed.has("*"));
     need(lacking.length === 0, `expose_headers lacks ${lacking.join(", ")}`);
+    const host = fs.readFileSync(path.join(ROOT, "runtime/host.c"), "utf8").replace(/"\s*\n\s*"/g, "");
+    const m = /"Access-Control-Expose-Headers",\s*"([^"]*)"/.exec(host);
+    need(m, "runtime/host.c sets no Access-Control-Expose-Headers");
+    const sent = new Set(m[1].split(",").map((h) => h.trim().toLowerCase()).filter(Boolean));
+    const onlyHere = [...exposed].filter((h) => !sent.has(h));
+    const onlyThere = [...sent].filter((h) => !exposed.has(h));
+    need(onlyHere.length === 0 && onlyThere.length === 0,
+      `expose_headers and the function's Access-Control-Expose-Headers differ: only in Terraform ` +
+      `[${onlyHere.join(", ")}], only in runtime/host.c [${onlyThere.join(", ")}]`);
   });
 
   check("api: routes reach the integration", () => {

@@ -25,6 +25,7 @@ fresh() {
   mkdir -p "$scratch/repo/runtime" "$scratch/repo/scripts"
   cp -r "$repo/terraform" "$scratch/repo/terraform"
   cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$scratch/repo/scripts/"
+  cp "$repo/runtime/host.c" "$scratch/repo/runtime/"
   rm -rf "$scratch/repo/terraform/.terraform"
   # Stand-ins shaped like the real ones: the client builds the target from a prefix, the
   # store names the operations it calls.
@@ -132,7 +133,9 @@ mutate 'billing PROVISIONED' $M 's/"PAY_PER_REQUEST"/"PROVISIONED"/' 'billing_mo
 mutate 'deletion protection hard-coded off' $M 's/deletion_protection_enabled = var\.deletion_protection/deletion_protection_enabled = false/' 'deletion_protection_enabled = var.deletion_protection'
 mutate 'CORS origin literal at the gateway' $M 's/allow_origins(\s+)= \[var\.cors_origin\]/allow_origins$1= ["*"]/' 'CORS from var.cors_origin'
 mutate 'browsers cannot read Location (no expose_headers)' $M 's/^\s*expose_headers\s*=.*\n//m' 'browsers may read Location and ETag'
-mutate 'ETag not exposed' $M 's/expose_headers(\s+)= \["location", "etag"\]/expose_headers$1= ["location"]/' 'browsers may read Location and ETag'
+mutate 'ETag not exposed' $M 's/expose_headers(\s+)= \["location", "etag",/expose_headers$1= ["location",/' 'browsers may read Location and ETag'
+mutate 'WWW-Authenticate not exposed' $M 's/, "www-authenticate"//' 'browsers may read Location and ETag'
+mutate 'function exposes a header the gateway does not' runtime/host.c 's/"Location, ETag, WWW-Authenticate, Retry-After"/"Location, ETag, WWW-Authenticate, Retry-After, X-Extra"/' 'browsers may read Location and ETag'
 mutate 'stage without throttling' $M 's/\n\s*throttling_burst_limit = var\.throttling_burst_limit//' 'throttling set'
 mutate 'Lambda permission for any source' $M 's/\n\s*source_arn\s*=[^\n]*//' 'scoped to this API'
 mutate 'variable without a description' terraform/variables.tf 's/\n\s*description = "X-Ray active tracing[^\n]*//' 'every variable has a description'
