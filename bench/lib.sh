@@ -21,11 +21,16 @@ lambda_env() {
     "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:$root_dir:$root_dir/lib:/opt/lib"
     "TABLE_NAME=$TABLE_NAME" "AWS_ENDPOINT_URL_DYNAMODB=$ENDPOINT"
   )
+  # BENCH_CLAIMS=1: accounts on, as Terraform deploys them (the events carry the claims);
+  # BENCH_AUTH overrides TASKHOST_AUTH (none with claims: what reading them costs).
+  if [ "${BENCH_CLAIMS:-0}" = 1 ]; then LAMBDA_ENV+=("TASKHOST_AUTH=${BENCH_AUTH:-jwt}"); fi
 }
 
-# An HTTP API (payload 2.0) event as API Gateway sends it; @ID@ is a task id.
+# An HTTP API (payload 2.0) event as API Gateway sends it; @ID@ is a task id. With
+# BENCH_CLAIMS=1 it carries what the JWT authorizer adds for a Cognito access token (every
+# claim a string, as API Gateway passes them) and the Authorization header it checked.
 event() {
-  jq -n -c --arg m "$1" --arg p "$2" --arg b "${3:-}" '
+  jq -n -c --arg m "$1" --arg p "$2" --arg b "${3:-}" --arg claims "${BENCH_CLAIMS:-0}" '
   {version: "2.0", routeKey: "$default", rawPath: $p, rawQueryString: "",
    headers: ({accept: "*/*", "content-length": ($b | length | tostring),
      host: "abcdef1234.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0",
@@ -37,7 +42,19 @@ event() {
      http: {method: $m, path: $p, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "curl/8.5.0"},
      requestId: "LV7fzho-PHcEJPw=", routeKey: "$default", stage: "$default",
      time: "21/Apr/2020:15:08:21 +0000", timeEpoch: 1587481701067},
-   isBase64Encoded: false} + (if $b != "" then {body: $b} else {} end)'
+   isBase64Encoded: false} + (if $b != "" then {body: $b} else {} end)
+  | if $claims == "1" then
+      .headers.authorization = "Bearer eyJraWQiOiJiZW5jaCIsImFsZyI6IlJTMjU2In0.\("x" * 600).\("s" * 342)"
+      | .requestContext.authorizer = {jwt: {scopes: null, claims: {
+          sub: "4b1c8e2a-90f1-7000-a1d2-5e6f7a8b9c0d",
+          "cognito:groups": "[users]",
+          iss: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEfGhI",
+          client_id: "3n4b5urk1ft4fl3mg5e62d9ado", origin_jti: "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+          event_id: "1a2b3c4d-5e6f-7890-abcd-ef1234567890", token_use: "access",
+          scope: "aws.cognito.signin.user.admin", auth_time: "1796300000", exp: "1796303600",
+          iat: "1796300000", jti: "9f8e7d6c-5b4a-3210-fedc-ba9876543210",
+          username: "4b1c8e2a-90f1-7000-a1d2-5e6f7a8b9c0d"}}}
+    else . end'
 }
 
 plan_ops() { # count warmup (event templates in $ev)
