@@ -8,10 +8,10 @@
 // the description's own responses, unchanged:
 //   * every parameter and request body accepts anything (schema {}, not required, any media
 //     type), and no operation requires security (taskhost itself answers 401);
-//   * each path gets the methods it does not take (x-taskhost-other-methods: allow) as
-//     operations whose only response is the description's 405;
-//   * the paths the test probes as unknown get GET with the description's 404
-//     (x-taskhost-unknown-paths).
+//   * each path gets the methods it does not take (its x-taskhost-allow lists the ones it
+//     takes) as operations whose only response is the description's 405
+//     (x-taskhost-other-answers);
+//   * the paths the test probes as unknown get GET with the description's 404 (same place).
 // Valid requests go through the other proxy, on the description as it is.
 'use strict';
 const fs = require('fs');
@@ -57,6 +57,8 @@ const ANY_BODY = {
   content: { '*/*': { schema: {} } },
 };
 
+const answers = doc['x-taskhost-other-answers'];
+if (!answers || !answers['404'] || !answers['405']) fail('no x-taskhost-other-answers 404 and 405');
 doc.security = [];
 for (const [route, item] of Object.entries(doc.paths)) {
   item.parameters = openParameters(item.parameters);
@@ -67,9 +69,9 @@ for (const [route, item] of Object.entries(doc.paths)) {
     op.parameters = openParameters(op.parameters);
     if (op.requestBody) op.requestBody = ANY_BODY;
   }
-  const other = item['x-taskhost-other-methods'];
-  if (!other) fail(`${route} has no x-taskhost-other-methods`);
-  const allowed = other.allow.split(',').map((s) => s.trim().toLowerCase());
+  const allow = item['x-taskhost-allow'];
+  if (typeof allow !== 'string') fail(`${route} has no x-taskhost-allow`);
+  const allowed = allow.split(',').map((s) => s.trim().toLowerCase());
   for (const m of METHODS) {
     if (allowed.includes(m)) {
       if (!item[m]) fail(`${route}: Allow lists ${m.toUpperCase()} but it is not described`);
@@ -80,20 +82,18 @@ for (const [route, item] of Object.entries(doc.paths)) {
       operationId: `other_${m}_${route.replace(/\W+/g, '_')}`,
       security: [],
       requestBody: m === 'get' || m === 'head' ? undefined : ANY_BODY,
-      responses: other.responses,
+      responses: { 405: answers['405'] },
     };
     if (!item[m].requestBody) delete item[m].requestBody;
   }
 }
-const unknown = doc['x-taskhost-unknown-paths'];
-if (!unknown) fail('no x-taskhost-unknown-paths');
 for (const route of UNKNOWN_PATHS) {
   if (doc.paths[route]) fail(`${route} is described: not an unknown path`);
   const params = [...route.matchAll(/\{(\w+)\}/g)].map((x) => ({
     name: x[1], in: 'path', required: true, schema: {},
   }));
   doc.paths[route] = {
-    get: { operationId: `unknown_${route.replace(/\W+/g, '_')}`, security: [], parameters: params, responses: unknown.responses },
+    get: { operationId: `unknown_${route.replace(/\W+/g, '_')}`, security: [], parameters: params, responses: { 404: answers['404'] } },
   };
 }
 fs.writeFileSync(output, JSON.stringify(doc, null, 1));

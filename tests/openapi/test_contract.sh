@@ -4,8 +4,9 @@
 # answer of `taskhost --serve` that disagrees with the description fails the test.
 #
 #   CONTRACT_AUTH=off (default)   CRUD, pagination, every error path the API has with auth off
-#   CONTRACT_AUTH=jwt             under tests/cognito/with_cognito.sh: the same CRUD and paging
-#                                 with a cognito-local token, and every 401
+#   CONTRACT_AUTH=jwt             under tests/cognito/with_cognito.sh: the same scenarios with
+#                                 a cognito-local token, every 401 (no token, another pool's
+#                                 token, no JWT), another user's view (404, an empty list)
 #   OPENAPI_SPEC                  the description (default: openapi.yaml at the repository root;
 #                                 test_contract_mutations.sh passes broken copies)
 #   CONTRACT_ROUTES               the route scripts (default: lua/; the mutation test passes a
@@ -61,6 +62,7 @@ if [ "$MODE" = jwt ]; then
       --create "${@:2}" </dev/null 2>>"$TMP/token.err"
   }
   TOKEN=$(token alice@example.com) || { fail "a token for alice" "$(cat "$TMP/token.err")"; finish; }
+  BOB=$(token bob@example.com) || fail "a token for bob"
   OTHER_POOL=$(token carol@example.com --user-pool-id "$COGNITO_OTHER_POOL_ID" \
     --client-id "$COGNITO_OTHER_POOL_CLIENT_ID") || fail "a token from the other pool"
   pass
@@ -263,21 +265,27 @@ if [ "$MODE" = jwt ]; then
   for route in "GET /tasks" "POST /tasks" "GET /tasks/$target" "PUT /tasks/$target" \
     "DELETE /tasks/$target" "OPTIONS /tasks"; do
     read -r method path <<<"$route"
-    AUTH=()
     case $method in
-      POST | PUT) ok "$method" "$path" "${JSON[@]}" --data-binary '{"task":"x"}' ;;
-      *) ok "$method" "$path" ;;
+      POST | PUT) set -- "${JSON[@]}" --data-binary '{"task":"x"}' ;;
+      *) set -- ;;
     esac
+    AUTH=()
+    ok "$method" "$path" "$@"
     expect "$route without a token" 401 '. == {"message": "Unauthorized"}'
     check_eq "$route without a token: WWW-Authenticate" Bearer "$(hdr WWW-Authenticate)"
     AUTH=(-H "Authorization: Bearer $OTHER_POOL")
-    ok "$method" "$path"
+    ok "$method" "$path" "$@"
     expect "$route with another pool's token" 401 '. == {"message": "Unauthorized"}'
     check_eq "$route, another pool: WWW-Authenticate" 'Bearer error="invalid_token"' "$(hdr WWW-Authenticate)"
   done
   AUTH=(-H 'Authorization: Bearer not.a.jwt')
   bad GET /tasks
   expect "a bearer value that is no JWT" 401 '. == {"message": "Unauthorized"}'
+  AUTH=(-H "Authorization: Bearer $BOB")
+  ok GET "/tasks/$target"
+  expect "bob cannot read alice's task" 404 '. == {"message": "Task not found"}'
+  ok GET /tasks
+  expect "bob lists none of alice's tasks" 200 '.count == 0 and .next == null'
   AUTH=(-H "Authorization: Bearer $TOKEN")
   ok GET /tasks
   expect "alice still lists her tasks" 200 '.count == 8'
