@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/openapi/lib.sh — shared by the OpenAPI tests. Sourced, not run.
 #
 #   openapi_install            npm ci of the pinned tools (package-lock.json) on first use
@@ -51,8 +52,8 @@ _openapi_free_port() {
 }
 
 prism_start() {
-  local name=$1 spec=$2 upstream=$3 try port pid i code log="$TMP/prism.$1.log"
-  for try in 1 2 3; do
+  local name=$1 spec=$2 upstream=$3 _ port pid code log="$TMP/prism.$1.log"
+  for _ in 1 2 3; do
     port=$(_openapi_free_port)
     "$OPENAPI_BIN/prism" proxy "$spec" "$upstream" --errors --cors false \
       --host 127.0.0.1 --port "$port" </dev/null >"$log" 2>&1 &
@@ -61,7 +62,7 @@ prism_start() {
     printf -v "PRISM_PID_$name" '%s' "$pid"
     PRISM_URL="http://127.0.0.1:$port"
     # Prism compiles the description first: up to 60 s on a loaded machine.
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
       kill -0 "$pid" 2>/dev/null || break
       if grep -q 'Prism is listening' "$log"; then
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRISM_URL/tasks?limit=1")

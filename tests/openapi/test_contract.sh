@@ -20,7 +20,8 @@
 #   lenient  lenient.js's copy, whose request side accepts anything: the deliberately bad
 #            requests (error paths, other methods, unknown paths) reach taskhost.
 # Any answer Prism made itself (application/problem+json: a violation, a refused request) or
-# that carries an sl-violations header is a contract failure, named with Prism's reasons.
+# that carries an sl-violations header (Prism's warnings, e.g. an undescribed status, which
+# --errors lets through) is a contract failure, named with Prism's reasons.
 #
 # The server runs a copy of the route scripts with a thin wrapper (fault.lua) that, on an
 # X-Test-Fault request header, makes the store fail (throttled → 503, internal → 500,
@@ -121,6 +122,13 @@ ok POST /tasks -H 'Content-Type: application/json; charset=utf-8' --data-binary 
 expect "create, Content-Type with a charset" 201
 ok GET "/tasks/$id"
 expect "get" 200 '. == $c' --argjson c "$created"
+# The limit counts characters (code points), as JSON Schema's maxLength does: 1000 emoji are
+# 2000 UTF-16 units and 4000 bytes, and still allowed by both.
+ok POST /tasks "${JSON[@]}" --data-binary "$(json_task "$(repeat_char 😀 1000)")"
+expect "1000 emoji" 201 '.task.task | length == 1000'
+long=$(jq -r '.id' <<<"$BODY")
+ok DELETE "/tasks/$long"
+expect "delete the emoji" 200
 ok GET "/tasks/$(tr a-f A-F <<<"$id")"
 expect "get, id in upper case" 200 '.id == $id' --arg id "$id"
 ok PUT "/tasks/$id" "${JSON[@]}" --data-binary '{"status":"completed"}'

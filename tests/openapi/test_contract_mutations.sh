@@ -8,6 +8,7 @@
 #   request-schema    TaskCreate loses `priority` (the API takes a field the description lacks)
 #   status-code       GET /tasks/{id} loses its 404
 #   route-extra-field routes.lua answers GET /tasks/{id} with one more field
+# shellcheck disable=SC2016 # the mutations are Python expressions, single-quoted on purpose
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -63,7 +64,7 @@ expect_caught request-schema "Request body must NOT have additional properties" 
 
 mutate status-code \
   's.replace("        \x27404\x27: { $ref: \x27#/components/responses/TaskNotFound\x27 }\n", "", 1)'
-expect_caught status-code "GET /tasks/" OPENAPI_SPEC="$work/status-code.yaml"
+expect_caught status-code "Unable to match the returned status code" OPENAPI_SPEC="$work/status-code.yaml"
 
 mkdir -p "$work/routes"
 cp "$root"/lua/*.lua "$work/routes/"
