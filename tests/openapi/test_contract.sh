@@ -214,8 +214,16 @@ for c in garbage '' "$(repeat_char A 4291)"; do
   bad GET "/tasks?next=$c"
   expect_error "next of ${#c} characters" 400 next "^'next' is not a valid pagination token$"
 done
+# The store's "invalid" (DynamoDB's ValidationException) is a 400 on every operation.
 ok GET /tasks -H 'X-Test-Fault: invalid'
-expect "the store refuses the request" 400 '. == {"message": "Invalid request"}'
+expect "GET /tasks: the store refuses the request" 400 '. == {"message": "Invalid request"}'
+ok POST /tasks -H 'X-Test-Fault: invalid' "${JSON[@]}" --data-binary '{"task":"x"}'
+expect "POST /tasks: the store refuses the request" 400 '. == {"message": "Invalid request"}'
+for m in GET PUT DELETE; do
+  if [ "$m" = PUT ]; then set -- "${JSON[@]}" --data-binary '{"status":"new"}'; else set --; fi
+  ok "$m" "/tasks/$target" -H 'X-Test-Fault: invalid' "$@"
+  expect "$m /tasks/{id}: the store refuses the request" 400 '. == {"message": "Invalid request"}'
+done
 
 section "other errors: 415, 413, 404, 405"
 bad POST /tasks -H 'Content-Type: text/plain' --data-binary '{"task":"x"}'
