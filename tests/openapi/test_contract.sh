@@ -310,6 +310,10 @@ fi
 section "the contract held for every answer"
 # every request but the one the strict proxy had to refuse
 check_eq "every exchange went through the contract check" $((HTTP_COUNT - 1)) "$CONTRACT_CHECKS"
+# openapi.yaml marks CORS headers optional on the answers API Gateway may make itself (401,
+# 413, 500, 503); taskhost's own always carry them (lib.sh's http logs any that does not).
+check_eq "every answer of taskhost has CORS and nosniff headers" \
+  "POST /tasks → 422" "$(cat "$HTTP_LOG")"
 echo "$CONTRACT_CHECKS exchanges held against $(basename "$SPEC") (auth $MODE)"
 prism_stop_all
 serve_stop
