@@ -14,9 +14,10 @@
 #                    -var cors_origin=https://app.example.com; a relative -var-file is taken
 #                    from the current directory
 #
-# Checks first, and stops with one line per missing prerequisite: terraform >= 1.5, the aws
-# CLI, working AWS credentials, a region, jq (reads the plan), unzip and readelf (check the
-# package), and a package (or scripts/package.sh to make one).
+# Checks first, and stops with one line per missing prerequisite (all of them, not the first):
+# terraform >= 1.5, the aws CLI, working AWS credentials (a network that cannot reach AWS is
+# told from credentials that are missing or refused), a region, jq (reads the plan), unzip
+# and readelf (check the package), and a package (or scripts/package.sh to make one).
 # Before uploading, it unzips the package, checks its bootstrap fits Lambda (scripts/lambda-fit.sh:
 # ELF machine = the function's architecture, no glibc symbol newer than AL2023's 2.34) and runs
 # it with --check (route scripts and configuration load), so a bad binary or a Lua syntax error
@@ -110,11 +111,25 @@ check_aws() {
   fi
   if [ -z "$region" ]; then
     problem "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in \`aws configure\`), or pass -var region=us-east-1"
-    return
   fi
-  local out
-  if ! out=$(aws sts get-caller-identity --region "$region" --query Arn --output text 2>&1); then
-    problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
+  # The credentials are checked even without a region (STS answers in any), so that every
+  # missing prerequisite is reported at once. The AWS CLI's message tells a network that
+  # cannot reach AWS from credentials that are missing or refused.
+  local out first
+  if ! out=$(aws sts get-caller-identity --region "${region:-us-east-1}" --query Arn --output text \
+    --cli-connect-timeout 15 2>&1); then
+    first=$(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')
+    case $out in
+      *"Could not connect to the endpoint URL"* | *"Connect timeout on endpoint URL"* | \
+        *"Read timeout on endpoint URL"* | *"Failed to resolve"* | *"Name or service not known"* | \
+        *"Temporary failure in name resolution"* | *"ProxyConnectionError"* | *"Failed to connect to proxy"*)
+        problem "cannot reach AWS: the network is unreachable from here (\`aws sts get-caller-identity\` failed: $first); check the connection, a proxy (HTTPS_PROXY) or AWS_ENDPOINT_URL; the credentials were not checked" ;;
+      *InvalidClientTokenId* | *SignatureDoesNotMatch* | *ExpiredToken* | *UnrecognizedClientException* | \
+        *AuthFailure* | *"security token included in the request is invalid"*)
+        problem "AWS credentials do not work: AWS refused them (\`aws sts get-caller-identity\` failed: $first): they are wrong or expired; run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID" ;;
+      *)
+        problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $first): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID" ;;
+    esac
     return
   fi
   caller=$out

@@ -24,6 +24,10 @@ bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 mkdir -p "$t/repo/scripts" "$t/repo/terraform" "$t/repo/dist" "$t/home" "$t/bin" "$t/stubs"
 cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$repo/scripts/lambda-fit.sh" "$t/repo/scripts/"
 ZIP="$t/repo/dist/taskhost-lambda.zip"
+# A local state holding a resource: teardown.sh reads it before anything else (without one it
+# says "nothing deployed"); the stub terraform answers the rest.
+STATE='{"version": 4, "resources": [{"mode": "managed", "type": "aws_dynamodb_table", "name": "tasks"}]}'
+echo "$STATE" >"$t/repo/terraform/terraform.tfstate"
 
 # The base tools, nothing else: no terraform, no aws. jq, unzip and readelf are deploy's own
 # prerequisites: bin/ has them, nojq/ is the same without jq.
@@ -89,8 +93,12 @@ cat > "$t/stubs/aws/aws" <<EOF
 echo "aws \$*" >>"\$STUB_LOG"
 case "\$1 \$2" in
   "sts get-caller-identity")
-    if [ "\${STUB_AWS_CREDS:-1}" = 1 ]; then echo "arn:aws:iam::123456789012:user/dev"
-    else echo "" >&2; echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2; exit 253; fi ;;
+    case \${STUB_AWS_CREDS:-1} in
+      1) echo "arn:aws:iam::123456789012:user/dev" ;;
+      net) echo "" >&2; echo "Could not connect to the endpoint URL: \"https://sts.\$4.amazonaws.com/\"" >&2; exit 255 ;;
+      bad) echo "" >&2; echo "An error occurred (InvalidClientTokenId) when calling the GetCallerIdentity operation: The security token included in the request is invalid." >&2; exit 254 ;;
+      *) echo "" >&2; echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2; exit 253 ;;
+    esac ;;
   "configure get") [ -n "\${STUB_AWS_PROFILE_REGION:-}" ] && echo "\$STUB_AWS_PROFILE_REGION" || exit 1 ;;
 esac
 EOF
@@ -185,6 +193,21 @@ expect "teardown: no credentials → exit 1" 1 "AWS credentials do not work"
 
 run deploy.sh "$BOTH" -- --no-package
 expect "deploy: no region anywhere → said so" 1 "no AWS region: set AWS_REGION"
+run deploy.sh "$BOTH" STUB_AWS_CREDS=0 -- --no-package
+expect "deploy: no region and no credentials → both named" 1 "no AWS region: set AWS_REGION" \
+  "AWS credentials do not work (\`aws sts get-caller-identity\` failed: Unable to locate credentials" \
+  "2 prerequisite(s) missing"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_AWS_CREDS=net -- --no-package
+expect "deploy: AWS unreachable → the network named, not the credentials" 1 \
+  "cannot reach AWS: the network is unreachable from here" "Could not connect to the endpoint URL" \
+  "the credentials were not checked"
+if grep -q "credentials do not work" <<<"$out"; then bad "deploy: unreachable network blamed on the credentials"
+else ok "deploy: unreachable network not blamed on the credentials"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_AWS_CREDS=bad -- --no-package
+expect "deploy: credentials refused by AWS → said so, not the network" 1 \
+  "AWS credentials do not work: AWS refused them" "InvalidClientTokenId"
+if grep -q "cannot reach AWS" <<<"$out"; then bad "deploy: refused credentials blamed on the network"
+else ok "deploy: refused credentials not blamed on the network"; fi
 run deploy.sh "$BOTH" -- --no-package -var region=ap-southeast-2
 expect "deploy: -var region=… is a region" 0 "api_endpoint ="
 run deploy.sh "$BOTH" STUB_AWS_PROFILE_REGION=eu-central-1 -- --no-package
@@ -344,6 +367,15 @@ no_call "teardown: nothing destroyed without confirmation" "destroy"
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_EMPTY_STATE=1 -- --yes
 expect "teardown: empty state → nothing to destroy, exit 0" 0 "nothing to destroy"
 no_call "teardown: empty state → no destroy" "destroy"
+rm "$t/repo/terraform/terraform.tfstate"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes
+expect "teardown: no state at all → nothing deployed, exit 0" 0 "nothing deployed" "nothing to destroy"
+no_call "teardown: no state → no terraform init (no registry)" "terraform -chdir=[^ ]* init"
+echo '{"version": 4, "resources": []}' >"$t/repo/terraform/terraform.tfstate"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes
+expect "teardown: a state with no resources (destroyed before) → nothing deployed" 0 "nothing deployed"
+no_call "teardown: empty state file → no terraform init" "terraform -chdir=[^ ]* init"
+echo "$STATE" >"$t/repo/terraform/terraform.tfstate"
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes -var name=demo
 expect "teardown --yes: destroys" 0 "== destroyed"
