@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys taskhost to AWS: package, terraform init, plan, apply, then prints the API URL.
 #
-#   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [-var NAME=VALUE]... [-var-file FILE]...
+#   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [--no-smoke] [-var NAME=VALUE]... [-var-file FILE]...
 #
 #   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
 #   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
@@ -9,6 +9,7 @@
 #                    Cognito user pool (every account) or the function's IAM role without
 #                    asking; otherwise such a plan is applied only after you type 'replace'
 #                    at a terminal, and never from a script
+#   --no-smoke       do not run scripts/smoke.sh against the API after the apply
 #   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables and
 #                    terraform/*.tfvars work too), e.g. -var region=eu-west-1
 #                    -var cors_origin=https://app.example.com; a relative -var-file is taken
@@ -25,6 +26,11 @@
 # The stack's region is recorded in the Terraform state: a deploy (or teardown) from another
 # region refuses with one line and changes nothing — IAM is global, and a plan made from the
 # wrong region would replace the live function's role.
+# After the apply, scripts/smoke.sh checks the deployed API (create, read, update, list, delete,
+# errors, CORS preflight; it deletes what it creates) and a failure makes deploy.sh exit 1 (the
+# stack stays deployed). With auth on it needs a token: SMOKE_TOKEN (environment), e.g.
+#   SMOKE_TOKEN=$(scripts/token.sh --user you@example.com) scripts/deploy.sh
+# without one it is skipped, and the command to run it is printed.
 # The Terraform state is local (terraform/terraform.tfstate) unless you configure a backend
 # (terraform/backend.tf.example): keep it, it is how teardown.sh and the next deploy find the
 # stack. The plan file (it holds the cursor secret) lives in a private temporary directory
@@ -293,7 +299,8 @@ parse_args() {
 }
 
 main() {
-  extra_opts="no-package lua-only allow-replace"
+  extra_opts="no-package lua-only allow-replace no-smoke"
+  opt_no_smoke=0
   opt_no_package=0
   opt_lua_only=0
   opt_allow_replace=0
@@ -306,6 +313,8 @@ main() {
   check_terraform
   check_aws
   check_tools
+  [ "$opt_no_smoke" = 1 ] || command -v curl >/dev/null 2>&1 ||
+    problem "curl not found on PATH: install it; scripts/smoke.sh checks the API after the deploy (or pass --no-smoke)"
   check_package "$opt_no_package"
   if [ "$problems" -gt 0 ]; then
     echo "$me: $problems prerequisite(s) missing; nothing was deployed" >&2
@@ -359,6 +368,35 @@ ${token_line}  curl -s -X POST \$API_URL/tasks$auth_header -H 'Content-Type: app
 Logs:
   aws logs tail ${fn:-/aws/lambda/taskhost} --follow --region $region
 EOF
+  smoke_deployed "$url" "$auth_header"
+}
+
+# smoke_deployed URL AUTH_HEADER: scripts/smoke.sh against the new stack (see the top).
+smoke_deployed() {
+  local url=$1 auth_on=${2:+1} origin smoke_args=()
+  if [ "$opt_no_smoke" = 1 ]; then
+    echo "== smoke test skipped (--no-smoke)"
+    return 0
+  fi
+  if [ ! -f "$here/smoke.sh" ]; then
+    echo "$me: note: scripts/smoke.sh not found: the smoke test is skipped" >&2
+    return 0
+  fi
+  if [ -n "$auth_on" ] && [ -z "${SMOKE_TOKEN:-}" ]; then
+    echo "== smoke test skipped: auth is on and SMOKE_TOKEN is not set; run it with a token:"
+    # shellcheck disable=SC2016 # printed for the user's shell
+    echo '  scripts/smoke.sh '"$url"' --token "$(scripts/token.sh --create --user you@example.com)"'
+    return 0
+  fi
+  [ -z "$auth_on" ] || smoke_args+=(--token "$SMOKE_TOKEN")
+  origin=$(tfvar cors_origin)
+  [ -z "$origin" ] || [ "$origin" = "*" ] || smoke_args+=(--origin "$origin")
+  echo "== scripts/smoke.sh $url"
+  # --wait: a new stage can take a few seconds to answer.
+  if ! bash "$here/smoke.sh" "$url" --wait 60 "${smoke_args[@]+"${smoke_args[@]}"}"; then
+    echo "$me: the stack is deployed, but the smoke test failed (above): see the function's logs" >&2
+    exit 1
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

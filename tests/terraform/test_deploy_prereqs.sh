@@ -32,10 +32,13 @@ echo "$STATE" >"$t/repo/terraform/terraform.tfstate"
 # The base tools, nothing else: no terraform, no aws. jq, unzip and readelf are deploy's own
 # prerequisites: bin/ has them, nojq/ is the same without jq.
 mkdir -p "$t/nojq"
-for tool in bash dirname basename head tail sed grep mktemp rm cat cp env sort tr awk jq unzip readelf; do
+# curl is deploy's when it runs the smoke test: nocurl/ is bin/ without it.
+mkdir -p "$t/nocurl"
+for tool in bash dirname basename head tail sed grep mktemp rm cat cp env sort tr awk jq unzip readelf curl; do
   src=$(command -v "$tool") || { echo "test needs $tool"; exit 1; }
   ln -s "$src" "$t/bin/$tool"
   [ "$tool" = jq ] || ln -s "$src" "$t/nojq/$tool"
+  [ "$tool" = curl ] || ln -s "$src" "$t/nocurl/$tool"
 done
 
 # Real x86-64 ELF bootstraps (they fit Lambda: glibc only): one whose --check passes, one whose
@@ -80,6 +83,7 @@ case \$1 in
           api_endpoint) echo "https://abc123.execute-api.eu-west-1.amazonaws.com" ;;
           table_name) echo "taskhost-tasks" ;;
           log_group) echo "/aws/lambda/taskhost" ;;
+          cognito_user_pool_id) [ -n "\${STUB_TF_POOL:-}" ] && echo "\"\$STUB_TF_POOL\"" || echo null ;;
           -json) [ -n "\${STUB_TF_STATE_REGION:-}" ] && echo "{\\"region\\":{\\"value\\":\\"\$STUB_TF_STATE_REGION\\"}}" || echo "{}" ;;
         esac ;;
       state) [ "\${STUB_TF_EMPTY_STATE:-0}" = 1 ] || printf 'aws_dynamodb_table.tasks\nmodule.lambda.aws_lambda_function.this\n' ;;
@@ -103,6 +107,13 @@ case "\$1 \$2" in
 esac
 EOF
 chmod +x "$t/stubs/terraform/terraform" "$t/stubs/aws/aws"
+# scripts/smoke.sh (deploy runs it after the apply): records its arguments, exits STUB_SMOKE_RC.
+cat > "$t/repo/scripts/smoke.sh" <<EOF
+#!$BASH_BIN
+echo "smoke.sh \$*" >>"\$STUB_LOG"
+echo "== smoke.sh: stub"
+exit \${STUB_SMOKE_RC:-0}
+EOF
 cat > "$t/package.sh" <<EOF
 #!$BASH_BIN
 echo "package.sh \$*" >>"\$STUB_LOG"
@@ -323,6 +334,36 @@ no_call "deploy --no-package: package.sh is not run" "^package.sh"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
 if grep -qx "package.sh --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
 else bad "deploy --lua-only: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
+
+# --- the smoke test after the apply ----------------------------------------------------------
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var cors_origin=https://app.example
+if grep -qx "smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --wait 60 --origin https://app.example" <<<"$log"
+then ok "deploy: scripts/smoke.sh after the apply, with the API URL and the CORS origin"
+else bad "deploy: smoke.sh calls: $(grep '^smoke.sh' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+if [ "$(grep -E '^(terraform -chdir=[^ ]* apply|smoke.sh)' <<<"$log" | cut -d' ' -f1 | tr '\n' ' ')" = "terraform smoke.sh " ]
+then ok "deploy: the smoke test runs after the apply, once"
+else bad "deploy: apply/smoke order: $(grep -E '^(terraform -chdir=[^ ]* apply|smoke.sh)' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package --no-smoke
+expect "deploy --no-smoke: deployed, smoke test skipped" 0 "api_endpoint =" "smoke test skipped (--no-smoke)"
+no_call "deploy --no-smoke: smoke.sh is not run" "^smoke.sh"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_SMOKE_RC=1 -- --no-package
+expect "deploy: a failed smoke test → exit 1, the stack said to be deployed" 1 \
+  "the stack is deployed, but the smoke test failed"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_POOL=eu-west-1_abc -- --no-package
+expect "deploy: auth on, no SMOKE_TOKEN → skipped, the command to run it printed" 0 \
+  "smoke test skipped: auth is on and SMOKE_TOKEN is not set" \
+  "scripts/smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --token"
+no_call "deploy: auth on, no SMOKE_TOKEN → smoke.sh is not run" "^smoke.sh"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_POOL=eu-west-1_abc SMOKE_TOKEN=tok.en.sig -- --no-package
+if grep -qx "smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --wait 60 --token tok.en.sig" <<<"$log"
+then ok "deploy: auth on, SMOKE_TOKEN → smoke.sh --token"
+else bad "deploy: auth on, SMOKE_TOKEN: smoke.sh calls: $(grep '^smoke.sh' <<<"$log")"; fi
+base_bin=$t/nocurl run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: no curl → a missing prerequisite (the smoke test needs it)" 1 \
+  "curl not found on PATH" "1 prerequisite(s) missing"
+base_bin=$t/nocurl run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package --no-smoke
+expect "deploy --no-smoke: no curl needed" 0 "api_endpoint ="
 
 # --- the package checks: fits Lambda, then its bootstrap --check, before any terraform command --
 mkdir -p "$t/nounzip"
