@@ -4,7 +4,7 @@
 set -euo pipefail
 bucket=${1:?usage: backend.sh BUCKET REGION (the TF_STATE_BUCKET and TF_STATE_REGION variables)}
 region=${2:?usage: backend.sh BUCKET REGION}
-: "${AWS_REGION:?AWS_REGION (the stack's region) must be set}"
+: "${AWS_REGION:?AWS_REGION, the region of the stack, must be set}"
 cat >terraform/backend.tf <<TF
 terraform {
   backend "s3" {

@@ -47,7 +47,7 @@ section "the page's origin: python3 -m http.server on 127.0.0.1"
 WEB_PID=""
 stop_web() { [ -z "$WEB_PID" ] || { kill "$WEB_PID" 2>/dev/null; wait "$WEB_PID" 2>/dev/null; WEB_PID=""; }; }
 trap 'stop_web; _cleanup' EXIT
-for try in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
   web_port=$((40001 + RANDOM % 20000))
   port_in_use "$web_port" && continue
   python3 -m http.server --bind 127.0.0.1 --directory "$SOURCE_DIR/web" "$web_port" \
