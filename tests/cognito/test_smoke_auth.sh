@@ -38,6 +38,7 @@ for name in create read update list delete validation "not found" preflight; do
 done
 check_eq "smoke.sh --token: two PASS auth lines (no token, a tampered token)" 2 \
   "$(grep -c '^PASS auth:' <<<"$out")"
+check "smoke.sh --token: the 401's challenge seen" grep -q '^PASS auth: no token → 401, WWW-Authenticate: Bearer' <<<"$out"
 check_eq "smoke.sh --token: no FAIL line" "" "$(grep '^FAIL' <<<"$out")"
 http GET /tasks -H "Authorization: Bearer $TOKEN"
 check_jq "smoke.sh --token: the user's list is empty again" "$BODY" '.count == 0 and .next == null'
