@@ -20,7 +20,8 @@
 --     (parameters ignored, any case) is 415; a missing or blank one is accepted.
 --   * Unknown query parameters are ignored. `limit` is plain decimal digits.
 --     An empty, oversized or unknown `next` is 400 naming `next`.
---   * HEAD and any other method not listed for a path is 405 with Allow.
+--   * HEAD and any other method not listed for a path is 405 with Allow (and
+--     Access-Control-Allow-Methods the same: the path's methods).
 --   * Location keeps the stage/base-path prefix the client used (raw_path minus
 --     path), so it resolves to the new task; with none it is /tasks/<id>.
 
@@ -300,7 +301,8 @@ function M.handle(req)
       if req.method == "OPTIONS" then
         return preflight(route)
       end
-      return R.error(405, "Method not allowed", nil, { Allow = route.allow })
+      return R.error(405, "Method not allowed", nil,
+        { Allow = route.allow, ["Access-Control-Allow-Methods"] = route.allow })
     end
   end
   return R.not_found()

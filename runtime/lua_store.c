@@ -52,12 +52,8 @@ static const char *err_message(th_result r) {
   }
 }
 
-/* Logs the failure and returns nil, err to the script. */
-static int push_failure(lua_State *L, const char *op, th_result r, const char *detail) {
-  th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_STR("kind", err_kind(r)),
-                      TH_LOG_STR("error", th_result_name(r)), TH_LOG_STR("detail", detail)};
-  th_log(r == TH_ERR_INVALID ? TH_LOG_WARN : TH_LOG_ERROR, th_lua_request_id(L),
-         "store operation failed", f, (int)TH_ARRAY_LEN(f));
+/* Returns nil, err to the script (err.kind, err.message for r). */
+static int push_err(lua_State *L, th_result r) {
   lua_pushnil(L);
   lua_createtable(L, 0, 2);
   lua_pushstring(L, err_kind(r));
@@ -65,6 +61,15 @@ static int push_failure(lua_State *L, const char *op, th_result r, const char *d
   lua_pushstring(L, err_message(r));
   lua_setfield(L, -2, "message");
   return 2;
+}
+
+/* Logs the failure and returns nil, err to the script. */
+static int push_failure(lua_State *L, const char *op, th_result r, const char *detail) {
+  th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_STR("kind", err_kind(r)),
+                      TH_LOG_STR("error", th_result_name(r)), TH_LOG_STR("detail", detail)};
+  th_log(r == TH_ERR_INVALID ? TH_LOG_WARN : TH_LOG_ERROR, th_lua_request_id(L),
+         "store operation failed", f, (int)TH_ARRAY_LEN(f));
+  return push_err(L, r);
 }
 
 /* Moves a backend-owned string onto the stack and frees it. */
@@ -198,9 +203,14 @@ static int l_scan(lua_State *L) {
     if (!b->store->owner[0])
       return push_failure(L, "scan", TH_ERR_INTERNAL, "no owner bound to the store");
     if (th_cursor_open(b->cursor_secret, b->cursor_secret_len, b->store->identity,
-                       b->store->owner, cursor, &after) != TH_OK)
-      return push_failure(L, "scan", TH_ERR_INVALID,
-                          "cursor was not issued by this store to this owner");
+                       b->store->owner, cursor, &after) != TH_OK) {
+      /* The client's error (the route answers 400), not the store's: INFO, as any 4xx. */
+      th_log_field f[] = {TH_LOG_STR("op", "scan"),
+                          TH_LOG_STR("detail", "cursor was not issued by this store to this owner")};
+      th_log(TH_LOG_INFO, th_lua_request_id(L), "pagination cursor rejected", f,
+             (int)TH_ARRAY_LEN(f));
+      return push_err(L, TH_ERR_INVALID);
+    }
   }
   char *items = NULL, *last = NULL;
   const th_store_lua_ops *lo = lua_ops(b);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys taskhost to AWS: package, terraform init, plan, apply, then prints the API URL.
 #
-#   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [-var NAME=VALUE]... [-var-file FILE]...
+#   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [--no-smoke] [-var NAME=VALUE]... [-var-file FILE]...
 #
 #   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
 #   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
@@ -9,14 +9,16 @@
 #                    Cognito user pool (every account) or the function's IAM role without
 #                    asking; otherwise such a plan is applied only after you type 'replace'
 #                    at a terminal, and never from a script
+#   --no-smoke       do not run scripts/smoke.sh against the API after the apply
 #   -var, -var-file  passed to `terraform plan` (TF_VAR_<name> environment variables and
 #                    terraform/*.tfvars work too), e.g. -var region=eu-west-1
 #                    -var cors_origin=https://app.example.com; a relative -var-file is taken
 #                    from the current directory
 #
-# Checks first, and stops with one line per missing prerequisite: terraform >= 1.5, the aws
-# CLI, working AWS credentials, a region, jq (reads the plan), unzip and readelf (check the
-# package), and a package (or scripts/package.sh to make one).
+# Checks first, and stops with one line per missing prerequisite (all of them, not the first):
+# terraform >= 1.5, the aws CLI, working AWS credentials (a network that cannot reach AWS is
+# told from credentials that are missing or refused), a region, jq (reads the plan), unzip
+# and readelf (check the package), and a package (or scripts/package.sh to make one).
 # Before uploading, it unzips the package, checks its bootstrap fits Lambda (scripts/lambda-fit.sh:
 # ELF machine = the function's architecture, no glibc symbol newer than AL2023's 2.34) and runs
 # it with --check (route scripts and configuration load), so a bad binary or a Lua syntax error
@@ -24,6 +26,11 @@
 # The stack's region is recorded in the Terraform state: a deploy (or teardown) from another
 # region refuses with one line and changes nothing — IAM is global, and a plan made from the
 # wrong region would replace the live function's role.
+# After the apply, scripts/smoke.sh checks the deployed API (create, read, update, list, delete,
+# errors, CORS preflight; it deletes what it creates) and a failure makes deploy.sh exit 1 (the
+# stack stays deployed). With auth on it needs a token: SMOKE_TOKEN (environment), e.g.
+#   SMOKE_TOKEN=$(scripts/token.sh --user you@example.com) scripts/deploy.sh
+# without one it is skipped, and the command to run it is printed.
 # The Terraform state is local (terraform/terraform.tfstate) unless you configure a backend
 # (terraform/backend.tf.example): keep it, it is how teardown.sh and the next deploy find the
 # stack. The plan file (it holds the cursor secret) lives in a private temporary directory
@@ -110,11 +117,25 @@ check_aws() {
   fi
   if [ -z "$region" ]; then
     problem "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in \`aws configure\`), or pass -var region=us-east-1"
-    return
   fi
-  local out
-  if ! out=$(aws sts get-caller-identity --region "$region" --query Arn --output text 2>&1); then
-    problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
+  # The credentials are checked even without a region (STS answers in any), so that every
+  # missing prerequisite is reported at once. The AWS CLI's message tells a network that
+  # cannot reach AWS from credentials that are missing or refused.
+  local out first
+  if ! out=$(aws sts get-caller-identity --region "${region:-us-east-1}" --query Arn --output text \
+    --cli-connect-timeout 15 2>&1); then
+    first=$(grep -m 1 -v '^[[:space:]]*$' <<<"$out" | sed 's/^[[:space:]]*//')
+    case $out in
+      *"Could not connect to the endpoint URL"* | *"Connect timeout on endpoint URL"* | \
+        *"Read timeout on endpoint URL"* | *"Failed to resolve"* | *"Name or service not known"* | \
+        *"Temporary failure in name resolution"* | *"ProxyConnectionError"* | *"Failed to connect to proxy"*)
+        problem "cannot reach AWS: the network is unreachable from here (\`aws sts get-caller-identity\` failed: $first); check the connection, a proxy (HTTPS_PROXY) or AWS_ENDPOINT_URL; the credentials were not checked" ;;
+      *InvalidClientTokenId* | *SignatureDoesNotMatch* | *ExpiredToken* | *UnrecognizedClientException* | \
+        *AuthFailure* | *"security token included in the request is invalid"*)
+        problem "AWS credentials do not work: AWS refused them (\`aws sts get-caller-identity\` failed: $first): they are wrong or expired; run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID" ;;
+      *)
+        problem "AWS credentials do not work (\`aws sts get-caller-identity\` failed: $first): run \`aws configure\`, \`aws sso login\`, or set AWS_PROFILE / AWS_ACCESS_KEY_ID" ;;
+    esac
     return
   fi
   caller=$out
@@ -278,7 +299,8 @@ parse_args() {
 }
 
 main() {
-  extra_opts="no-package lua-only allow-replace"
+  extra_opts="no-package lua-only allow-replace no-smoke"
+  opt_no_smoke=0
   opt_no_package=0
   opt_lua_only=0
   opt_allow_replace=0
@@ -291,6 +313,8 @@ main() {
   check_terraform
   check_aws
   check_tools
+  [ "$opt_no_smoke" = 1 ] || command -v curl >/dev/null 2>&1 ||
+    problem "curl not found on PATH: install it; scripts/smoke.sh checks the API after the deploy (or pass --no-smoke)"
   check_package "$opt_no_package"
   if [ "$problems" -gt 0 ]; then
     echo "$me: $problems prerequisite(s) missing; nothing was deployed" >&2
@@ -344,6 +368,35 @@ ${token_line}  curl -s -X POST \$API_URL/tasks$auth_header -H 'Content-Type: app
 Logs:
   aws logs tail ${fn:-/aws/lambda/taskhost} --follow --region $region
 EOF
+  smoke_deployed "$url" "$auth_header"
+}
+
+# smoke_deployed URL AUTH_HEADER: scripts/smoke.sh against the new stack (see the top).
+smoke_deployed() {
+  local url=$1 auth_on=${2:+1} origin smoke_args=()
+  if [ "$opt_no_smoke" = 1 ]; then
+    echo "== smoke test skipped (--no-smoke)"
+    return 0
+  fi
+  if [ ! -f "$here/smoke.sh" ]; then
+    echo "$me: note: scripts/smoke.sh not found: the smoke test is skipped" >&2
+    return 0
+  fi
+  if [ -n "$auth_on" ] && [ -z "${SMOKE_TOKEN:-}" ]; then
+    echo "== smoke test skipped: auth is on and SMOKE_TOKEN is not set; run it with a token:"
+    # shellcheck disable=SC2016 # printed for the user's shell
+    echo '  scripts/smoke.sh '"$url"' --token "$(scripts/token.sh --create --user you@example.com)"'
+    return 0
+  fi
+  [ -z "$auth_on" ] || smoke_args+=(--token "$SMOKE_TOKEN")
+  origin=$(tfvar cors_origin)
+  [ -z "$origin" ] || [ "$origin" = "*" ] || smoke_args+=(--origin "$origin")
+  echo "== scripts/smoke.sh $url"
+  # --wait: a new stage can take a few seconds to answer.
+  if ! bash "$here/smoke.sh" "$url" --wait 60 "${smoke_args[@]+"${smoke_args[@]}"}"; then
+    echo "$me: the stack is deployed, but the smoke test failed (above): see the function's logs" >&2
+    exit 1
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

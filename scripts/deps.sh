@@ -7,7 +7,9 @@
 #   scripts/deps.sh --test   also what the test suite uses (curl, jq, valgrind, botocore, openssl,
 #                            the AWS CLI, clang + libFuzzer for the fuzz targets, wrk for
 #                            the concurrency run, node/npm for dynalite, cognito-local and the
-#                            Terraform checks, PyJWT and cryptography to sign and verify test tokens)
+#                            Terraform checks, PyJWT and cryptography to sign and verify test tokens,
+#                            chromium for the web client's browser test, PyYAML for the
+#                            workflow lint)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
@@ -15,7 +17,7 @@ packages=(build-essential cmake pkg-config
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip dpkg-dev debian-archive-keyring)
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
-    clang libclang-rt-dev wrk hyperfine openssl python3-jwt python3-cryptography)
+    clang libclang-rt-dev wrk hyperfine openssl python3-jwt python3-cryptography chromium python3-yaml)
 fi
 
 missing=()

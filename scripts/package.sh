@@ -33,6 +33,8 @@
 #                           [--build-dir DIR] [--output ZIP]
 #   --lua-only     re-zip without compiling (after editing lua/*.lua): takes the
 #                  binary already in the build dir, never runs CMake
+# Either way the route scripts are loaded first with the binary's --check (as deploy.sh and
+# Lambda's init load them): a script that does not load stops here, with no zip written.
 #   --system-libs  link Debian's shared libcurl and ship lib/ (see above)
 #   --min-deps     where build-min-deps.sh keeps the minimal static libraries
 #                  (default BUILD_DIR/min-deps; share one across build dirs)
@@ -111,6 +113,24 @@ grep -q '^TASKHOST_PACKAGE:BOOL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null || 
   echo "package.sh: $build_dir is not a TASKHOST_PACKAGE build" >&2
   exit 1
 }
+
+# The route scripts must load as `taskhost --check` loads them (the binary itself, against a
+# throwaway SQLite store, nothing from this shell's environment): a zip whose lua/ has a
+# syntax error or a failing require would only fail in Lambda's init.
+check_dir=$(mktemp -d)
+check_rc=0
+check_out=$(cd "$check_dir" && env -i PATH=/usr/bin:/bin TASKHOST_STORE="sqlite:$check_dir/check.db" \
+  TASKHOST_ROUTES="$root/lua" AWS_LAMBDA_LOG_FORMAT=Text "$binary" --check 2>&1) || check_rc=$?
+rm -rf "$check_dir"
+case $check_rc in
+  0) ;;
+  126 | 127)
+    echo "package.sh: note: $binary cannot run on this machine (exit $check_rc): the route scripts were not checked" >&2 ;;
+  *)
+    echo "package.sh: the route scripts in $root/lua do not load (taskhost --check); no package written:" >&2
+    echo "$check_out" | sed 's/^/    /' >&2
+    exit 1 ;;
+esac
 
 # The function's architecture (terraform/modules/lambda) and AL2023's glibc: a binary that
 # would fail Lambda's init is never zipped (checked again on the stripped copy with lib/).

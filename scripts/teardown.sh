@@ -14,10 +14,11 @@
 #      in place and nothing else; without a pool, the table alone)
 #   2. terraform destroy -var deletion_protection=false
 # Checks the same prerequisites as deploy.sh (terraform >= 1.5, the aws CLI, credentials, a
-# region, jq) first, each with its own line, and refuses, changing nothing, when the stack in
-# the state lives in another region than the one given (IAM is global: a teardown from the
-# wrong region would create a new table there and then destroy it together with the live
-# function's role).
+# region, jq) first, each with its own line; with no Terraform state in terraform/ (and no
+# backend configured) it says "nothing deployed" and stops, without `terraform init`. It
+# refuses, changing nothing, when the stack in the state lives in another region than the
+# one given (IAM is global: a teardown from the wrong region would create a new table there
+# and then destroy it together with the live function's role).
 # What stays: with point-in-time recovery on, DynamoDB keeps a system backup of the deleted
 # table, "<table>$DeletedTableBackup", for 35 days (restorable; storage billed as a backup).
 set -euo pipefail
@@ -39,6 +40,14 @@ main_teardown() {
     exit 1
   fi
   export AWS_REGION="$region"
+
+  # Nothing deployed from this checkout: no backend configured and no local state holding a
+  # resource. Said without `terraform init`, which would fetch providers from the registry.
+  if ! grep -qs '^[[:space:]]*backend[[:space:]]*"' "$tfdir"/*.tf &&
+    ! jq -e '(.resources // []) | length > 0' "$tfdir/terraform.tfstate" >/dev/null 2>&1; then
+    echo "$me: nothing deployed: terraform/ has no Terraform state with resources in it and no backend configured, so there is nothing to destroy (was the stack deployed from this checkout?)"
+    exit 0
+  fi
 
   # filebase64sha256(package_path) is evaluated on every plan, destroy included: when the zip
   # is gone, hand Terraform a placeholder (nothing is uploaded by a destroy).

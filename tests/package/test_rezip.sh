@@ -58,4 +58,28 @@ if [ "$rc" -ne 0 ]; then pass; else fail "--lua-only with no binary: fails"; fi
 check "--lua-only with no binary: says to build first" grep -q 'without it' "$TMP/none.log"
 check "--lua-only with no binary: no zip" test ! -e "$TMP/none.zip"
 
+section "--lua-only with a route script that does not load: refused, as taskhost --check refuses"
+# A syntax error in routes.lua, and a module routes.lua requires that fails as it loads.
+for broken in syntax require; do
+  rm -rf "$root/lua"
+  cp -r "$SOURCE_DIR/lua" "$root/lua"
+  case $broken in
+    syntax) printf 'local x = = 1\n' >>"$root/lua/routes.lua" ;;
+    require) printf 'error("boom in helper")\n' >"$root/lua/th_broken_helper.lua"
+      sed -i '1i local _broken = require("th_broken_helper")' "$root/lua/routes.lua" ;;
+  esac
+  rm -f "$TMP/broken.zip"
+  bash "$root/scripts/package.sh" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
+    --output "$TMP/broken.zip" >"$TMP/broken.log" 2>&1
+  rc=$?
+  if [ "$rc" -ne 0 ]; then pass; else fail "--lua-only, $broken error in lua/: exits non-zero" "exit 0"; fi
+  check "--lua-only, $broken error in lua/: says the scripts do not load" \
+    grep -q 'route scripts in .* do not load' "$TMP/broken.log"
+  check "--lua-only, $broken error in lua/: names the failure" \
+    grep -Eq 'routes.lua:[0-9]+|boom in helper' "$TMP/broken.log"
+  check "--lua-only, $broken error in lua/: no zip written" test ! -e "$TMP/broken.zip"
+  sed 's/^/      /' "$TMP/broken.log"
+done
+check_eq "the build dir's binary and objects: still untouched" "$before" "$(state)"
+
 finish

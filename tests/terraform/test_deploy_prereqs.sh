@@ -24,14 +24,21 @@ bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 mkdir -p "$t/repo/scripts" "$t/repo/terraform" "$t/repo/dist" "$t/home" "$t/bin" "$t/stubs"
 cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$repo/scripts/lambda-fit.sh" "$t/repo/scripts/"
 ZIP="$t/repo/dist/taskhost-lambda.zip"
+# A local state holding a resource: teardown.sh reads it before anything else (without one it
+# says "nothing deployed"); the stub terraform answers the rest.
+STATE='{"version": 4, "resources": [{"mode": "managed", "type": "aws_dynamodb_table", "name": "tasks"}]}'
+echo "$STATE" >"$t/repo/terraform/terraform.tfstate"
 
 # The base tools, nothing else: no terraform, no aws. jq, unzip and readelf are deploy's own
 # prerequisites: bin/ has them, nojq/ is the same without jq.
 mkdir -p "$t/nojq"
-for tool in bash dirname basename head tail sed grep mktemp rm cat cp env sort tr awk jq unzip readelf; do
+# curl is deploy's when it runs the smoke test: nocurl/ is bin/ without it.
+mkdir -p "$t/nocurl"
+for tool in bash dirname basename head tail sed grep mktemp rm cat cp env sort tr awk jq unzip readelf curl; do
   src=$(command -v "$tool") || { echo "test needs $tool"; exit 1; }
   ln -s "$src" "$t/bin/$tool"
   [ "$tool" = jq ] || ln -s "$src" "$t/nojq/$tool"
+  [ "$tool" = curl ] || ln -s "$src" "$t/nocurl/$tool"
 done
 
 # Real x86-64 ELF bootstraps (they fit Lambda: glibc only): one whose --check passes, one whose
@@ -76,6 +83,7 @@ case \$1 in
           api_endpoint) echo "https://abc123.execute-api.eu-west-1.amazonaws.com" ;;
           table_name) echo "taskhost-tasks" ;;
           log_group) echo "/aws/lambda/taskhost" ;;
+          cognito_user_pool_id) [ -n "\${STUB_TF_POOL:-}" ] && echo "\"\$STUB_TF_POOL\"" || echo null ;;
           -json) [ -n "\${STUB_TF_STATE_REGION:-}" ] && echo "{\\"region\\":{\\"value\\":\\"\$STUB_TF_STATE_REGION\\"}}" || echo "{}" ;;
         esac ;;
       state) [ "\${STUB_TF_EMPTY_STATE:-0}" = 1 ] || printf 'aws_dynamodb_table.tasks\nmodule.lambda.aws_lambda_function.this\n' ;;
@@ -89,12 +97,23 @@ cat > "$t/stubs/aws/aws" <<EOF
 echo "aws \$*" >>"\$STUB_LOG"
 case "\$1 \$2" in
   "sts get-caller-identity")
-    if [ "\${STUB_AWS_CREDS:-1}" = 1 ]; then echo "arn:aws:iam::123456789012:user/dev"
-    else echo "" >&2; echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2; exit 253; fi ;;
+    case \${STUB_AWS_CREDS:-1} in
+      1) echo "arn:aws:iam::123456789012:user/dev" ;;
+      net) echo "" >&2; echo "Could not connect to the endpoint URL: \"https://sts.\$4.amazonaws.com/\"" >&2; exit 255 ;;
+      bad) echo "" >&2; echo "An error occurred (InvalidClientTokenId) when calling the GetCallerIdentity operation: The security token included in the request is invalid." >&2; exit 254 ;;
+      *) echo "" >&2; echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2; exit 253 ;;
+    esac ;;
   "configure get") [ -n "\${STUB_AWS_PROFILE_REGION:-}" ] && echo "\$STUB_AWS_PROFILE_REGION" || exit 1 ;;
 esac
 EOF
 chmod +x "$t/stubs/terraform/terraform" "$t/stubs/aws/aws"
+# scripts/smoke.sh (deploy runs it after the apply): records its arguments, exits STUB_SMOKE_RC.
+cat > "$t/repo/scripts/smoke.sh" <<EOF
+#!$BASH_BIN
+echo "smoke.sh \$*" >>"\$STUB_LOG"
+echo "== smoke.sh: stub"
+exit \${STUB_SMOKE_RC:-0}
+EOF
 cat > "$t/package.sh" <<EOF
 #!$BASH_BIN
 echo "package.sh \$*" >>"\$STUB_LOG"
@@ -185,6 +204,21 @@ expect "teardown: no credentials → exit 1" 1 "AWS credentials do not work"
 
 run deploy.sh "$BOTH" -- --no-package
 expect "deploy: no region anywhere → said so" 1 "no AWS region: set AWS_REGION"
+run deploy.sh "$BOTH" STUB_AWS_CREDS=0 -- --no-package
+expect "deploy: no region and no credentials → both named" 1 "no AWS region: set AWS_REGION" \
+  "AWS credentials do not work (\`aws sts get-caller-identity\` failed: Unable to locate credentials" \
+  "2 prerequisite(s) missing"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_AWS_CREDS=net -- --no-package
+expect "deploy: AWS unreachable → the network named, not the credentials" 1 \
+  "cannot reach AWS: the network is unreachable from here" "Could not connect to the endpoint URL" \
+  "the credentials were not checked"
+if grep -q "credentials do not work" <<<"$out"; then bad "deploy: unreachable network blamed on the credentials"
+else ok "deploy: unreachable network not blamed on the credentials"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_AWS_CREDS=bad -- --no-package
+expect "deploy: credentials refused by AWS → said so, not the network" 1 \
+  "AWS credentials do not work: AWS refused them" "InvalidClientTokenId"
+if grep -q "cannot reach AWS" <<<"$out"; then bad "deploy: refused credentials blamed on the network"
+else ok "deploy: refused credentials not blamed on the network"; fi
 run deploy.sh "$BOTH" -- --no-package -var region=ap-southeast-2
 expect "deploy: -var region=… is a region" 0 "api_endpoint ="
 run deploy.sh "$BOTH" STUB_AWS_PROFILE_REGION=eu-central-1 -- --no-package
@@ -301,6 +335,36 @@ run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
 if grep -qx "package.sh --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
 else bad "deploy --lua-only: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
 
+# --- the smoke test after the apply ----------------------------------------------------------
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var cors_origin=https://app.example
+if grep -qx "smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --wait 60 --origin https://app.example" <<<"$log"
+then ok "deploy: scripts/smoke.sh after the apply, with the API URL and the CORS origin"
+else bad "deploy: smoke.sh calls: $(grep '^smoke.sh' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+if [ "$(grep -E '^(terraform -chdir=[^ ]* apply|smoke.sh)' <<<"$log" | cut -d' ' -f1 | tr '\n' ' ')" = "terraform smoke.sh " ]
+then ok "deploy: the smoke test runs after the apply, once"
+else bad "deploy: apply/smoke order: $(grep -E '^(terraform -chdir=[^ ]* apply|smoke.sh)' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package --no-smoke
+expect "deploy --no-smoke: deployed, smoke test skipped" 0 "api_endpoint =" "smoke test skipped (--no-smoke)"
+no_call "deploy --no-smoke: smoke.sh is not run" "^smoke.sh"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_SMOKE_RC=1 -- --no-package
+expect "deploy: a failed smoke test → exit 1, the stack said to be deployed" 1 \
+  "the stack is deployed, but the smoke test failed"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_POOL=eu-west-1_abc -- --no-package
+expect "deploy: auth on, no SMOKE_TOKEN → skipped, the command to run it printed" 0 \
+  "smoke test skipped: auth is on and SMOKE_TOKEN is not set" \
+  "scripts/smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --token"
+no_call "deploy: auth on, no SMOKE_TOKEN → smoke.sh is not run" "^smoke.sh"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_POOL=eu-west-1_abc SMOKE_TOKEN=tok.en.sig -- --no-package
+if grep -qx "smoke.sh https://abc123.execute-api.eu-west-1.amazonaws.com --wait 60 --token tok.en.sig" <<<"$log"
+then ok "deploy: auth on, SMOKE_TOKEN → smoke.sh --token"
+else bad "deploy: auth on, SMOKE_TOKEN: smoke.sh calls: $(grep '^smoke.sh' <<<"$log")"; fi
+base_bin=$t/nocurl run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: no curl → a missing prerequisite (the smoke test needs it)" 1 \
+  "curl not found on PATH" "1 prerequisite(s) missing"
+base_bin=$t/nocurl run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package --no-smoke
+expect "deploy --no-smoke: no curl needed" 0 "api_endpoint ="
+
 # --- the package checks: fits Lambda, then its bootstrap --check, before any terraform command --
 mkdir -p "$t/nounzip"
 for f in "$t/bin"/*; do [ "${f##*/}" = unzip ] || ln -s "$(readlink "$f")" "$t/nounzip/${f##*/}"; done
@@ -344,6 +408,15 @@ no_call "teardown: nothing destroyed without confirmation" "destroy"
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 STUB_TF_EMPTY_STATE=1 -- --yes
 expect "teardown: empty state → nothing to destroy, exit 0" 0 "nothing to destroy"
 no_call "teardown: empty state → no destroy" "destroy"
+rm "$t/repo/terraform/terraform.tfstate"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes
+expect "teardown: no state at all → nothing deployed, exit 0" 0 "nothing deployed" "nothing to destroy"
+no_call "teardown: no state → no terraform init (no registry)" "terraform -chdir=[^ ]* init"
+echo '{"version": 4, "resources": []}' >"$t/repo/terraform/terraform.tfstate"
+run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes
+expect "teardown: a state with no resources (destroyed before) → nothing deployed" 0 "nothing deployed"
+no_call "teardown: empty state file → no terraform init" "terraform -chdir=[^ ]* init"
+echo "$STATE" >"$t/repo/terraform/terraform.tfstate"
 
 run teardown.sh "$BOTH" AWS_REGION=eu-west-1 -- --yes -var name=demo
 expect "teardown --yes: destroys" 0 "== destroyed"

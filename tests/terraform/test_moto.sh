@@ -199,7 +199,9 @@ lacks "init: no other provider (hashicorp/random is gone: only the public regist
 run "terraform validate" 0 -- terraform -chdir=terraform validate -no-color
 
 # --- deploy -------------------------------------------------------------------------------------
-run "deploy.sh --no-package to $REGION" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+# --no-smoke, on every deploy.sh here: moto creates the API but runs no function behind it,
+# so scripts/smoke.sh would have nothing to check (tests/e2e/test_smoke.sh tests it).
+run "deploy.sh --no-package to $REGION" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
 has "deploy: the package fits Lambda and passes its self-check" "== package self-check: "
 has "deploy: prints the API URL" "api_endpoint = https://"
 has "deploy: shows how to get a token" 'TOKEN=$(scripts/token.sh --create --user you@example.com)'
@@ -291,7 +293,7 @@ else
 fi
 
 # --- a second deploy replaces nothing -----------------------------------------------------------
-run "second deploy.sh from $REGION" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+run "second deploy.sh from $REGION" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
 has "second deploy: nothing added or destroyed" "0 to add"
 has "second deploy: nothing destroyed" "0 to destroy"
 (cd "$R" && AWS_REGION=$REGION terraform -chdir=terraform plan -input=false -no-color -out="$t/again.tfplan" >/dev/null)
@@ -334,7 +336,7 @@ stack_whole() { # NAME
     bad "$1: a table appeared in $OTHER"
   else ok "$1: no table created in $OTHER"; fi
 }
-run "deploy.sh from $OTHER: refused" 1 AWS_REGION=$OTHER -- bash scripts/deploy.sh --no-package
+run "deploy.sh from $OTHER: refused" 1 AWS_REGION=$OTHER -- bash scripts/deploy.sh --no-package --no-smoke
 has "deploy from $OTHER: one line naming both regions" "the stack in the Terraform state is in $REGION, not $OTHER"
 lacks "deploy from $OTHER: no plan was made" "== terraform plan"
 stack_whole "after deploy from $OTHER"
@@ -344,7 +346,7 @@ has "teardown from $OTHER: one line naming both regions" \
 stack_whole "after teardown from $OTHER"
 printf 'region = "%s"\n' "$OTHER" >"$t/other.tfvars"
 run "deploy.sh with AWS_REGION=$REGION but -var-file naming $OTHER: refused" 1 AWS_REGION=$REGION -- \
-  bash scripts/deploy.sh --no-package -var-file "$t/other.tfvars"
+  bash scripts/deploy.sh --no-package --no-smoke -var-file "$t/other.tfvars"
 has "deploy -var-file: the file's region is the one checked" "is in $REGION, not $OTHER"
 printf 'region = "%s"\n' "$OTHER" >"$R/terraform/zz.auto.tfvars"
 run "teardown.sh with terraform/*.auto.tfvars naming $OTHER: refused" 1 AWS_REGION=$REGION -- bash scripts/teardown.sh --yes
@@ -353,7 +355,7 @@ stack_whole "after the -var-file and auto.tfvars runs"
 
 # --- a plan that replaces the table: never applied without confirmation -----------------------
 run "deploy.sh -var name=renamed (replaces the table and the role), no terminal: refused" 1 \
-  AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package -var name=renamed
+  AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var name=renamed
 has "replace: the plan's deletions are listed" "aws_dynamodb_table.tasks: delete then create"
 has "replace: the role too" "module.lambda.aws_iam_role.function: delete then create"
 has "replace: the user pool too (a new pool: every account gone, new subs)" "aws_cognito_user_pool.users[0]: delete then create"
@@ -363,14 +365,14 @@ no_plan_left "refused replacement"
 
 # --- a plan that deletes the user pool (auth = "none"): never applied without confirmation ------
 run "deploy.sh -var auth=none on a Cognito stack (deletes the pool), no terminal: refused" 1 \
-  AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package -var auth=none
+  AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var auth=none
 has "auth=none: the pool's deletion is listed" "aws_cognito_user_pool.users[0]: delete"
 has "auth=none: nothing applied" "nothing was applied"
 if awsr $REGION cognito-idp describe-user-pool --user-pool-id "$pool_id" >/dev/null 2>&1; then
   ok "auth=none refused: the pool is still there"
 else bad "auth=none refused: the pool is gone"; fi
 run "deploy.sh -var auth=jwt without jwt_issuer: refused at plan time" 1 AWS_REGION=$REGION -- \
-  bash scripts/deploy.sh --no-package -var auth=jwt
+  bash scripts/deploy.sh --no-package --no-smoke -var auth=jwt
 has "auth=jwt without an issuer: the precondition says what is missing" 'auth = "jwt" needs jwt_issuer'
 check "auth=jwt refused: the authorizer is still the pool's" jq -e --arg i "https://cognito-idp.$REGION.amazonaws.com/$pool_id" \
   'length == 1 and .[0].JwtConfiguration.Issuer == $i' <(authorizers "$api_id")
@@ -397,11 +399,11 @@ EOF
   (cd "$t/pkg" && zip -qr "$R/dist/taskhost-lambda.zip" .)
 }
 bad_zip aarch64
-run "deploy.sh with an AArch64 bootstrap for an x86_64 function: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+run "deploy.sh with an AArch64 bootstrap for an x86_64 function: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
 has "machine: said so" "built for 'AArch64', but the function's architecture is x86_64"
 lacks "machine: nothing planned" "== terraform plan"
 bad_zip glibc238
-run "deploy.sh with a bootstrap needing GLIBC_2.38: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+run "deploy.sh with a bootstrap needing GLIBC_2.38: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
 has "glibc: said so" "needs GLIBC_2.38, newer than Amazon Linux 2023's 2.34"
 cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
 
@@ -437,7 +439,7 @@ run "teardown.sh again: nothing to destroy" 0 AWS_REGION=$REGION -- bash scripts
 has "teardown again: said so" "nothing to destroy"
 
 # --- auth = "none": no pool, no authorizer, every route open -------------------------------------
-run "deploy.sh -var auth=none" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package -var auth=none
+run "deploy.sh -var auth=none" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var auth=none
 lacks "auth=none: no token in the example" "TOKEN="
 has "auth=none: the plain curl" 'curl -s $API_URL/tasks'
 outputs=$(cd "$R" && terraform -chdir=terraform output -json)
@@ -454,13 +456,13 @@ export TASKHOST_PASSWORD='Correct-Horse-9-battery'
 run "auth=none: token.sh says the stack has no Cognito" 3 -- bash scripts/token.sh --user alice@example.com
 has "auth=none: token.sh names the missing output" "the Terraform outputs have no cognito_user_pool_id: the stack was deployed without Cognito auth"
 unset TASKHOST_PASSWORD
-run "second deploy.sh -var auth=none" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package -var auth=none
+run "second deploy.sh -var auth=none" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var auth=none
 has "auth=none, second deploy: nothing added" "0 to add"
 has "auth=none, second deploy: nothing destroyed" "0 to destroy"
 
 # --- switched to auth = "jwt" (an issuer of your own): the authorizer added, nothing replaced ------
 issuer=https://issuer.example.com/
-run "deploy.sh -var auth=jwt with an issuer and an audience" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package \
+run "deploy.sh -var auth=jwt with an issuer and an audience" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke \
   -var auth=jwt -var jwt_issuer=$issuer -var 'jwt_audience=["api://taskhost","spa-client"]'
 has "auth=jwt: nothing destroyed" "0 to destroy"
 has "auth=jwt: the example sends a token" 'Authorization: Bearer $TOKEN'
@@ -493,7 +495,7 @@ else
   mv "$R/terraform" "$R/terraform.new"
   git -C "$repo" archive "$OLD_MAIN" terraform | tar -x -C "$R"
   cp "$R/terraform.new/moto_override.tf" "$R/terraform/"
-  run "upgrade: a stack of main before accounts" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  run "upgrade: a stack of main before accounts" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
   old_table=$(cd "$R" && terraform -chdir=terraform output -raw table_name)
   check "upgrade: its table, $old_table, is keyed id alone" jq -e '.Table.KeySchema == [{"AttributeName": "id", "KeyType": "HASH"}]' \
     <(awsr $REGION dynamodb describe-table --table-name "$old_table")
@@ -508,7 +510,7 @@ else
   cp "$R/terraform.new/"*.tf "$R/terraform/"
   rm -rf "$R/terraform/modules" && cp -r "$R/terraform.new/modules" "$R/terraform/modules"
   echo 'auth = "none"' >"$R/terraform/auth.auto.tfvars"
-  run "upgrade: deploy.sh at once is refused (the new key would replace the table)" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  run "upgrade: deploy.sh at once is refused (the new key would replace the table)" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
   has "upgrade: the table's replacement is named" "aws_dynamodb_table.tasks: delete then create"
   has "upgrade: and the way round it" 'README "Upgrading" keeps that table and copies its tasks'
   run "upgrade 1: terraform state rm aws_dynamodb_table.tasks" 0 AWS_REGION=$REGION -- terraform -chdir=terraform state rm aws_dynamodb_table.tasks
@@ -527,7 +529,7 @@ else
   awsr $REGION dynamodb update-item --table-name "$old_table" --key '{"id": {"S": "00000000-0000-4000-8000-000000001003"}}' \
     --update-expression "SET #s = :s, updated_at = :u" --expression-attribute-names '{"#s": "status"}' \
     --expression-attribute-values '{":s": {"S": "completed"}, ":u": {"N": "1700000200"}}' >/dev/null
-  run "upgrade 4: deploy.sh switches the function" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  run "upgrade 4: deploy.sh switches the function" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
   lacks "upgrade 4: auth.auto.tfvars kept auth = none (no user pool)" "aws_cognito_user_pool.users[0]: Creat"
   has "upgrade 4: nothing destroyed" "0 to destroy"
   check "upgrade 4: the function serves from $new_table" jq -e --arg t "$new_table" '.Environment.Variables.TABLE_NAME == $t' \
@@ -542,7 +544,7 @@ else
     ok "upgrade: migrate-table.sh left $old_table as it was"
   else bad "upgrade: $old_table changed"; fi
   check "upgrade: $old_table survives, deletion protection on" jq -e '.Table.DeletionProtectionEnabled == true' <(awsr $REGION dynamodb describe-table --table-name "$old_table")
-  run "upgrade: a later deploy changes nothing more" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
+  run "upgrade: a later deploy changes nothing more" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
   has "upgrade: later deploy, nothing destroyed" "0 to destroy"
   run "upgrade 6: deletion protection off the old table" 0 -- aws --region $REGION dynamodb update-table --table-name "$old_table" --no-deletion-protection-enabled
   run "upgrade 6: delete the old table" 0 -- aws --region $REGION dynamodb delete-table --table-name "$old_table"
