@@ -226,8 +226,10 @@ int main(int argc, char **argv) {
   FILE *mout = cfg.metrics == TH_METRICS_STDERR         ? stderr
                : cfg.metrics == TH_METRICS_ON && rt ? stdout
                                                     : NULL;
-  if (mout && th_metrics_new(cfg.metrics_namespace, cfg.metrics_service,
-                             TH_VERSION "+" TH_COMMIT, mout, &metrics) != TH_OK) {
+  /* The line's "level": never below what Lambda's log filter lets through. */
+  const char *mlevel = th_log_level_name(cfg.log_level > TH_LOG_INFO ? cfg.log_level : TH_LOG_INFO);
+  if (mout && th_metrics_new(cfg.metrics_namespace, cfg.metrics_service, TH_VERSION "+" TH_COMMIT,
+                             mlevel, mout, &metrics) != TH_OK) {
     start_failed(rt, "Runtime.Unknown", "out of memory setting up the metrics");
     goto done;
   }

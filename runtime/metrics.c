@@ -22,6 +22,7 @@ struct th_metrics {
   char ns[256];
   char service[256];
   char version[128];
+  char level[16];   /* "" when none */
   int lines;    /* lines encoded so far: the first is the cold start */
 };
 
@@ -123,6 +124,7 @@ static int encode_protected(lua_State *L) {
   set_property(L, t, "requestId", j->s->request_id);
   set_property(L, t, "traceId", j->s->trace_id);
   set_property(L, t, "version", j->m->version);
+  set_property(L, t, "level", j->m->level);
   lua_call(L, 1, 1);
   lua_pushliteral(L, "\n");
   lua_concat(L, 2);
@@ -143,10 +145,11 @@ static long long epoch_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-th_result th_metrics_new(const char *ns, const char *service, const char *version, FILE *out,
-                         th_metrics **m_out) {
+th_result th_metrics_new(const char *ns, const char *service, const char *version,
+                         const char *level, FILE *out, th_metrics **m_out) {
   if (!ns || !service || !version || !out || !*ns || !*service || strlen(ns) > 255 ||
-      strlen(service) > 255 || strlen(version) >= sizeof(((th_metrics *)0)->version))
+      strlen(service) > 255 || strlen(version) >= sizeof(((th_metrics *)0)->version) ||
+      (level && strlen(level) >= sizeof(((th_metrics *)0)->level)))
     return TH_ERR_INVALID;
   th_metrics *m = calloc(1, sizeof *m);
   if (!m)
@@ -154,6 +157,7 @@ th_result th_metrics_new(const char *ns, const char *service, const char *versio
   snprintf(m->ns, sizeof m->ns, "%s", ns);
   snprintf(m->service, sizeof m->service, "%s", service);
   snprintf(m->version, sizeof m->version, "%s", version);
+  snprintf(m->level, sizeof m->level, "%s", level ? level : "");
   m->out = out;
   pthread_mutex_init(&m->lock, NULL);
   m->L = luaL_newstate();

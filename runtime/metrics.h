@@ -18,7 +18,11 @@
  * route's name, request.operation: 1..63 letters and digits, else
  * TH_METRICS_UNMATCHED) — never an id or a user. Properties, so a metric
  * leads to its log: requestId, traceId (Lambda-Runtime-Trace-Id), version;
- * each left out when NULL, empty or not valid UTF-8.
+ * each left out when NULL, empty or not valid UTF-8. And "level", when given
+ * at creation: Lambda's log-level filtering (JSON log format) reads a line
+ * without one as INFO and drops it under AWS_LAMBDA_LOG_LEVEL=WARN or above,
+ * which would silence the metrics; main.c passes the higher of INFO and the
+ * configured level, so the line always passes the filter.
  * Encoding: lua-cjson on a private Lua state owned by the th_metrics (no
  * second JSON encoder). A line that cannot be encoded (out of memory) is not
  * written; the next one is tried afresh.
@@ -47,10 +51,10 @@ typedef struct th_metrics_sample {
   double timestamp_ms;    /* epoch ms of the line; 0: now */
 } th_metrics_sample;
 
-/* ns, service (1..255 bytes, checked by config.c) and version are copied;
- * out is the stream every line goes to. */
-th_result th_metrics_new(const char *ns, const char *service, const char *version, FILE *out,
-                         th_metrics **m_out);
+/* ns, service (1..255 bytes, checked by config.c), version and level (or
+ * NULL: no "level" member) are copied; out is the stream every line goes to. */
+th_result th_metrics_new(const char *ns, const char *service, const char *version,
+                         const char *level, FILE *out, th_metrics **m_out);
 
 /* The sample's line without its newline; *line points into m and stays
  * valid until the next call on m (for tests: it is what th_metrics_emit

@@ -758,8 +758,10 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
   if (rc != TH_OK)
     goto done;
   if (cfg->metrics == TH_METRICS_STDERR &&
-      (rc = th_metrics_new(cfg->metrics_namespace, cfg->metrics_service,
-                           TH_VERSION "+" TH_COMMIT, stderr, &s.metrics)) != TH_OK) {
+      (rc = th_metrics_new(cfg->metrics_namespace, cfg->metrics_service, TH_VERSION "+" TH_COMMIT,
+                           th_log_level_name(cfg->log_level > TH_LOG_INFO ? cfg->log_level
+                                                                          : TH_LOG_INFO),
+                           stderr, &s.metrics)) != TH_OK) {
     set_err(err, errlen, "cannot set up the metrics: %s", th_result_name(rc));
     goto done;
   }

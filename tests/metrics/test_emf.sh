@@ -11,7 +11,9 @@
 #     counts per status class, the operations, the store calls, one cold
 #     start, the request and trace ids and the version as properties, the
 #     function's name as the Service dimension;
-#   - TASKHOST_METRICS_NAMESPACE, TASKHOST_METRICS=off, invalid values;
+#   - TASKHOST_METRICS_NAMESPACE, TASKHOST_METRICS=off, invalid values; the
+#     line's "level" (INFO, or the configured level above it: Lambda's log-level
+#     filter reads a line without one as INFO and would drop it);
 #   - --local and --serve: no line by default, the same line on stderr with
 #     TASKHOST_METRICS=stderr;
 #   - DynamoDB (under tests/integration/with_dynalite.sh) through
@@ -152,26 +154,29 @@ check_jq "ColdStart: 1 on the first invocation only" "$L" '[.[].ColdStart] == [1
 check_jq "properties: requestId, traceId (Lambda-Runtime-Trace-Id), version" "$L" \
   'all(.[]; .traceId == $t and .version == $v)' --arg t "$TRACE" --arg v "$VERSION"
 check_match "version property: <project version>+<commit>" '^[0-9]+\.[0-9]+\.[0-9]+\+[0-9a-z]+$' "$VERSION"
+check_jq "level INFO: Lambda's log-level filter keeps the line" "$L" 'all(.[]; .level == "INFO")'
 check_jq "Service: the function's name (AWS_LAMBDA_FUNCTION_NAME)" "$L" 'all(.[]; .Service == "taskhost-emf-test")'
 check_jq "Timestamp: epoch ms within the run" "$L" \
   'all(.[]; ._aws.Timestamp >= $t0 and ._aws.Timestamp <= $t1)' --argjson t0 "$T0" --argjson t1 "$T1"
 check_jq "no other members: no id, path or user reaches a line" "$L" \
   'all(.[]; (keys - ["_aws","Service","Operation","Requests","Latency","2xx","4xx","5xx","StoreCalls",
-     "StoreLatency","StoreRetries","StoreThrottles","ColdStart","requestId","traceId","version"]) == [])'
+     "StoreLatency","StoreRetries","StoreThrottles","ColdStart","requestId","traceId","version","level"]) == [])'
 check "the start-up log line carries version, commit and build type" \
   jq -e -s --arg v "$VERSION" 'any(.[]; .message == "Runtime API loop started"
     and (.version + "+" + .commit) == $v and (.buildType | length > 0))' "$RT_LOG"
 rapi_stop
 
-section "Lambda loop: TASKHOST_METRICS_NAMESPACE; TASKHOST_METRICS=off"
+section "Lambda loop: TASKHOST_METRICS_NAMESPACE and the level under AWS_LAMBDA_LOG_LEVEL=ERROR; TASKHOST_METRICS=off"
 rapi_start --dynamic || { fail "test server starts"; finish; }
-TASKHOST_METRICS_NAMESPACE="taskhost/prod" rt_start
+TASKHOST_METRICS_NAMESPACE="taskhost/prod" AWS_LAMBDA_LOG_LEVEL=ERROR rt_start
 send ns-1 "$TRACE" v2 GET /tasks
 rt_term
 emf_lines "$TMP/rt.$RAPI_N.out" >"$TMP/ns.emf"
 valid "namespace" "$TMP/ns.emf" 1
 check "the namespace from TASKHOST_METRICS_NAMESPACE" \
   jq -e 'all(._aws.CloudWatchMetrics[]; .Namespace == "taskhost/prod")' "$TMP/ns.emf"
+check "AWS_LAMBDA_LOG_LEVEL=ERROR: level ERROR, so Lambda's filter does not drop the line" \
+  jq -e '.level == "ERROR"' "$TMP/ns.emf"
 rapi_stop
 rapi_start --dynamic || { fail "test server starts"; finish; }
 TASKHOST_METRICS=off rt_start

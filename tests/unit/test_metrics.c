@@ -49,7 +49,7 @@ static int holds(const char *expr) {
 
 static th_metrics *fresh(void) {
   th_metrics *m = NULL;
-  th_result rc = th_metrics_new("taskhost/test", "fn-1", "1.2.3+abc", stdout, &m);
+  th_result rc = th_metrics_new("taskhost/test", "fn-1", "1.2.3+abc", "WARN", stdout, &m);
   CHECK(rc == TH_OK && m, "th_metrics_new: %d", rc);
   return m;
 }
@@ -97,6 +97,7 @@ static void test_shape(void) {
   CHECK(holds("doc.ColdStart == 1"), "first line: cold start");
   CHECK(holds("doc.requestId == 'rid-1' and doc.traceId == 'Root=1-a-b' and doc.version == '1.2.3+abc'"),
         "properties");
+  CHECK(holds("doc.level == 'WARN'"), "level given at creation");
   CHECK(encode(m, &s), "second line");
   CHECK(holds("doc.ColdStart == 0"), "second line: no cold start");
   CHECK(encode(m, &s) && holds("doc.ColdStart == 0"), "third line: no cold start");
@@ -187,11 +188,13 @@ static void test_new_refuses(void) {
   char big[300];
   memset(big, 'n', 256);
   big[256] = '\0';
-  CHECK(th_metrics_new("", "s", "v", stdout, &m) == TH_ERR_INVALID && !m, "empty namespace");
-  CHECK(th_metrics_new(big, "s", "v", stdout, &m) == TH_ERR_INVALID && !m, "256-byte namespace");
-  CHECK(th_metrics_new("n", "", "v", stdout, &m) == TH_ERR_INVALID && !m, "empty service");
-  CHECK(th_metrics_new("n", "s", NULL, stdout, &m) == TH_ERR_INVALID && !m, "no version");
-  CHECK(th_metrics_new("n", "s", "v", NULL, &m) == TH_ERR_INVALID && !m, "no stream");
+  CHECK(th_metrics_new("", "s", "v", NULL, stdout, &m) == TH_ERR_INVALID && !m, "empty namespace");
+  CHECK(th_metrics_new(big, "s", "v", NULL, stdout, &m) == TH_ERR_INVALID && !m, "256-byte namespace");
+  CHECK(th_metrics_new("n", "", "v", NULL, stdout, &m) == TH_ERR_INVALID && !m, "empty service");
+  CHECK(th_metrics_new("n", "s", NULL, NULL, stdout, &m) == TH_ERR_INVALID && !m, "no version");
+  CHECK(th_metrics_new("n", "s", "v", "A-LEVEL-NAME-TOO-LONG", stdout, &m) == TH_ERR_INVALID && !m,
+        "level too long");
+  CHECK(th_metrics_new("n", "s", "v", NULL, NULL, &m) == TH_ERR_INVALID && !m, "no stream");
   th_metrics_emit(NULL, &(th_metrics_sample){0}); /* NULL: nothing, no crash */
 }
 
@@ -201,7 +204,7 @@ static void test_emit(void) {
   if (!f)
     return;
   th_metrics *m = NULL;
-  CHECK(th_metrics_new("ns", "svc", "v", f, &m) == TH_OK, "new");
+  CHECK(th_metrics_new("ns", "svc", "v", NULL, f, &m) == TH_OK, "new");
   th_metrics_sample s = {.operation = "DeleteTask", .status = 200, .latency_ms = 1,
                          .timestamp_ms = 1700000000000.0};
   th_metrics_emit(m, &s);
@@ -215,7 +218,8 @@ static void test_emit(void) {
   char *nl = strchr(buf, '\n');
   CHECK(nl && nl[1] && strchr(nl + 1, '\n') == buf + n - 1, "two lines, each ended by a newline");
   if (nl) {
-    CHECK(decode(buf, (size_t)(nl - buf)) && holds("doc.ColdStart == 1 and doc.Operation == 'DeleteTask'"),
+    CHECK(decode(buf, (size_t)(nl - buf)) && holds("doc.ColdStart == 1 and doc.Operation == 'DeleteTask' "
+                                                   "and doc.level == nil"),
           "first line");
     CHECK(decode(nl + 1, strlen(nl + 1) - 1) && holds("doc.ColdStart == 0"), "second line");
   }
