@@ -12,12 +12,21 @@
 #include "utf8.h"
 
 #define MAX_OPERATION 63
+#define MAX_LINE ((size_t)64 * 1024) /* far past any line (~1.1 KB); EMF allows 256 KB */
 #define KEY_ENCODE "th.metrics.encode"
-#define KEY_DIRECTIVES "th.metrics.directives"
+#define KEY_MEMBERS "th.metrics.members"
 
+/* A line is the head — {"_aws":{"CloudWatchMetrics":<the directives, encoded
+ * once by cjson at creation>,"Timestamp": — then the timestamp (an integer),
+ * "},", and the root members encoded by cjson without their opening brace.
+ * Every value is cjson's; only the constant frame and an integer are ours.
+ * Encoding the directives (two thirds of the line, the same every time) once
+ * halves the cost of a line (bench/hotpath.md). */
 struct th_metrics {
   pthread_mutex_t lock;
-  lua_State *L; /* cjson and the directives, built once; the last line on its stack */
+  lua_State *L; /* cjson and the root members' table, reused line after line */
+  th_buf head;  /* the constant head (above) */
+  th_buf line;  /* the last line, with its newline */
   FILE *out;
   char ns[256];
   char service[256];
@@ -79,42 +88,57 @@ static void push_directive(lua_State *L, const char *ns, int per_operation) {
   lua_setfield(L, -2, "Metrics");
 }
 
-/* Builds what every line shares: cjson's encode and the directives. */
+/* Builds what every line shares: cjson's encode, the head (the directives
+ * encoded), and the members' table with the members that never change. */
 static int setup_protected(lua_State *L) {
-  const th_metrics *m = lua_touserdata(L, 1);
+  th_metrics *m = lua_touserdata(L, 1);
   luaL_requiref(L, "cjson", luaopen_cjson, 0);
   lua_getfield(L, -1, "encode");
+  lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, KEY_ENCODE);
   lua_createtable(L, 2, 0);
   push_directive(L, m->ns, 0);
   lua_rawseti(L, -2, 1);
   push_directive(L, m->ns, 1);
   lua_rawseti(L, -2, 2);
-  lua_setfield(L, LUA_REGISTRYINDEX, KEY_DIRECTIVES);
+  lua_call(L, 1, 1);
+  size_t n;
+  const char *cwm = lua_tolstring(L, -1, &n);
+  if (th_buf_append_str(&m->head, "{\"_aws\":{\"CloudWatchMetrics\":") != TH_OK ||
+      th_buf_append(&m->head, cwm, n) != TH_OK ||
+      th_buf_append_str(&m->head, ",\"Timestamp\":") != TH_OK)
+    return luaL_error(L, "out of memory");
+  lua_createtable(L, 0, (int)TH_ARRAY_LEN(metrics) + 6);
+  lua_pushstring(L, m->service);
+  lua_setfield(L, -2, "Service");
+  if (m->version[0]) {
+    lua_pushstring(L, m->version);
+    lua_setfield(L, -2, "version");
+  }
+  if (m->level[0]) {
+    lua_pushstring(L, m->level);
+    lua_setfield(L, -2, "level");
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, KEY_MEMBERS);
   return 0;
 }
 
+/* t[key] = value, or nil when value is NULL, empty or not UTF-8. */
 static void set_property(lua_State *L, int t, const char *key, const char *value) {
-  if (value && *value && th_utf8_valid(value, strlen(value))) {
+  if (value && *value && th_utf8_valid(value, strlen(value)))
     lua_pushstring(L, value);
-    lua_setfield(L, t, key);
-  }
+  else
+    lua_pushnil(L);
+  lua_setfield(L, t, key);
 }
 
-/* Pushes the line's JSON text; runs inside lua_pcall (index 1: the job). */
+/* Pushes the root members' JSON text (everything but _aws); runs inside
+ * lua_pcall (index 1: the job). */
 static int encode_protected(lua_State *L) {
   const job *j = lua_touserdata(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, KEY_ENCODE);
-  lua_createtable(L, 0, (int)TH_ARRAY_LEN(metrics) + 6);
+  lua_getfield(L, LUA_REGISTRYINDEX, KEY_MEMBERS);
   int t = lua_gettop(L);
-  lua_createtable(L, 0, 2);
-  lua_pushinteger(L, j->timestamp);
-  lua_setfield(L, -2, "Timestamp");
-  lua_getfield(L, LUA_REGISTRYINDEX, KEY_DIRECTIVES);
-  lua_setfield(L, -2, "CloudWatchMetrics");
-  lua_setfield(L, t, "_aws");
-  lua_pushstring(L, j->m->service);
-  lua_setfield(L, t, "Service");
   lua_pushstring(L, j->operation);
   lua_setfield(L, t, "Operation");
   for (size_t i = 0; i < TH_ARRAY_LEN(metrics); i++) {
@@ -123,11 +147,7 @@ static int encode_protected(lua_State *L) {
   }
   set_property(L, t, "requestId", j->s->request_id);
   set_property(L, t, "traceId", j->s->trace_id);
-  set_property(L, t, "version", j->m->version);
-  set_property(L, t, "level", j->m->level);
   lua_call(L, 1, 1);
-  lua_pushliteral(L, "\n");
-  lua_concat(L, 2);
   return 1;
 }
 
@@ -159,6 +179,8 @@ th_result th_metrics_new(const char *ns, const char *service, const char *versio
   snprintf(m->version, sizeof m->version, "%s", version);
   snprintf(m->level, sizeof m->level, "%s", level ? level : "");
   m->out = out;
+  th_buf_init(&m->head, MAX_LINE);
+  th_buf_init(&m->line, MAX_LINE);
   pthread_mutex_init(&m->lock, NULL);
   m->L = luaL_newstate();
   if (!m->L)
@@ -187,13 +209,26 @@ static th_result encode_locked(th_metrics *m, const th_metrics_sample *s, const 
   lua_settop(L, 0);
   lua_pushcfunction(L, encode_protected);
   lua_pushlightuserdata(L, &j);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    lua_settop(L, 0);
-    return TH_ERR_NOMEM;
+  th_result rc = TH_ERR_NOMEM;
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    size_t n;
+    const char *members = lua_tolstring(L, -1, &n); /* "{...}", never empty */
+    char ts[32];
+    int tn = snprintf(ts, sizeof ts, "%lld},", j.timestamp);
+    th_buf_reset(&m->line);
+    if (members && n > 2 && members[0] == '{' &&
+        th_buf_append(&m->line, m->head.data, m->head.len) == TH_OK &&
+        th_buf_append(&m->line, ts, (size_t)tn) == TH_OK &&
+        th_buf_append(&m->line, members + 1, n - 1) == TH_OK &&
+        th_buf_append(&m->line, "\n", 1) == TH_OK) {
+      m->lines++;
+      *line = m->line.data; /* with its newline */
+      *len = m->line.len;
+      rc = TH_OK;
+    }
   }
-  m->lines++;
-  *line = lua_tolstring(L, -1, len); /* with its newline */
-  return TH_OK;
+  lua_settop(L, 0);
+  return rc;
 }
 
 th_result th_metrics_encode(th_metrics *m, const th_metrics_sample *s, const char **line,
@@ -225,6 +260,8 @@ void th_metrics_free(th_metrics *m) {
     return;
   if (m->L)
     lua_close(m->L);
+  th_buf_free(&m->head);
+  th_buf_free(&m->line);
   pthread_mutex_destroy(&m->lock);
   free(m);
 }
