@@ -264,9 +264,20 @@ end
 
 -- Routing ----------------------------------------------------------------
 
+-- names: each request's operation in the metrics (docs/operations.md); the
+-- host reads req.operation after the route returns. A short fixed set: never
+-- a value taken from the request.
 local ROUTES = {
-  { pattern = "^/tasks$", methods = { GET = list_tasks, POST = create_task } },
-  { pattern = "^/tasks/([^/]+)$", methods = { GET = get_task, PUT = update_task, DELETE = delete_task } },
+  {
+    pattern = "^/tasks$",
+    methods = { GET = list_tasks, POST = create_task },
+    names = { GET = "ListTasks", POST = "CreateTask" },
+  },
+  {
+    pattern = "^/tasks/([^/]+)$",
+    methods = { GET = get_task, PUT = update_task, DELETE = delete_task },
+    names = { GET = "GetTask", PUT = "UpdateTask", DELETE = "DeleteTask" },
+  },
 }
 
 local METHOD_ORDER = { "GET", "POST", "PUT", "PATCH", "DELETE" }
@@ -296,11 +307,14 @@ function M.handle(req)
     if capture then
       local handler = route.methods[req.method]
       if handler then
+        req.operation = route.names[req.method]
         return handler(req, capture)
       end
       if req.method == "OPTIONS" then
+        req.operation = "Preflight"
         return preflight(route)
       end
+      req.operation = "MethodNotAllowed"
       return R.error(405, "Method not allowed", nil,
         { Allow = route.allow, ["Access-Control-Allow-Methods"] = route.allow })
     end

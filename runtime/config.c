@@ -159,6 +159,46 @@ static th_result read_aws(th_config *c, char *err, size_t errlen) {
 
 /* TASKHOST_JWT_AUDIENCE: comma-separated, each entry trimmed of spaces and
  * tabs; an empty entry is a mistake (",," or a trailing comma), not skipped. */
+/* TASKHOST_METRICS, TASKHOST_METRICS_NAMESPACE and the Service dimension
+ * (config.h). CloudWatch refuses a namespace outside its character set or
+ * in the AWS/ space reserved for AWS services. */
+static th_result read_metrics(th_config *c, char *err, size_t errlen) {
+  static const char ns_chars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_/#: ";
+  static const char name_chars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const char *mode = env("TASKHOST_METRICS");
+  c->metrics = TH_METRICS_ON;
+  if (mode && strcasecmp(mode, "off") == 0)
+    c->metrics = TH_METRICS_OFF;
+  else if (mode && strcasecmp(mode, "stderr") == 0)
+    c->metrics = TH_METRICS_STDERR;
+  else if (mode && strcasecmp(mode, "on") != 0) {
+    snprintf(err, errlen, "invalid TASKHOST_METRICS: expected on, off or stderr");
+    return TH_ERR_INVALID;
+  }
+  const char *ns = env("TASKHOST_METRICS_NAMESPACE");
+  if (!ns)
+    ns = "taskhost";
+  size_t n = strlen(ns);
+  if (n == 0 || n >= sizeof c->metrics_namespace || strspn(ns, ns_chars) != n ||
+      strncmp(ns, "AWS/", 4) == 0) {
+    snprintf(err, errlen,
+             "invalid TASKHOST_METRICS_NAMESPACE: 1 to 255 of A-Z a-z 0-9 . - _ / # : and "
+             "space, not starting with AWS/");
+    return TH_ERR_INVALID;
+  }
+  memcpy(c->metrics_namespace, ns, n + 1);
+  /* Lambda's function names: 1..64 letters, digits, - and _ (a name Lambda
+   * would not set is not used: the dimension stays the default). */
+  const char *fn = env("AWS_LAMBDA_FUNCTION_NAME");
+  size_t fl = fn ? strlen(fn) : 0;
+  if (!fn || fl >= sizeof c->metrics_service || strspn(fn, name_chars) != fl)
+    fn = "taskhost";
+  snprintf(c->metrics_service, sizeof c->metrics_service, "%s", fn);
+  return TH_OK;
+}
+
 static th_result split_audiences(th_config *c, const char *v, char *err, size_t errlen) {
   size_t n = 1;
   for (const char *p = v; *p; p++)
@@ -317,6 +357,8 @@ th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_
     }
   }
   if ((rc = read_auth(c, err, errlen)) != TH_OK)
+    goto fail;
+  if ((rc = read_metrics(c, err, errlen)) != TH_OK)
     goto fail;
   rc = TH_ERR_INVALID;
   if (!c->routes_dir || !c->cors_origin || !c->cursor_secret ||

@@ -11,6 +11,11 @@
 
 typedef enum th_store_kind { TH_STORE_SQLITE, TH_STORE_DYNAMODB } th_store_kind;
 
+/* TASKHOST_METRICS: where the per-invocation EMF line goes (metrics.h).
+ * on (default): stdout in Lambda mode, nowhere in --local and --serve;
+ * stderr: on stderr in every mode (local inspection); off: nowhere. */
+typedef enum th_metrics_mode { TH_METRICS_ON, TH_METRICS_OFF, TH_METRICS_STDERR } th_metrics_mode;
+
 /* TASKHOST_AUTH: none (every task belongs to "public") or jwt (auth.h). */
 typedef enum th_auth_mode { TH_AUTH_NONE, TH_AUTH_JWT } th_auth_mode;
 
@@ -28,6 +33,11 @@ typedef struct th_config {
   int workers;                /* TASKHOST_WORKERS for --serve (default 4) */
   int log_level;              /* th_log_level; AWS_LAMBDA_LOG_LEVEL or TASKHOST_LOG_LEVEL */
   int log_json;               /* AWS_LAMBDA_LOG_FORMAT: JSON (default) or Text */
+  th_metrics_mode metrics;    /* TASKHOST_METRICS (above) */
+  char metrics_namespace[256]; /* TASKHOST_METRICS_NAMESPACE (default "taskhost"): 1..255
+                                  of A-Z a-z 0-9 . - _ / # : and space, not AWS/... */
+  char metrics_service[65];    /* the Service dimension: AWS_LAMBDA_FUNCTION_NAME (Lambda
+                                  sets it), else "taskhost" */
 
   /* Accounts. TASKHOST_AUTH (default none). The three below are read only
    * with jwt (NULL / 0 otherwise), and needed only by --serve, which verifies

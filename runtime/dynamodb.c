@@ -1490,6 +1490,8 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
       }
     }
     th_ddb_kind kind = o.error.kind;
+    if (kind == TH_DDB_THROTTLING)
+      o.throttled++;
     const char *stop = NULL;
     double delay = 0;
     if (!th_ddb_retryable(kind) || r == TH_ERR_TIMEOUT)

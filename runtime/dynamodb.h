@@ -234,6 +234,7 @@ typedef struct th_ddb_outcome {
   char *body;          /* TH_OK: the 200 response body (free with th_ddb_outcome_free) */
   size_t len;
   int attempts;        /* attempts made */
+  int throttled;       /* of those, the ones answered with a throttling error */
   int maybe_applied;   /* an earlier attempt failed after it may have been applied
                           (5xx, broken connection, timeout, bad CRC) */
   th_ddb_error error;  /* failure: the last error (kind NONE for a transport failure) */

@@ -517,6 +517,8 @@ typedef struct invocation {
   excerpt path;
   th_auth_outcome auth;
   th_invoke_ctx bound; /* *ctx with the owner auth resolved; ctx points here then */
+  th_store_stats stats; /* the route's store operations (store.h) */
+  char operation[64];   /* request.operation as the route left it, or "" */
 } invocation;
 
 /* Pushes {status=, headers={...}, body=json} for an error message. */
@@ -673,6 +675,18 @@ static void bind_owner(th_host *h, const char *owner, const char *request_id) {
   }
 }
 
+/* request.operation (raw: no script code runs), the route's name for the
+ * request in the metrics; left "" when it is not a string that fits. */
+static void copy_operation(lua_State *L, int req, char *out, size_t n) {
+  lua_pushliteral(L, "operation");
+  lua_rawget(L, req);
+  size_t len = 0;
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (s && len < n)
+    memcpy(out, s, len + 1);
+  lua_pop(L, 1);
+}
+
 /* Calls routes.handle(request) under the budget and pushes its response, or a
  * 500 response after logging why the route failed. */
 static void push_route_response(lua_State *L, invocation *inv, int req) {
@@ -689,6 +703,7 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   if (reserve > STORE_RESERVE_MS)
     reserve = STORE_RESERVE_MS;
   h->binding.store->deadline_ms = deadline - (reserve > 0 ? reserve : 0);
+  h->binding.store->stats = &inv->stats;
   bind_owner(h, inv->ctx ? inv->ctx->owner : NULL, inv->request_id);
   atomic_int *in_route = inv->ctx ? inv->ctx->in_route : NULL;
   if (in_route)
@@ -698,8 +713,10 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
     atomic_store(in_route, 0);
   h->binding.store->deadline_ms = 0;
   h->binding.store->owner[0] = '\0';
+  h->binding.store->stats = NULL;
   disarm_budget(h);
   lua_remove(L, handler);
+  copy_operation(L, req, inv->operation, sizeof inv->operation);
   if (status == LUA_OK)
     return;
   h->route_failed = 1;
@@ -871,6 +888,9 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
   if (res) {
     res->status = inv.status;
     snprintf(res->request_id, sizeof res->request_id, "%s", rid);
+    memcpy(res->operation, inv.operation, sizeof res->operation);
+    res->store = inv.stats;
+    res->duration_ms = th_now_ms() - started;
   }
   if (rc == TH_OK) {
     /* A method or path cut for the log says how long it was. */

@@ -43,6 +43,12 @@ typedef struct th_invoke_ctx {
 typedef struct th_invoke_result {
   int status;               /* HTTP status of the response written */
   char request_id[128];     /* the id used in logs */
+  /* For the metrics (metrics.h): the name the route gave the request
+   * (request.operation, a string of at most 63 bytes; "" when it set none),
+   * the time th_host_invoke took, and the store operations the route made. */
+  char operation[64];
+  double duration_ms;
+  th_store_stats store;
 } th_invoke_result;
 
 /* Creates a host and loads the route scripts from cfg->routes_dir.

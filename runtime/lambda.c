@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "lua_modules.h"
+#include "metrics.h"
+#include "version.h"
 #include "watchdog.h"
 
 #define API_PATH "/2018-06-01/runtime"
@@ -58,6 +60,7 @@ struct th_lambda {
   char curl_err[CURL_ERROR_SIZE];
   int curl_ready;                  /* curl_global_init succeeded */
   th_watchdog *watchdog;           /* during th_lambda_run */
+  th_metrics *metrics;             /* borrowed, or NULL */
 };
 
 /* Set by SIGTERM/SIGINT; read between calls and by the progress callback. */
@@ -340,6 +343,8 @@ nomem:
   return TH_ERR_NOMEM;
 }
 
+void th_lambda_set_metrics(th_lambda *l, th_metrics *m) { l->metrics = m; }
+
 void th_lambda_free(th_lambda *l) {
   if (!l)
     return;
@@ -584,6 +589,18 @@ static void set_trace_env(th_lambda *l, const char *trace_id) {
   }
 }
 
+/* The invocation's EMF line, once it is answered (the client does not wait
+ * for it). status: the one the client got, 0 when it got none (an /error). */
+static void emit_metrics(th_lambda *l, const answer_headers *h, const th_invoke_result *res,
+                         int status) {
+  if (!l->metrics)
+    return;
+  th_metrics_sample ms = {.operation = res->operation, .status = status,
+                          .latency_ms = res->duration_ms, .store = res->store,
+                          .request_id = h->request_id, .trace_id = h->trace_id};
+  th_metrics_emit(l->metrics, &ms);
+}
+
 /* Runs the event in l->body and answers it. Returns 1 when the Runtime API
  * reported a non-recoverable state. */
 static int serve_one(th_lambda *l, th_host *host) {
@@ -615,6 +632,8 @@ static int serve_one(th_lambda *l, th_host *host) {
       snprintf(msg, sizeof msg, "the event is larger than %zu bytes",
                (size_t)TH_LAMBDA_MAX_EVENT_BYTES);
     v = post_error(l, rid, too_large ? "Runtime.PayloadTooLarge" : "Runtime.Unknown", msg);
+    th_invoke_result none = {0};
+    emit_metrics(l, h, &none, 0);
     th_buf_free(&l->body);
     return v == TH_LAMBDA_FATAL;
   }
@@ -625,7 +644,8 @@ static int serve_one(th_lambda *l, th_host *host) {
   char *response = NULL;
   size_t rlen = 0;
   char err[1024] = "";
-  th_invoke_result res;
+  th_invoke_result res = {0};
+  int answered = 0; /* the proxy response was posted and taken */
   th_watchdog_arm(l->watchdog, rid, deadline);
   th_result rc = th_host_invoke(host, l->body.data ? l->body.data : "", l->body.len, &ctx,
                                 &response, &rlen, &res, err, sizeof err);
@@ -637,6 +657,7 @@ static int serve_one(th_lambda *l, th_host *host) {
     v = post_error(l, rid, "Function.ResponseSizeTooLarge", msg);
   } else if (rc == TH_OK) {
     v = post_invocation(l, TH_LAMBDA_RESPONSE, rid, response, rlen, NULL);
+    answered = v == TH_LAMBDA_OK;
     if (v == TH_LAMBDA_TOO_LARGE)
       v = post_error(l, rid, "Function.ResponseSizeTooLarge",
                      "the Runtime API refused the response as too large");
@@ -646,6 +667,7 @@ static int serve_one(th_lambda *l, th_host *host) {
     v = post_error(l, rid, "Runtime.Unknown", err[0] ? err : th_result_name(rc));
   }
   free(response);
+  emit_metrics(l, h, &res, answered ? res.status : 0);
   /* An unusually large event leaves no big buffer behind. */
   if (l->body.cap > ((size_t)1 << 20))
     th_buf_free(&l->body);
@@ -676,7 +698,9 @@ int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms) {
   sigaction(SIGINT, &stop, &old_int);
   sigaction(SIGPIPE, &ignore, &old_pipe);
 
-  th_log(TH_LOG_INFO, NULL, "Runtime API loop started", NULL, 0);
+  th_log_field vf[] = {TH_LOG_STR("version", TH_VERSION), TH_LOG_STR("commit", TH_COMMIT),
+                       TH_LOG_STR("buildType", TH_BUILD_TYPE)};
+  th_log(TH_LOG_INFO, NULL, "Runtime API loop started", vf, (int)TH_ARRAY_LEN(vf));
   int status = 0, failures = 0;
   long pause = RETRY_FIRST_MS;
   while (!stop_requested) {

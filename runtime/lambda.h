@@ -16,6 +16,9 @@
  * timeouts end before Lambda's own and the JSON 500 still gets out;
  * Lambda-Runtime-Invoked-Function-Arn is request.function_arn;
  * Lambda-Runtime-Trace-Id is set as _X_AMZN_TRACE_ID (unset when absent).
+ * After the answer is posted, the invocation's EMF line (metrics.h) goes out
+ * with the route's operation, status, handling time and store costs (an
+ * invocation answered on /error: status 0, counted as a 5xx).
  *
  * Errors (POST …/error, body {errorMessage, errorType, stackTrace: []} encoded
  * by lua-cjson, header Lambda-Runtime-Function-Error-Type = errorType):
@@ -84,6 +87,11 @@ th_result th_lambda_init_error(th_lambda *l, const char *error_type, const char 
  * past lua_timeout_ms + TH_WATCHDOG_GRACE_MS (or just before Lambda's
  * deadline) with the JSON 500 and ends the process with status 3. */
 int th_lambda_run(th_lambda *l, th_host *host, int lua_timeout_ms);
+
+/* From now on each invocation writes its EMF line through m (metrics.h):
+ * borrowed, must outlive the loop; NULL: none. */
+struct th_metrics;
+void th_lambda_set_metrics(th_lambda *l, struct th_metrics *m);
 
 void th_lambda_free(th_lambda *l);
 

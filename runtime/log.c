@@ -48,6 +48,10 @@ int th_log_level_parse(const char *s) {
   return -1;
 }
 
+const char *th_log_level_name(th_log_level level) {
+  return level_names[level < TH_LOG_TRACE ? TH_LOG_TRACE : level > TH_LOG_FATAL ? TH_LOG_FATAL : level];
+}
+
 void th_log_configure(th_log_level min_level, int json) {
   pthread_mutex_lock(&log_lock);
   log_min = min_level;

@@ -50,6 +50,8 @@ static inline const char *th_log_str_or_empty(const char *s) { return s ? s : ""
 
 /* Parses "TRACE".."FATAL" (any case); returns -1 when unknown. */
 int th_log_level_parse(const char *s);
+/* "TRACE".."FATAL". */
+const char *th_log_level_name(th_log_level level);
 void th_log_configure(th_log_level min_level, int json);
 int th_log_enabled(th_log_level level);
 /* A record with the C core's fields. request_id may be NULL. */

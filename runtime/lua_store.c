@@ -94,6 +94,18 @@ static void plain_from_top(lua_State *L) {
 
 static const th_store_lua_ops *lua_ops(const th_store_binding *b) { return b->store->ops->lua; }
 
+/* The time an operation starts, for count_call: 0 when nobody counts. */
+static double call_start(const th_store *s) { return s->stats ? th_now_ms() : 0; }
+
+/* Adds one operation that started at t0 to the request's store costs
+ * (store.h), whatever its outcome. */
+static void count_call(th_store *s, double t0) {
+  if (s->stats) {
+    s->stats->calls++;
+    s->stats->latency_ms += th_now_ms() - t0;
+  }
+}
+
 static const char *check_id(lua_State *L, int arg) {
   size_t len;
   const char *id = luaL_checklstring(L, arg, &len);
@@ -110,7 +122,9 @@ static int l_create(lua_State *L) {
   const char *id = check_id(L, -1);
   th_av_push_item(L, 1);
   th_json_encode(L, -1);
+  double t0 = call_start(b->store);
   th_result r = b->store->ops->create(b->store, id, lua_tostring(L, -1));
+  count_call(b->store, t0);
   if (r == TH_OK || r == TH_ERR_EXISTS) {
     lua_pushboolean(L, r == TH_OK);
     return 1;
@@ -123,7 +137,9 @@ static int l_get(lua_State *L) {
   const char *id = check_id(L, 1);
   char *item = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
+  double t0 = call_start(b->store);
   th_result r = lo && lo->get ? lo->get(b->store, id, L) : b->store->ops->get(b->store, id, &item);
+  count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -153,8 +169,10 @@ static int l_update(lua_State *L) {
   th_json_encode(L, -1);
   char *item = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
+  double t0 = call_start(b->store);
   th_result r = lo && lo->update ? lo->update(b->store, id, lua_tostring(L, -1), L)
                                  : b->store->ops->update(b->store, id, lua_tostring(L, -1), &item);
+  count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -175,8 +193,10 @@ static int l_delete(lua_State *L) {
   const char *id = check_id(L, 1);
   char *old = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
+  double t0 = call_start(b->store);
   th_result r = lo && lo->remove ? lo->remove(b->store, id, L)
                                  : b->store->ops->remove(b->store, id, &old);
+  count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -216,6 +236,7 @@ static int l_scan(lua_State *L) {
   const th_store_lua_ops *lo = lua_ops(b);
   th_result r;
   int avs = 0;
+  double t0 = call_start(b->store);
   if (lo && lo->scan) {
     lua_createtable(L, (int)limit, 0); /* the AV maps, decoded by the backend */
     avs = lua_gettop(L);
@@ -223,6 +244,7 @@ static int l_scan(lua_State *L) {
   } else {
     r = b->store->ops->scan(b->store, (int)limit, after, &items, &last);
   }
+  count_call(b->store, t0);
   free(after);
   if (r != TH_OK)
     return push_failure(L, "scan", r, b->store->error);

@@ -8,6 +8,9 @@
  *                         arguments when AWS_LAMBDA_RUNTIME_API is set (Lambda
  *                         starts `bootstrap` that way). A start-up failure is
  *                         reported to the Runtime API's init/error.
+ *   --version             version, commit and build type (version.h)
+ * Metrics (metrics.h, TASKHOST_METRICS): one EMF line per invocation, on
+ * stdout in Lambda mode; on stderr in every mode with TASKHOST_METRICS=stderr.
  * Exit status: 0 ran (--lambda: stopped by SIGTERM/SIGINT); 1 start-up failed
  * (configuration, scripts, store), the Runtime API was lost, or --serve
  * stopped now with a request it could not answer (serve.h); 2 bad usage or
@@ -24,9 +27,11 @@
 #include "host.h"
 #include "lambda.h"
 #include "log.h"
+#include "metrics.h"
 #include "serve.h"
 #include "store.h"
 #include "store_dynamodb.h"
+#include "version.h"
 #include "watchdog.h"
 
 #define MAX_EVENT_BYTES (6 * 1024 * 1024 + 65536) /* Lambda's payload limit + envelope */
@@ -38,6 +43,7 @@ static void usage(FILE *out) {
         "       taskhost --lua-test FILE       run a Lua test script in the sandbox\n"
         "       taskhost --lambda              the AWS Lambda Runtime API loop (the default\n"
         "                                      when AWS_LAMBDA_RUNTIME_API is set)\n"
+        "       taskhost --version             version, commit and build type\n"
         "configuration comes from the environment: see README.md\n",
         out);
 }
@@ -100,7 +106,8 @@ static int read_all(const char *path, char **out, size_t *len, char *err, size_t
   return 0;
 }
 
-static int run_local(th_host *host, const char *path, double lua_timeout_ms) {
+static int run_local(th_host *host, th_metrics *metrics, const char *path,
+                     double lua_timeout_ms) {
   char err[1024];
   char *event = NULL, *response = NULL;
   size_t len = 0, rlen = 0;
@@ -122,11 +129,17 @@ static int run_local(th_host *host, const char *path, double lua_timeout_ms) {
   }
   th_invoke_ctx ctx = {.request_id = rid, .in_route = th_watchdog_route_flag(wd)};
   th_watchdog_arm(wd, rid, 0);
-  th_invoke_result res;
+  th_invoke_result res = {0};
   th_result rc = th_host_invoke(host, event, len, &ctx, &response, &rlen, &res, err, sizeof err);
   th_watchdog_disarm(wd); /* does not return if the watchdog answered */
   th_watchdog_stop(wd);
   free(event);
+  if (rc != TH_ERR_INVALID) {
+    th_metrics_sample ms = {.operation = res.operation, .status = rc == TH_OK ? res.status : 0,
+                            .latency_ms = res.duration_ms, .store = res.store, .request_id = rid,
+                            .trace_id = getenv("_X_AMZN_TRACE_ID")};
+    th_metrics_emit(metrics, &ms);
+  }
   if (rc == TH_ERR_INVALID) {
     fprintf(stderr, "taskhost: %s: %s\n", strcmp(path, "-") == 0 ? "stdin" : path, err);
     return 2;
@@ -155,6 +168,10 @@ int main(int argc, char **argv) {
   const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
   if (!mode && runtime_api && *runtime_api)
     mode = "--lambda"; /* Lambda runs bootstrap with no arguments */
+  if (mode && strcmp(mode, "--version") == 0 && argc == 2) {
+    printf("taskhost %s (commit %s, %s build)\n", TH_VERSION, TH_COMMIT, TH_BUILD_TYPE);
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
   if (!mode || strcmp(mode, "--help") == 0 || strcmp(mode, "-h") == 0) {
     usage(mode ? stdout : stderr);
     return mode ? 0 : 2;
@@ -188,6 +205,7 @@ int main(int argc, char **argv) {
   int status = 1;
   th_store *store = NULL;
   th_host *host = NULL;
+  th_metrics *metrics = NULL;
 
   if (strcmp(mode, "--serve") == 0) {
     status = th_serve_run(&cfg, arg ? arg : "127.0.0.1:3000", open_store, err, sizeof err);
@@ -205,19 +223,31 @@ int main(int argc, char **argv) {
     start_failed(rt, hrc == TH_ERR_INVALID ? "Runtime.RouteScriptError" : "Runtime.Unknown", err);
     goto done;
   }
+  FILE *mout = cfg.metrics == TH_METRICS_STDERR         ? stderr
+               : cfg.metrics == TH_METRICS_ON && rt ? stdout
+                                                    : NULL;
+  /* The line's "level": never below what Lambda's log filter lets through. */
+  const char *mlevel = th_log_level_name(cfg.log_level > TH_LOG_INFO ? cfg.log_level : TH_LOG_INFO);
+  if (mout && th_metrics_new(cfg.metrics_namespace, cfg.metrics_service, TH_VERSION "+" TH_COMMIT,
+                             mlevel, mout, &metrics) != TH_OK) {
+    start_failed(rt, "Runtime.Unknown", "out of memory setting up the metrics");
+    goto done;
+  }
   if (rt) {
+    th_lambda_set_metrics(rt, metrics);
     status = th_lambda_run(rt, host, cfg.lua_timeout_ms);
   } else if (strcmp(mode, "--check") == 0) {
     printf("ok: configuration and route scripts (%s) load\n", cfg.routes_dir);
     status = 0;
   } else if (strcmp(mode, "--local") == 0) {
-    status = run_local(host, arg, cfg.lua_timeout_ms);
+    status = run_local(host, metrics, arg, cfg.lua_timeout_ms);
   } else {
     status = th_host_run_script(host, arg, err, sizeof err) == TH_OK ? 0 : 1;
     if (status)
       fprintf(stderr, "taskhost: %s\n", err);
   }
 done:
+  th_metrics_free(metrics);
   th_host_free(host);
   if (store)
     store->ops->close(store);

@@ -25,6 +25,8 @@
 #include "host.h"
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
+#include "version.h"
 
 /* Per-connection memory: request line, headers and the read buffer. A header
  * section that does not fit is answered 431 by libmicrohttpd itself. */
@@ -55,6 +57,7 @@ typedef struct worker {
 typedef struct server {
   const th_config *cfg;
   th_jwks_cache *keys;  /* TASKHOST_AUTH=jwt: the key set every host verifies with */
+  th_metrics *metrics;  /* TASKHOST_METRICS=stderr: one EMF line per request; else NULL */
   worker *workers;
   int nworkers;  /* workers created (all of them once start-up succeeded) */
   int *idle;     /* stack of indexes of idle workers */
@@ -596,6 +599,12 @@ static enum MHD_Result answer_route(server *s, struct MHD_Connection *c, request
   checkin(s, w);
   if (rc == TH_OK)
     ok = send_response(c, &resp);
+  if (s->metrics) {
+    th_metrics_sample ms = {.operation = res.operation, .status = rc == TH_OK ? resp.status : 0,
+                            .latency_ms = res.duration_ms, .store = res.store,
+                            .request_id = res.request_id};
+    th_metrics_emit(s->metrics, &ms);
+  }
 done:
   th_http_response_free(&resp);
   free(hl.names);
@@ -748,6 +757,14 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
   rc = load_keys(&s, cfg, err, errlen);
   if (rc != TH_OK)
     goto done;
+  if (cfg->metrics == TH_METRICS_STDERR &&
+      (rc = th_metrics_new(cfg->metrics_namespace, cfg->metrics_service, TH_VERSION "+" TH_COMMIT,
+                           th_log_level_name(cfg->log_level > TH_LOG_INFO ? cfg->log_level
+                                                                          : TH_LOG_INFO),
+                           stderr, &s.metrics)) != TH_OK) {
+    set_err(err, errlen, "cannot set up the metrics: %s", th_result_name(rc));
+    goto done;
+  }
   rc = pool_init(&s, cfg, open_store, err, errlen);
   if (rc != TH_OK)
     goto done;
@@ -792,7 +809,8 @@ int th_serve_run(const th_config *cfg, const char *listen_addr, th_serve_open_st
   /* The socket is bound and accepting: callers wait for this line. */
   th_log_field lf[] = {TH_LOG_STR("address", bound), TH_LOG_NUM("workers", cfg->workers),
                        TH_LOG_STR("store", s.workers[0].store->identity),
-                       TH_LOG_STR("routes", cfg->routes_dir)};
+                       TH_LOG_STR("routes", cfg->routes_dir), TH_LOG_STR("version", TH_VERSION),
+                       TH_LOG_STR("commit", TH_COMMIT), TH_LOG_STR("buildType", TH_BUILD_TYPE)};
   th_log(TH_LOG_INFO, NULL, "listening", lf, (int)TH_ARRAY_LEN(lf));
 
   int sig = 0;
@@ -811,6 +829,7 @@ done:
     close(fd);
   pool_free(&s);
   th_jwks_cache_free(s.keys); /* after the hosts that borrow it */
+  th_metrics_free(s.metrics); /* after the workers that write through it */
   if (masked) {
     /* A second Ctrl-C during shutdown is consumed, not fatal once unblocked. */
     struct timespec zero = {0, 0};

@@ -47,6 +47,19 @@
 typedef struct th_store th_store;
 struct lua_State;
 
+/* What one request's store operations cost (the metrics of metrics.h): the
+ * operations the route made and their total time (counted by the store
+ * module, lua_store.c), the retries the backend made inside them (DynamoDB:
+ * attempts after the first; SQLite: waits for a lock held by another
+ * connection) and the attempts answered with a throttling error (DynamoDB
+ * only). */
+typedef struct th_store_stats {
+  unsigned calls;
+  unsigned retries;
+  unsigned throttles;
+  double latency_ms;
+} th_store_stats;
+
 /* Optional, for a backend that decodes JSON responses anyway (dynamodb): the
  * read results of get, update, remove and scan handed over decoded on the
  * caller's Lua state (set up by th_json_setup) instead of as text, so they
@@ -110,6 +123,9 @@ struct th_store {
    * waiting — for a lock, for an answer (within 50 ms, see http.h), for a
    * retry — as it would at its deadline, with TH_ERR_TIMEOUT. */
   const atomic_int *stop;
+  /* NULL, or where the request's store costs are added up (the host sets it
+   * per request, as it sets deadline_ms). */
+  th_store_stats *stats;
 };
 
 /* Binds s to `owner` (NULL: TH_STORE_PUBLIC_OWNER, auth off). TH_ERR_INVALID,

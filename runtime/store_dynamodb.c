@@ -58,6 +58,10 @@ static th_result check_id(dd_store *q, const char *what, const char *id) {
  * the detail. */
 static th_result call(dd_store *q, const char *op, const char *body, th_ddb_outcome *o) {
   th_result r = th_ddb_call(q->d, op, body, q->base.deadline_ms, q->base.stop, o);
+  if (q->base.stats) { /* the request's metrics (store.h) */
+    q->base.stats->retries += (unsigned)(o->attempts > 1 ? o->attempts - 1 : 0);
+    q->base.stats->throttles += (unsigned)o->throttled;
+  }
   if (r != TH_OK && o->error.kind != TH_DDB_CONDITION)
     fail(q, r, "%s", o->detail);
   return r;

@@ -136,6 +136,8 @@ static int on_busy(void *arg, int count) {
   if (ms > left)
     ms = (int)left;
   sqlite3_sleep(ms);
+  if (q->base.stats) /* another try: a retry, for the metrics */
+    q->base.stats->retries++;
   return 1;
 }
 

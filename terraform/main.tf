@@ -189,6 +189,8 @@ module "lambda" {
     # API Gateway has verified the token: the function takes the owner from the authorizer's
     # claims (sub) and answers 401 when there is none. Only with the authorizer in front.
     TASKHOST_AUTH = local.auth_on ? "jwt" : "none"
+    # The runtime's EMF metrics (one line per invocation) land here; monitoring.tf reads them.
+    TASKHOST_METRICS_NAMESPACE = var.metrics_namespace
   }
 
   kms_key_arn          = var.kms_key_arn

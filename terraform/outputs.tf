@@ -43,3 +43,28 @@ output "cognito_issuer" {
   description = "The iss of the pool's tokens, https://cognito-idp.<region>.amazonaws.com/<pool id>, which the API's authorizer accepts (null unless auth = \"cognito\"); its JWKS is <issuer>/.well-known/jwks.json."
   value       = local.cognito_issuer
 }
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard (monitoring.tf): requests, 4xx/5xx, latency, cold starts, concurrency, DynamoDB capacity and throttles."
+  value       = "https://${data.aws_region.current.name}.console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.name}#dashboards:name=${aws_cloudwatch_dashboard.main.dashboard_name}"
+}
+
+output "alarm_topic_arn" {
+  description = "The SNS topic every alarm notifies (subscribe a pager, chat or e-mail to it; alarm_email does the last)."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "api_custom_url" {
+  description = "https://<domain_name> when a custom domain is set (domain.tf), else null."
+  value       = local.domain_on ? "https://${var.domain_name}" : null
+
+  precondition {
+    condition     = var.domain_name == null || var.domain_zone_id != null || var.domain_certificate_arn != null
+    error_message = "domain_name needs domain_zone_id (a Route 53 zone to validate a new certificate in) or domain_certificate_arn (an issued certificate)."
+  }
+}
+
+output "api_domain_target" {
+  description = "With a custom domain: the regional API Gateway host name to point the domain at (a CNAME or an alias), else null."
+  value       = local.domain_on ? aws_apigatewayv2_domain_name.api[0].domain_name_configuration[0].target_domain_name : null
+}

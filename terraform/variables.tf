@@ -228,3 +228,79 @@ variable "jwt_audience" {
     error_message = "jwt_audience must not hold empty strings."
   }
 }
+
+# ------------------------------------------------------------- monitoring (monitoring.tf)
+
+variable "alarm_email" {
+  description = "An e-mail address the alarm topic (SNS) mails every alarm and recovery to; AWS first sends it a confirmation link. null: no subscription (subscribe a pager, chat or another address to the topic yourself; its ARN is the alarm_topic_arn output)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be null or an e-mail address."
+  }
+}
+
+variable "alarm_5xx_threshold" {
+  description = "The API 5xx and runtime 5xx alarms fire at this many 5xx answers in 5 minutes."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_5xx_threshold >= 1 && floor(var.alarm_5xx_threshold) == var.alarm_5xx_threshold
+    error_message = "alarm_5xx_threshold must be a whole number >= 1."
+  }
+}
+
+variable "alarm_store_retries_threshold" {
+  description = "The store-retries alarm fires at this many DynamoDB retries (summed over requests, runtime EMF metric StoreRetries) in 5 minutes."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.alarm_store_retries_threshold >= 1 && floor(var.alarm_store_retries_threshold) == var.alarm_store_retries_threshold
+    error_message = "alarm_store_retries_threshold must be a whole number >= 1."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the runtime's EMF metrics (the function's TASKHOST_METRICS_NAMESPACE; the alarms and the dashboard read it). Stacks in one account and region may share it: the Service dimension is each function's name."
+  type        = string
+  default     = "taskhost"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#: -]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, and not start with AWS/ (the runtime refuses anything else at start)."
+  }
+}
+
+# ---------------------------------------------------------- custom domain (domain.tf)
+
+variable "domain_name" {
+  description = "A custom domain for the API (api.example.com); null: none, the API is reached at its execute-api URL only. Needs domain_zone_id (the certificate is then requested and DNS-validated there) or domain_certificate_arn."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain_name == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name))
+    error_message = "domain_name must be null or a lower-case DNS name such as api.example.com."
+  }
+}
+
+variable "domain_zone_id" {
+  description = "With domain_name: the Route 53 hosted zone that holds it. The certificate's validation records and the domain's A/AAAA alias records are created there. null: manage DNS yourself (then domain_certificate_arn is needed, and point the name at the api_domain_target output)."
+  type        = string
+  default     = null
+}
+
+variable "domain_certificate_arn" {
+  description = "With domain_name: an ISSUED ACM certificate for it in the stack's region, to use instead of requesting one. null: request one (DNS validation in domain_zone_id)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$", var.domain_certificate_arn))
+    error_message = "domain_certificate_arn must be null or an ACM certificate ARN."
+  }
+}

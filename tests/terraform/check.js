@@ -645,6 +645,347 @@ function authChecks(modules, root, fn, apis) {
   });
 }
 
+// ------------------------------------------------------------------ monitoring (monitoring.tf)
+//
+// Every alarm and every dashboard widget must name a metric its service really publishes:
+// the namespace, the metric name, a dimension set the service publishes it under (each value
+// the right resource's name or id), and a statistic that means something for it. The table
+// below is the AWS documentation's ("Lambda function metrics", "Monitor HTTP API metrics",
+// "DynamoDB metrics and dimensions"); the runtime's own EMF metrics come from
+// runtime/metrics.c itself. Alarms and the dashboard are judged by evaluating the root
+// module's expressions (hcl_eval.js) with every variable at its default.
+
+const SUM_STATS = ["Sum", "Average", "SampleCount", "Minimum", "Maximum"];
+const TIME_STATS = ["Average", "Minimum", "Maximum", "SampleCount", "p50", "p90", "p95", "p99", "p99.9"];
+const PCT = /^(p|tm|tc|ts|wm)\d{1,2}(\.\d+)?$/;
+// namespace -> metric -> { dims: [[dimension names, sorted]], stats }
+const PUBLISHED = {
+  "AWS/Lambda": Object.fromEntries([
+    ...["Invocations", "Errors", "Throttles"].map((m) => [m, { stats: ["Sum", "Average", "SampleCount"] }]),
+    ["Duration", { stats: TIME_STATS }],
+    ["ConcurrentExecutions", { stats: ["Maximum", "Average"] }],
+  ].map(([m, v]) => [m, Object.assign({ dims: [["FunctionName"], ["ExecutedVersion", "FunctionName"], ["FunctionName", "Resource"]] }, v)])),
+  // HTTP APIs. REST APIs publish 4XXError/5XXError/Count/Latency by ApiName: not these.
+  "AWS/ApiGateway": Object.fromEntries([
+    ...["Count", "4xx", "5xx", "DataProcessed"].map((m) => [m, { stats: ["Sum", "Average", "SampleCount"] }]),
+    ...["Latency", "IntegrationLatency"].map((m) => [m, { stats: TIME_STATS }]),
+  ].map(([m, v]) => [m, Object.assign({ dims: [["ApiId"], ["ApiId", "Stage"], ["ApiId", "Route", "Stage"]] }, v)])),
+  "AWS/DynamoDB": {
+    ConsumedReadCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
+    ConsumedWriteCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
+    ReadThrottleEvents: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: ["Sum", "SampleCount"] },
+    WriteThrottleEvents: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: ["Sum", "SampleCount"] },
+    ThrottledRequests: { dims: [["Operation", "TableName"]], stats: ["Sum", "SampleCount"] },
+    SuccessfulRequestLatency: { dims: [["Operation", "TableName"]], stats: TIME_STATS },
+    SystemErrors: { dims: [["Operation", "TableName"]], stats: ["Sum", "SampleCount"] },
+  },
+};
+const RUNTIME_METRICS = "runtime/metrics.c";
+const ROUTES_LUA = "lua/routes.lua";
+const OPERATIONS_DOC = "docs/operations.md";
+const FIXED_OPERATIONS = ["Preflight", "MethodNotAllowed", "Unmatched"];
+
+// The runtime's EMF metrics: the table `metrics[]` of runtime/metrics.c, rows
+// {"Name", "Unit", per_operation}. Every metric is published by [Service]; per_operation ones
+// by [Operation, Service] too.
+function runtimeMetrics() {
+  const file = path.join(ROOT, RUNTIME_METRICS);
+  need(fs.existsSync(file), `${RUNTIME_METRICS} not found (the runtime's EMF metrics are read from it)`);
+  const text = fs.readFileSync(file, "utf8");
+  const table = /static const metric metrics\[\] = \{([\s\S]*?)\n\};/.exec(text);
+  need(table, `no "static const metric metrics[] = {...};" table in ${RUNTIME_METRICS}`);
+  const out = {};
+  for (const m of table[1].matchAll(/\{\s*"([^"]+)"\s*,\s*"([^"]+)"\s*,\s*([01])\s*\}/g)) {
+    out[m[1]] = {
+      dims: m[3] === "1" ? [["Service"], ["Operation", "Service"]] : [["Service"]],
+      stats: m[2] === "Milliseconds" ? TIME_STATS : ["Sum", "Average", "SampleCount", "Maximum"],
+    };
+  }
+  need(Object.keys(out).length > 0, `no metric rows in ${RUNTIME_METRICS}'s table`);
+  return out;
+}
+
+// The Operation dimension's values: the route names lua/routes.lua gives (names = { GET =
+// "ListTasks", ... }) and the runtime's fixed ones.
+function routeOperations() {
+  const file = path.join(ROOT, ROUTES_LUA);
+  need(fs.existsSync(file), `${ROUTES_LUA} not found (the Operation values are read from it)`);
+  const ops = new Set(FIXED_OPERATIONS);
+  for (const names of fs.readFileSync(file, "utf8").matchAll(/names\s*=\s*\{([^}]*)\}/g)) {
+    for (const m of names[1].matchAll(/=\s*"([A-Za-z0-9]+)"/g)) ops.add(m[1]);
+  }
+  return ops;
+}
+
+function monitoringChecks(modules, root, fn) {
+  const locals = Object.assign({}, ...root.locals);
+  const defaults = {};
+  for (const [name, bodies] of Object.entries(root.variable)) defaults[name] = bodies[0].default === undefined ? null : bodies[0].default;
+  const ev = new Evaluator({ locals, vars: defaults, countOf: () => undefined });
+  const alarms = all(root, "resource", "aws_cloudwatch_metric_alarm");
+  const topics = all(root, "resource", "aws_sns_topic");
+  const isRef = (v, re) => v && typeof v.ref === "string" && re.test(v.ref);
+  const defined = (type, name) => Boolean((root.resource[type] || {})[name]);
+
+  // The function's name as the modules give it: module.<m>.function_name, where module m is
+  // the function's module and its output function_name is the function's own.
+  function isFunctionName(v) {
+    const m = isRef(v, /^module\.[A-Za-z0-9_-]+\.function_name$/) && /^module\.([A-Za-z0-9_-]+)\./.exec(v.ref);
+    if (m) {
+      const call = callersOf(modules, fn.mod).find((c) => c.parent === root && c.name === m[1]);
+      const out = fn.mod.output.function_name;
+      return Boolean(call && out && expr(out[0].value) === `aws_lambda_function.${fn.name}.function_name`);
+    }
+    const r = isRef(v, /^aws_lambda_function\.([A-Za-z0-9_-]+)\.function_name$/);
+    return Boolean(r && fn.mod === root);
+  }
+  // The namespace the runtime writes to: var.metrics_namespace, which the function gets as
+  // TASKHOST_METRICS_NAMESPACE.
+  function emfNamespace(v) {
+    return isRef(v, /^var\.metrics_namespace$/) || v === defaults.metrics_namespace;
+  }
+  let emf = null;
+  let ops = null;
+  // Problems with one metric reference (namespace, name, dims {name: evaluated value}, stat).
+  function metricProblems(where, ns, name, dims, stat) {
+    const bad = [];
+    let table;
+    if (emfNamespace(ns)) {
+      emf = emf || runtimeMetrics();
+      table = emf;
+    } else if (typeof ns === "string" && PUBLISHED[ns]) {
+      table = PUBLISHED[ns];
+    } else {
+      return [`${where}: namespace ${show(ns)} is not one of ${Object.keys(PUBLISHED).join(", ")} or var.metrics_namespace`];
+    }
+    const spec = table[name];
+    if (!spec) return [`${where}: ${show(ns)} publishes no metric ${show(name)}`];
+    const keys = Object.keys(dims || {}).sort();
+    if (!spec.dims.some((d) => JSON.stringify(d) === JSON.stringify(keys))) {
+      bad.push(`${where}: ${name} is not published by dimensions [${keys.join(", ")}] (only ${spec.dims.map((d) => `[${d.join(", ")}]`).join(", ")})`);
+    }
+    for (const [k, v] of Object.entries(dims || {})) {
+      let ok;
+      if (k === "FunctionName" || k === "Service") ok = isFunctionName(v);
+      else if (k === "ApiId") ok = isRef(v, /^aws_apigatewayv2_api\.([A-Za-z0-9_-]+)\.id$/) && defined("aws_apigatewayv2_api", v.ref.split(".")[1]);
+      else if (k === "Stage") ok = isRef(v, /^aws_apigatewayv2_stage\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_apigatewayv2_stage", v.ref.split(".")[1]);
+      else if (k === "TableName") ok = isRef(v, /^aws_dynamodb_table\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_dynamodb_table", v.ref.split(".")[1]);
+      else if (k === "Operation" && ns === "AWS/DynamoDB") ok = typeof v === "string" && runtimeOperations().ops.has(v);
+      else if (k === "Operation") ok = typeof v === "string" && (ops = ops || routeOperations()).has(v);
+      else ok = false;
+      if (!ok) bad.push(`${where}: dimension ${k} = ${show(v)} is not ${k === "Operation" ? "an operation the runtime names" : `the ${k} of this stack's resource`}`);
+    }
+    if (stat !== undefined && !(spec.stats.includes(stat) || (PCT.test(String(stat)) && spec.stats === TIME_STATS))) {
+      bad.push(`${where}: statistic ${show(stat)} is not a meaningful one for ${name} (${spec.stats.join(", ")}${spec.stats === TIME_STATS ? ", percentiles" : ""})`);
+    }
+    return bad;
+  }
+
+  // Each alarm's metric references: [{ where, ns, name, dims, stat }], evaluated.
+  function alarmMetrics(a) {
+    const b = a.body;
+    const refs = [];
+    if (b.metric_name !== undefined) {
+      const stat = b.extended_statistic !== undefined ? ev.attr(b.extended_statistic) : ev.attr(b.statistic);
+      refs.push({ where: `alarm ${a.name}`, ns: ev.attr(b.namespace), name: ev.attr(b.metric_name),
+        dims: ev.attr(b.dimensions) || {}, stat });
+    }
+    for (const q of blocks(b, "metric_query")) {
+      for (const m of blocks(q, "metric")) {
+        refs.push({ where: `alarm ${a.name} (query ${q.id})`, ns: ev.attr(m.namespace), name: ev.attr(m.metric_name),
+          dims: ev.attr(m.dimensions) || {}, stat: ev.attr(m.stat) });
+      }
+    }
+    return refs;
+  }
+
+  check("monitoring: an SNS topic for the alarms, and an e-mail subscription exactly when var.alarm_email is set", () => {
+    need(topics.length === 1, `expected one aws_sns_topic in the root module, found ${topics.length}`);
+    const v = (root.variable.alarm_email || [])[0];
+    need(v && v.default === null && v.type === "${string}", "variable alarm_email (string, default null) is missing");
+    const subs = all(root, "resource", "aws_sns_topic_subscription");
+    need(subs.length === 1, `expected one aws_sns_topic_subscription, found ${subs.length}`);
+    const s = subs[0].body;
+    need(expr(s.topic_arn) === `aws_sns_topic.${topics[0].name}.arn`, `the subscription's topic is ${JSON.stringify(s.topic_arn)}`);
+    need(s.protocol === "email" && expr(s.endpoint) === "var.alarm_email", "the subscription is not protocol email to var.alarm_email");
+    for (const [mail, want] of [[null, 0], ["ops@example.com", 1]]) {
+      const n = new Evaluator({ locals, vars: Object.assign({}, defaults, { alarm_email: mail }), countOf: () => undefined }).attr(s.count);
+      need(n === want, `with alarm_email = ${JSON.stringify(mail)} the subscription's count is ${show(n)}, not ${want}`);
+    }
+  });
+
+  check("monitoring: every alarm's metric is one its service publishes (namespace, name, dimensions and their values, statistic)", () => {
+    need(alarms.length > 0, "no aws_cloudwatch_metric_alarm");
+    const bad = [];
+    for (const a of alarms) {
+      const refs = alarmMetrics(a);
+      if (refs.length === 0) bad.push(`alarm ${a.name}: no metric_name and no metric_query metric`);
+      for (const r of refs) bad.push(...metricProblems(r.where, r.ns, r.name, r.dims, r.stat));
+      const qs = blocks(a.body, "metric_query");
+      if (qs.length) {
+        const ids = new Set(qs.map((q) => q.id));
+        if (qs.filter((q) => q.return_data === true).length !== 1) bad.push(`alarm ${a.name}: not exactly one metric_query with return_data = true`);
+        for (const q of qs.filter((x) => x.expression !== undefined)) {
+          for (const id of String(q.expression).match(/\b[a-z][A-Za-z0-9_]*\b/g) || []) {
+            if (!ids.has(id)) bad.push(`alarm ${a.name}: expression ${JSON.stringify(q.expression)} names ${id}, no query of this alarm`);
+          }
+        }
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("monitoring: the function's TASKHOST_METRICS_NAMESPACE is var.metrics_namespace, the namespace the EMF alarms and widgets read", () => {
+    need(root.variable.metrics_namespace, "no variable metrics_namespace");
+    const envs = callersOf(modules, fn.mod).map((c) => c.body.environment)
+      .concat([first(first(fn.body, "environment"), "variables")]);
+    const found = envs.some((e) => e && typeof e === "object" && e.TASKHOST_METRICS_NAMESPACE === "${var.metrics_namespace}");
+    need(found, "TASKHOST_METRICS_NAMESPACE = var.metrics_namespace is not in the function's environment");
+  });
+
+  check("monitoring: every alarm notifies the topic on ALARM and OK, and chooses treat_missing_data", () => {
+    const bad = [];
+    const topicArn = `aws_sns_topic.${topics[0] && topics[0].name}.arn`;
+    for (const a of alarms) {
+      for (const k of ["alarm_actions", "ok_actions"]) {
+        const v = ev.attr(a.body[k]);
+        if (!Array.isArray(v) || !v.some((x) => isRef(x, new RegExp(`^${topicArn.replace(/\./g, "\\.")}$`)))) bad.push(`${a.name}: ${k} lacks ${topicArn}`);
+      }
+      const t = a.body.treat_missing_data;
+      if (!["missing", "ignore", "breaching", "notBreaching"].includes(t)) bad.push(`${a.name}: treat_missing_data ${JSON.stringify(t)} (set it on purpose)`);
+      if (!["GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"].includes(a.body.comparison_operator)) {
+        bad.push(`${a.name}: comparison_operator ${JSON.stringify(a.body.comparison_operator)}`);
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("monitoring: the alarms the runbook describes exist, each named in docs/operations.md", () => {
+    const wanted = [
+      ["Lambda errors", (r) => r.ns === "AWS/Lambda" && r.name === "Errors"],
+      ["Lambda throttles", (r) => r.ns === "AWS/Lambda" && r.name === "Throttles"],
+      ["Lambda duration near the timeout", (r) => r.ns === "AWS/Lambda" && r.name === "Duration"],
+      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      ["DynamoDB throttles", (r) => r.ns === "AWS/DynamoDB" && /Throttle/.test(r.name)],
+      ["runtime 5xx (EMF)", (r) => emfNamespace(r.ns) && r.name === "5xx"],
+      ["runtime store retries (EMF)", (r) => emfNamespace(r.ns) && r.name === "StoreRetries"],
+    ];
+    const refs = alarms.map((a) => ({ a, refs: alarmMetrics(a) }));
+    const missing = wanted.filter(([, f]) => !refs.some((x) => x.refs.some(f))).map(([n]) => n);
+    need(missing.length === 0, `no alarm on: ${missing.join(", ")}`);
+    const doc = path.join(ROOT, OPERATIONS_DOC);
+    need(fs.existsSync(doc), `${OPERATIONS_DOC} not found (each alarm's runbook)`);
+    const text = fs.readFileSync(doc, "utf8");
+    const undocumented = alarms.map((a) => ev.attr(a.body.alarm_name)).map((n) => (typeof n === "string" ? n : show(n)))
+      .filter((n) => !text.includes(n.replace(/^taskhost-/, "<name>-")) && !text.includes(n));
+    need(undocumented.length === 0, `not in ${OPERATIONS_DOC}: ${undocumented.join(", ")}`);
+  });
+
+  check("monitoring: the duration alarm fires before the function's timeout", () => {
+    const d = alarms.filter((a) => alarmMetrics(a).some((r) => r.ns === "AWS/Lambda" && r.name === "Duration"));
+    need(d.length >= 1, "no alarm on AWS/Lambda Duration");
+    for (const a of d) {
+      const t = ev.attr(a.body.threshold);
+      const limit = defaults.timeout * 1000;
+      need(typeof t === "number" && t < limit && t >= limit / 2,
+        `${a.name}: threshold ${show(t)} ms is not within [50%, 100%) of the timeout (${limit} ms with timeout = ${defaults.timeout})`);
+      need(/^GreaterThan/.test(a.body.comparison_operator), `${a.name}: comparison ${a.body.comparison_operator}`);
+    }
+  });
+
+  // The dashboard's widgets, evaluated.
+  const dashboards = all(root, "resource", "aws_cloudwatch_dashboard");
+  function widgets() {
+    need(dashboards.length === 1, `expected one aws_cloudwatch_dashboard, found ${dashboards.length}`);
+    const body = ev.attr(dashboards[0].body.dashboard_body);
+    need(body && Array.isArray(body.widgets) && body.widgets.length > 0,
+      `dashboard_body is ${typeof body === "string" ? "a string" : show(body)}: expected jsonencode({ widgets = [...] })`);
+    return body.widgets;
+  }
+  // Every metric row of the metric widgets: { where, ns, name, dims, stat }.
+  function widgetMetrics() {
+    const out = [];
+    widgets().forEach((w, i) => {
+      if (w.type !== "metric") return;
+      const p = w.properties || {};
+      const title = `widget ${i} (${p.title || "untitled"})`;
+      need(p.region !== undefined, `${title}: no region`);
+      need(Array.isArray(p.metrics) && p.metrics.length > 0, `${title}: no metrics`);
+      for (const row of p.metrics) {
+        need(Array.isArray(row) && row.length >= 2, `${title}: metric row ${show(row)}`);
+        const opts = row.length % 2 === 1 && row[row.length - 1] && typeof row[row.length - 1] === "object" && !row[row.length - 1].ref
+          ? row[row.length - 1] : {};
+        const parts = opts === row[row.length - 1] ? row.slice(0, -1) : row;
+        if (opts.expression !== undefined) continue; // metric math: rows it uses are checked themselves
+        need(parts.length % 2 === 0, `${title}: metric row ${show(row)} is not [namespace, name, dim, value, ...]`);
+        need(!parts.includes("."), `${title}: the "." shorthand in ${show(row)} (write every row out in full)`);
+        const dims = {};
+        for (let k = 2; k < parts.length; k += 2) dims[parts[k]] = parts[k + 1];
+        out.push({ where: `${title}`, ns: parts[0], name: parts[1], dims, stat: opts.stat !== undefined ? opts.stat : p.stat });
+      }
+    });
+    return out;
+  }
+
+  check("monitoring: every dashboard metric is one its service publishes (namespace, name, dimensions and their values, statistic)", () => {
+    const rows = widgetMetrics();
+    const bad = [];
+    for (const r of rows) {
+      if (r.stat === undefined) bad.push(`${r.where}: ${r.name} has no stat`);
+      bad.push(...metricProblems(r.where, r.ns, r.name, r.dims, r.stat));
+    }
+    need(bad.length === 0, bad.join("; "));
+    return { note: `${rows.length} metrics in ${widgets().length} widgets` };
+  });
+
+  check("monitoring: the dashboard shows requests, 4xx/5xx, latency p50/p99 at the API and in the function, cold starts, concurrency, DynamoDB capacity and throttles", () => {
+    const rows = widgetMetrics();
+    const has = (f) => rows.some(f);
+    const wanted = [
+      ["API requests (Count)", (r) => r.ns === "AWS/ApiGateway" && r.name === "Count"],
+      ["API 4xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "4xx"],
+      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      ["API latency p50", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p50"],
+      ["API latency p99", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p99"],
+      ["function latency p50", (r) => ((emfNamespace(r.ns) && r.name === "Latency") || (r.ns === "AWS/Lambda" && r.name === "Duration")) && r.stat === "p50"],
+      ["function latency p99", (r) => ((emfNamespace(r.ns) && r.name === "Latency") || (r.ns === "AWS/Lambda" && r.name === "Duration")) && r.stat === "p99"],
+      ["cold starts", (r) => emfNamespace(r.ns) && r.name === "ColdStart"],
+      ["Lambda concurrency", (r) => r.ns === "AWS/Lambda" && r.name === "ConcurrentExecutions"],
+      ["DynamoDB consumed read capacity", (r) => r.ns === "AWS/DynamoDB" && r.name === "ConsumedReadCapacityUnits"],
+      ["DynamoDB consumed write capacity", (r) => r.ns === "AWS/DynamoDB" && r.name === "ConsumedWriteCapacityUnits"],
+      ["DynamoDB throttles", (r) => r.ns === "AWS/DynamoDB" && /Throttle/.test(r.name)],
+    ];
+    const missing = wanted.filter(([, f]) => !has(f)).map(([n]) => n);
+    need(missing.length === 0, `the dashboard lacks: ${missing.join(", ")}`);
+  });
+
+  check("outputs: dashboard_url opens this stack's dashboard", () => {
+    const o = (root.output.dashboard_url || [])[0];
+    need(o, "no output dashboard_url");
+    need(dashboards.length === 1, `expected one aws_cloudwatch_dashboard, found ${dashboards.length}`);
+    const v = String(o.value);
+    need(v.includes(`\${aws_cloudwatch_dashboard.${dashboards[0].name}.dashboard_name}`) && /#dashboards:name=/.test(v) && /^https:\/\//.test(v),
+      `dashboard_url is ${v}`);
+  });
+
+  check(`deployer policy: ${DEPLOYER_POLICY} allows what the alarm topic, the alarms and the dashboard need`, () => {
+    const doc = JSON.parse(fs.readFileSync(path.join(ROOT, DEPLOYER_POLICY), "utf8"));
+    const allows = list(doc.Statement).filter((s) => s.Effect === "Allow" && !s.Condition);
+    const allowed = (action, arn) => allows.some((s) => list(s.Action).some((a) => globMatch(a, action)) &&
+      list(s.Resource).some((r) => globMatch(r, arn)));
+    const topic = "arn:aws:sns:eu-west-1:123456789012:taskhost-alarms";
+    const alarm = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:taskhost-lambda-errors";
+    const board = "arn:aws:cloudwatch::123456789012:dashboard/taskhost";
+    const wanted = ["CreateTopic", "DeleteTopic", "GetTopicAttributes", "SetTopicAttributes", "ListTagsForResource",
+      "TagResource", "Subscribe"].map((a) => [`sns:${a}`, topic]).concat(
+      ["GetSubscriptionAttributes", "Unsubscribe"].map((a) => [`sns:${a}`, `${topic}:0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9`]),
+      ["PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "ListTagsForResource", "TagResource"].map((a) => [`cloudwatch:${a}`, alarm]),
+      ["PutDashboard", "GetDashboard", "DeleteDashboards"].map((a) => [`cloudwatch:${a}`, board]));
+    const missing = wanted.filter(([a, r]) => !allowed(a, r)).map(([a, r]) => `${a} on ${r}`);
+    need(missing.length === 0, `not allowed: ${missing.join("; ")}`);
+  });
+}
+
 // ------------------------------------------------------------------------------ main
 
 async function main() {
@@ -1102,6 +1443,8 @@ async function main() {
   });
 
   authChecks(modules, root, fn, apis);
+  if (fn) monitoringChecks(modules, root, fn);
+  else report("monitoring", "no aws_lambda_function: the alarms cannot be checked");
 
   // ---------------------------------------------------------------- variables and outputs
   check("variables: every variable has a description and a type", () => {

@@ -11,7 +11,8 @@
 // templates ("${expr}", "text ${expr} text"). Supported: literals (strings with
 // interpolation, numbers, bool, null, lists, objects), references (var., local., resources,
 // data., module.; [n], [*] and .attr traversals), ! - * / % + < <= > >= == != && || ?:, and the
-// functions one(), length(), contains(), alltrue(), anytrue(), tostring(). Anything else
+// functions one(), length(), contains(), alltrue(), anytrue(), tostring(), and jsonencode()
+// (which gives its argument's value: the checks read the structure, not the text). Anything else
 // (another function, a for expression, a heredoc) raises Unsupported; comparing something
 // only known at apply time raises Undecidable. References that are not var./local. stay
 // symbolic: { ref: "aws_x.y[0].id" }. A reference to instance [n] of a resource whose count
@@ -425,6 +426,10 @@ class Evaluator {
         if (!Array.isArray(list)) throw new Undecidable(`${name}(${show(list)})`);
         const bs = list.map((b) => this.bool(b, `an element of ${name}()`));
         return name === "alltrue" ? bs.every(Boolean) : bs.some(Boolean);
+      }
+      case "jsonencode": {
+        const [v] = vals();
+        return v;
       }
       case "tostring": {
         const [v] = vals();

@@ -7,7 +7,11 @@
 # guard), checks that check.sh passes there, then breaks one thing at a time — a wildcard
 # action, a missing or extra DynamoDB operation, a literal TABLE_NAME, payload format 1.0, a
 # log group without retention, a route without the authorizer, a client with a secret, a
-# syntax error, ... — and requires check.sh to exit 1 with the expected check failing.
+# syntax error, an alarm or dashboard metric its service does not publish (a REST API name, a
+# dimension it lacks, a literal resource name, a statistic that means nothing for it), an
+# alarm without its runbook entry, ... — and requires check.sh to exit 1 with the expected
+# check failing. The monitoring checks read the real runtime/metrics.c, lua/routes.lua and
+# docs/operations.md, copied in.
 # Independent of the state of the real runtime and package script, so it tests the checker
 # only.
 set -euo pipefail
@@ -26,6 +30,11 @@ fresh() {
   cp -r "$repo/terraform" "$scratch/repo/terraform"
   cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$scratch/repo/scripts/"
   cp "$repo/runtime/host.c" "$scratch/repo/runtime/"
+  # The monitoring checks read the runtime's EMF metric table, the route names and the runbook.
+  mkdir -p "$scratch/repo/lua" "$scratch/repo/docs"
+  cp "$repo/runtime/metrics.c" "$scratch/repo/runtime/"
+  cp "$repo/lua/routes.lua" "$scratch/repo/lua/"
+  cp "$repo/docs/operations.md" "$scratch/repo/docs/"
   rm -rf "$scratch/repo/terraform/.terraform"
   # Stand-ins shaped like the real ones: the client builds the target from a prefix, the
   # store names the operations it calls.
@@ -209,6 +218,40 @@ mutate 'no region output' $O 's/output "region"/output "aws_region"/' 'outputs: 
 mutate 'deployer may not delete the pool' terraform/deployer-policy.json 's/"cognito-idp:DeleteUserPool",//' 'deployer policy:'
 mutate 'deployer may not create the client' terraform/deployer-policy.json 's/"cognito-idp:CreateUserPoolClient", //' 'deployer policy:'
 mutate 'deployer may not touch the authorizers' terraform/deployer-policy.json 's/"arn:aws:apigateway:\*::\/apis\/\*", //' 'deployer policy:'
+# Monitoring (issue 14): every alarm and dashboard metric is one its service publishes.
+W=terraform/monitoring.tf
+mutate 'API 5xx alarm on the REST API metric name' $W 's/(metric_name\s*= )"5xx"(\n\s*dimensions\s*= local\.api_dims)/${1}"5XXError"$2/' 'every alarm.s metric is one its service publishes'
+mutate 'API alarms by ApiName (REST) instead of ApiId' $W 's/api_dims   = \{ ApiId =/api_dims   = { ApiName =/' 'every alarm.s metric is one its service publishes'
+mutate 'Stage dimension the stage id, not its name' $W 's/Stage = aws_apigatewayv2_stage\.api\.name \}/Stage = aws_apigatewayv2_stage.api.id }/' 'dimension Stage'
+mutate 'FunctionName a literal' $W 's/fn_dims    = \{ FunctionName = module\.lambda\.function_name \}/fn_dims    = { FunctionName = "taskhost" }/' 'dimension FunctionName'
+mutate 'Lambda metric under a dimension it lacks' $W 's/fn_dims    = \{ FunctionName = module\.lambda\.function_name \}/fn_dims    = { FunctionName = module.lambda.function_name, Stage = aws_apigatewayv2_stage.api.name }/' 'is not published by dimensions'
+mutate 'Duration summed' $W 's/(metric_name\s*= "Duration"\n\s*dimensions\s*= local\.fn_dims\n\s*statistic\s*= )"Maximum"/${1}"Sum"/' 'statistic "Sum" is not a meaningful one for Duration'
+mutate 'ThrottledRequests without its Operation' $W 's/metric_name = "ReadThrottleEvents"/metric_name = "ThrottledRequests"/' 'ThrottledRequests is not published by dimensions \[TableName\]'
+mutate 'a DynamoDB metric that does not exist' $W 's/metric_name = "WriteThrottleEvents"/metric_name = "WriteThrottles"/' 'publishes no metric "WriteThrottles"'
+mutate 'alarm expression names no query' $W 's/expression  = "reads \+ writes"/expression  = "reads + writez"/' 'names writez, no query'
+mutate 'EMF metric the runtime does not write' $W 's/metric_name\s*= "StoreRetries"/metric_name         = "StoreRetry"/' 'publishes no metric "StoreRetry"'
+mutate 'EMF alarm in a literal namespace' $W 's/namespace\s*= var\.metrics_namespace\n(\s*metric_name\s*= "5xx")/namespace           = "AWS\/Taskhost"\n$1/' 'namespace "AWS/Taskhost" is not one of'
+mutate 'EMF metric by Operation the runtime publishes by Service only' $W 's/emf_dims = \{ Service = module\.lambda\.function_name \}/emf_dims = { Service = module.lambda.function_name, Operation = "CreateTask" }/' 'StoreRetries is not published by dimensions \[Operation, Service\]'
+mutate 'the runtime stops writing StoreRetries' runtime/metrics.c 's/^.*"StoreRetries".*\n//m' 'publishes no metric "StoreRetries"'
+mutate 'TASKHOST_METRICS_NAMESPACE not passed to the function' $M 's/\n\s*TASKHOST_METRICS_NAMESPACE = var\.metrics_namespace//' 'TASKHOST_METRICS_NAMESPACE is var.metrics_namespace'
+mutate 'an alarm without treat_missing_data' $W 's/(alarm_name\s*= "\$\{var\.name\}-lambda-errors"(?:.*?\n)*?)\s*treat_missing_data\s*= "notBreaching"\n/$1\n/' 'chooses treat_missing_data'
+mutate 'an alarm that does not notify on recovery' $W 's/(alarm_name\s*= "\$\{var\.name\}-api-5xx"(?:.*?\n)*?)\s*ok_actions\s*= local\.alarm_topic\n/$1\n/' 'api_5xx: ok_actions lacks'
+mutate 'no API 5xx alarm' $W 's/\nresource "aws_cloudwatch_metric_alarm" "api_5xx" \{.*?\n\}\n//s' 'no alarm on: API 5xx'
+mutate 'no store-retries alarm' $W 's/\nresource "aws_cloudwatch_metric_alarm" "store_retries" \{.*?\n\}\n//s' 'no alarm on: runtime store retries'
+mutate 'duration alarm at the timeout itself' $W 's/threshold           = var\.timeout \* 1000 \* 0\.8/threshold           = var.timeout * 1000/' 'fires before the function.s timeout'
+mutate 'an alarm without a runbook entry' docs/operations.md 's/<name>-store-retries/<name>-store-retry-count/g' 'not in docs/operations.md: taskhost-store-retries'
+mutate 'the e-mail subscription always made' $W 's/count = var\.alarm_email == null \? 0 : 1/count = 1/' 'e-mail subscription exactly when var.alarm_email'
+mutate 'dashboard: a REST API metric' $W 's/\["AWS\/ApiGateway", "4xx",/["AWS\/ApiGateway", "4XXError",/' 'every dashboard metric'
+mutate 'dashboard: the "." shorthand' $W 's/\["AWS\/ApiGateway", "5xx", "ApiId", aws_apigatewayv2_api\.http\.id, "Stage", aws_apigatewayv2_stage\.api\.name\]/[".", "5xx", ".", ".", ".", "."]/' 'shorthand'
+mutate 'dashboard: an operation no route has' $W 's/"Operation", "UpdateTask"\]/"Operation", "PatchTask"]/' 'dimension Operation = "PatchTask"'
+mutate 'dashboard: DynamoDB Operation the runtime never sends' $W 's/"Operation", "Query"\]/"Operation", "Scan"]/' 'dimension Operation = "Scan"'
+mutate 'dashboard: TableName a literal' $W 's/\["AWS\/DynamoDB", "ConsumedReadCapacityUnits", "TableName", aws_dynamodb_table\.tasks\.name\]/["AWS\/DynamoDB", "ConsumedReadCapacityUnits", "TableName", "taskhost-user-tasks"]/' 'dimension TableName'
+mutate 'dashboard: no cold starts' $W 's/\n\s*\[var\.metrics_namespace, "ColdStart".*?\],//' 'the dashboard lacks: cold starts'
+mutate 'dashboard: API latency p99 missing' $W 's/stat = "p99", label = "API p99"/stat = "p90", label = "API p90"/' 'the dashboard lacks: API latency p99'
+mutate 'dashboard: a percentile of a count' $W 's/\[var\.metrics_namespace, "2xx", "Service", module\.lambda\.function_name\]/[var.metrics_namespace, "2xx", "Service", module.lambda.function_name, { stat = "p99" }]/' 'statistic "p99" is not a meaningful one for 2xx'
+mutate 'dashboard_url not the dashboard' $O 's/#dashboards:name=\$\{aws_cloudwatch_dashboard\.main\.dashboard_name\}/#dashboards:name=\${var.name}/' 'dashboard_url opens this stack'
+mutate 'deployer may not put alarms' terraform/deployer-policy.json 's/"cloudwatch:PutMetricAlarm", //' 'deployer policy: .* alarm topic'
+mutate 'deployer may not create the topic' terraform/deployer-policy.json 's/"sns:CreateTopic", //' 'deployer policy: .* alarm topic'
 mutate 'a syntax error' terraform/outputs.tf 's/\z/\noutput "broken" {\n  value = [\n}\n/' 'parse terraform/outputs.tf'
 
 echo "$passed passed, $failed failed"

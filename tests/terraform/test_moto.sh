@@ -4,7 +4,8 @@
 # terraform fmt -check on terraform/; then, in a scratch copy of the repository (scripts/,
 # terraform/, lua/ and the real Lambda package as dist/taskhost-lambda.zip):
 #   init from the local filesystem mirror of hashicorp/aws (no network), validate, and the
-#   whole life of a stack on moto_server (127.0.0.1), through the scripts a user runs:
+#   whole life of a stack on moto_server (127.0.0.1), through the scripts a user runs (the
+#   alarm topic, the seven alarms and the dashboard read back after the first deploy):
 #   scripts/deploy.sh with the default auth = "cognito" (the user pool, its app client, the
 #   JWT authorizer on $default and the unauthenticated OPTIONS /{proxy+} route, read back;
 #   scripts/token.sh signs a user in through the stack's outputs), a second deploy that
@@ -110,7 +111,7 @@ cp -r "$repo/terraform" "$R/terraform"
 rm -rf "$R/terraform/.terraform" "$R/terraform/terraform.tfstate"* "$R/terraform/.terraform.lock.hcl" \
   "$R/terraform/backend.tf" "$R/terraform/"*.tfvars "$R/terraform/"*.tfvars.json "$R/terraform/"*.tfplan
 cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
-services="apigateway apigatewayv2 cloudwatch cognitoidp dynamodb iam kms lambda logs sts"
+services="apigateway apigatewayv2 cloudwatch cognitoidp dynamodb iam kms lambda logs sns sts"
 {
   echo '# Written by tests/terraform/test_moto.sh into its scratch copy: every AWS call goes to moto.'
   echo 'provider "aws" {'
@@ -235,6 +236,33 @@ api_id=$(awsr $REGION apigatewayv2 get-apis | jq -r '.Items[] | select(.Name == 
 api=$(awsr $REGION apigatewayv2 get-api --api-id "$api_id")
 check "api: browsers may read Location and ETag (expose_headers)" jq -e '.CorsConfiguration.ExposeHeaders | map(ascii_downcase) | index("location") and index("etag")' <<<"$api"
 check "api: browsers may send Authorization (allow_headers)" jq -e '.CorsConfiguration.AllowHeaders | map(ascii_downcase) | index("authorization")' <<<"$api"
+
+# --- monitoring (monitoring.tf): the alarm topic, the alarms, the dashboard ---------------------
+check "function: TASKHOST_METRICS_NAMESPACE=taskhost (the namespace the alarms read)" jq -e '.Environment.Variables.TASKHOST_METRICS_NAMESPACE == "taskhost"' <<<"$conf"
+topics=$(awsr $REGION sns list-topics 2>/dev/null || echo '{}')
+check "sns: the alarm topic taskhost-alarms" jq -e '[.Topics[].TopicArn | select(endswith(":taskhost-alarms"))] | length == 1' <<<"$topics"
+alarms=$(awsr $REGION cloudwatch describe-alarms --alarm-name-prefix taskhost- 2>/dev/null || echo '{}')
+check "alarms: seven, each notifying the topic on ALARM and OK, missing data not breaching" jq -e '(.MetricAlarms | length) == 7
+  and all(.MetricAlarms[]; .AlarmActions == .OKActions and (.AlarmActions | length) == 1
+    and (.AlarmActions[0] | endswith(":taskhost-alarms")) and .TreatMissingData == "notBreaching")' <<<"$alarms"
+check "alarms: API 5xx is AWS/ApiGateway 5xx by ApiId and Stage of this API" jq -e --arg api "$api_id" '.MetricAlarms[] | select(.AlarmName == "taskhost-api-5xx")
+  | .Namespace == "AWS/ApiGateway" and .MetricName == "5xx" and .Statistic == "Sum"
+    and ((.Dimensions | sort_by(.Name)) == [{"Name": "ApiId", "Value": $api}, {"Name": "Stage", "Value": "$default"}])' <<<"$alarms"
+check "alarms: Lambda errors on this function; duration at 80% of the 10 s timeout" jq -e --arg fn "$fn" '
+  (.MetricAlarms[] | select(.AlarmName == "taskhost-lambda-errors") | .Namespace == "AWS/Lambda" and .MetricName == "Errors" and .Dimensions == [{"Name": "FunctionName", "Value": $fn}])
+  and (.MetricAlarms[] | select(.AlarmName == "taskhost-lambda-duration-near-timeout") | .MetricName == "Duration" and .Threshold == 8000)' <<<"$alarms"
+check "alarms: the runtime's 5xx and store retries in namespace taskhost by Service" jq -e --arg fn "$fn" '
+  [.MetricAlarms[] | select(.AlarmName == "taskhost-runtime-5xx" or .AlarmName == "taskhost-store-retries")
+   | select(.Namespace == "taskhost" and .Dimensions == [{"Name": "Service", "Value": $fn}])] | length == 2' <<<"$alarms"
+if jq -e '.MetricAlarms[] | select(.AlarmName == "taskhost-dynamodb-throttles") | (.Metrics | length) == 3' <<<"$alarms" >/dev/null 2>&1; then
+  ok "alarms: DynamoDB throttles is reads + writes of this table (metric math)"
+else
+  moto_note "describe-alarms does not return the DynamoDB throttles alarm's metric queries ($(jq -c '.MetricAlarms[] | select(.AlarmName == "taskhost-dynamodb-throttles") | .Metrics' <<<"$alarms" 2>/dev/null | head -c 200)): tests/terraform/check.js checks them"
+fi
+dash=$(awsr $REGION cloudwatch get-dashboard --dashboard-name taskhost 2>/dev/null || echo '{}')
+check "dashboard: taskhost, eleven metric widgets" jq -e '.DashboardBody | fromjson | .widgets | length == 11 and all(.[]; .type == "metric")' <<<"$dash"
+check "outputs: dashboard_url opens it" jq -e --arg r "$REGION" '.dashboard_url.value == "https://\($r).console.aws.amazon.com/cloudwatch/home?region=\($r)#dashboards:name=taskhost"' \
+  <(cd "$R" && terraform -chdir=terraform output -json)
 
 # --- auth = "cognito" (the default): the pool, its client, the authorizer, the routes -----------
 outputs=$(cd "$R" && terraform -chdir=terraform output -json)
