@@ -730,7 +730,7 @@ static void lv_close(th_store *s) {
 }
 
 static const th_store_ops lua_view_ops = {lv_create, lv_get, lv_update, lv_remove, lv_scan,
-                                          lv_close, NULL};
+                                          lv_close, NULL, NULL, NULL, NULL};
 
 static int lv_setup_p(lua_State *L) {
   th_json_setup(L);

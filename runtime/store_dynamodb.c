@@ -382,7 +382,7 @@ static void dd_close(th_store *s) {
 
 static const th_store_lua_ops dd_lua_ops = {dd_get_lua, dd_update_lua, dd_remove_lua, dd_scan_lua};
 static const th_store_ops dd_ops = {dd_create, dd_get,  dd_update,  dd_remove,
-                                    dd_scan,   dd_close, &dd_lua_ops};
+                                    dd_scan,   dd_close, &dd_lua_ops, NULL, NULL, NULL};
 
 th_store *th_store_dynamodb_open(const th_config *cfg, char *err, size_t errlen) {
   dd_store *q = NULL;
