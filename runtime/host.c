@@ -632,7 +632,8 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   /* Every response, including our own errors: CORS and no sniffing. */
   set_default_header(L, headers, "Access-Control-Allow-Origin", h->cfg->cors_origin);
   set_default_header(L, headers, "Access-Control-Allow-Headers",
-                     "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token");
+                     "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token, "
+                     "If-Match, If-None-Match, Idempotency-Key");
   set_default_header(L, headers, "Access-Control-Allow-Methods",
                      "GET, POST, PUT, DELETE, OPTIONS");
   /* Response headers a browser's script may read besides the simple ones (API Gateway's
