@@ -571,6 +571,8 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
       fail_with(L, "fields must not contain id");
     if (mode != DOC_ANY && strcmp(name, OWNER_ATTR) == 0)
       fail_with(L, "the attribute " OWNER_ATTR " is the store's own (the owner)");
+    if (mode != DOC_ANY && strcmp(name, VERSION_ATTR) == 0)
+      fail_with(L, "the attribute " VERSION_ATTR " is the store's own (the item's version)");
     check_av(L, -1, 1, DOC_JMAX, name);
     lua_pop(L, 1);
     n++;

@@ -24,7 +24,8 @@
  *
  * Versions (ETag / If-Match): each item has a version the backend keeps
  * beside it, never in the item: create writes 1, every update adds 1; an
- * item written before versions existed counts as 1. get, create and update
+ * item written before versions existed counts as 1. An item or fields that
+ * name the attribute `version` are TH_ERR_INVALID, as for `user_id`. get, create and update
  * leave the version of the item they handed back (or wrote) in s->version.
  * With s->match.active (the host sets it per request from If-Match), update
  * and remove act only when the item exists and its version is one of

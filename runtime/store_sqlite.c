@@ -82,6 +82,8 @@ static const char *const sql_text[ST_COUNT] = {
     "  THEN 'an attribute value is not an AttributeValue object'"
     " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key = '" TH_STORE_OWNER_ATTR "')"
     "  THEN 'the attribute " TH_STORE_OWNER_ATTR " is the store''s own (the owner)'"
+    " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'version')"
+    "  THEN 'the attribute version is the store''s own (the item''s version)'"
     " WHEN ?2 = 'fields' AND EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'id')"
     "  THEN 'fields must not contain id'"
     " WHEN ?2 = 'item' AND (json_type(?1, '$.id.S') IS NOT 'text'"
