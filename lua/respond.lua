@@ -27,6 +27,9 @@ function R.store_error(err, op)
     log.warn("store unavailable", { op = op, kind = kind, error = detail })
     return R.error(503, "Service temporarily unavailable", nil, { ["Retry-After"] = "1" })
   end
+  if kind == "precondition" then -- an If-Match that did not hold (the host ensures this too)
+    return R.error(412, "Precondition failed")
+  end
   if kind == "invalid" then
     log.warn("store rejected request", { op = op, kind = kind, error = detail })
     return R.error(400, "Invalid request")

@@ -18,6 +18,7 @@ const char *th_result_name(th_result r) {
   case TH_ERR_TIMEOUT: return "timeout";
   case TH_ERR_IO: return "io";
   case TH_ERR_INTERNAL: return "internal";
+  case TH_ERR_PRECONDITION: return "precondition";
   }
   return "internal";
 }

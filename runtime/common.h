@@ -31,7 +31,8 @@ typedef enum th_result {
   TH_ERR_TOO_LARGE,    /* a size limit was hit */
   TH_ERR_TIMEOUT,      /* a deadline or budget ran out */
   TH_ERR_IO,           /* file or socket error */
-  TH_ERR_INTERNAL      /* anything else: a bug or a broken invariant */
+  TH_ERR_INTERNAL,     /* anything else: a bug or a broken invariant */
+  TH_ERR_PRECONDITION  /* store: an If-Match condition did not hold (a normal outcome) */
 } th_result;
 
 /* Short stable name of a result ("ok", "invalid", "throttled", ...). */

@@ -335,6 +335,10 @@ th_result th_config_from_env(th_config *c, const char *exe_dir, char *err, size_
   if (env_int("TASKHOST_WORKERS", 4, 1, 256, &n, err, errlen))
     goto fail;
   c->workers = (int)n;
+  /* One year at most: a key is a retry's, not an archive's. */
+  if (env_int("TASKHOST_IDEMPOTENCY_TTL_S", 86400, 1, 31536000, &n, err, errlen))
+    goto fail;
+  c->idempotency_ttl_s = n;
 
   const char *level_var = env("AWS_LAMBDA_LOG_LEVEL") ? "AWS_LAMBDA_LOG_LEVEL" : "TASKHOST_LOG_LEVEL";
   const char *level = env(level_var);

@@ -31,6 +31,8 @@ typedef struct th_config {
   long long lua_instructions; /* TASKHOST_LUA_INSTRUCTIONS per request (default 50M) */
   int lua_timeout_ms;         /* TASKHOST_LUA_TIMEOUT_MS per request (default 5000) */
   int workers;                /* TASKHOST_WORKERS for --serve (default 4) */
+  long long idempotency_ttl_s; /* TASKHOST_IDEMPOTENCY_TTL_S: how long an
+                                  Idempotency-Key is remembered (default 86400) */
   int log_level;              /* th_log_level; AWS_LAMBDA_LOG_LEVEL or TASKHOST_LOG_LEVEL */
   int log_json;               /* AWS_LAMBDA_LOG_FORMAT: JSON (default) or Text */
   th_metrics_mode metrics;    /* TASKHOST_METRICS (above) */

@@ -32,6 +32,7 @@
 
 #define TARGET_PREFIX "DynamoDB_20120810."
 #define OWNER_ATTR TH_STORE_OWNER_ATTR /* the partition key, "user_id" */
+#define VERSION_ATTR TH_DDB_VERSION_ATTR
 #define CONTENT_TYPE "application/x-amz-json-1.0"
 #define AV_MAX_DEPTH 100          /* AttributeValue nesting we walk */
 #define DOC_JMAX (2 * AV_MAX_DEPTH + 1) /* request documents: AV_MAX_DEPTH alone */
@@ -356,6 +357,7 @@ typedef struct job {
   size_t take;
   int deep;     /* decode with th_json_decode_deep (a caller's state) */
   int dest;     /* push_scan: the caller's table the items are appended to */
+  const th_store_match *match; /* update/delete: an If-Match condition, or NULL */
   /* results */
   size_t count;
   int more, equal;
@@ -569,6 +571,8 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
       fail_with(L, "fields must not contain id");
     if (mode != DOC_ANY && strcmp(name, OWNER_ATTR) == 0)
       fail_with(L, "the attribute " OWNER_ATTR " is the store's own (the owner)");
+    if (mode != DOC_ANY && strcmp(name, VERSION_ATTR) == 0)
+      fail_with(L, "the attribute " VERSION_ATTR " is the store's own (the item's version)");
     check_av(L, -1, 1, DOC_JMAX, name);
     lua_pop(L, 1);
     n++;
@@ -634,6 +638,10 @@ static int job_put(lua_State *L) {
   lua_pushstring(L, j->owner);
   lua_setfield(L, -2, "S");
   lua_setfield(L, item, OWNER_ATTR);
+  lua_createtable(L, 0, 1); /* every item starts at version 1 (store.h) */
+  lua_pushliteral(L, "1");
+  lua_setfield(L, -2, "N");
+  lua_setfield(L, item, VERSION_ATTR);
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
   luaL_addstring(&b, ",\"Item\":");
@@ -655,14 +663,49 @@ static int job_get(lua_State *L) {
   return 1;
 }
 
+/* The ConditionExpression of an update or delete: the item exists and,
+ * with an If-Match list, its version is one of the list's (an item without
+ * a version is version 1). Its values are :m0.. (added by add_match_values). */
+static void add_condition(luaL_Buffer *b, const th_store_match *m) {
+  char ph[32];
+  luaL_addstring(b, ",\"ConditionExpression\":\"attribute_exists(#k)");
+  if (m && m->active && !m->any && m->n > 0) {
+    int has_one = 0;
+    luaL_addstring(b, " AND (#ver IN (");
+    for (int i = 0; i < m->n; i++) {
+      snprintf(ph, sizeof ph, "%s:m%d", i ? ", " : "", i);
+      luaL_addstring(b, ph);
+      has_one |= m->versions[i] == 1;
+    }
+    luaL_addstring(b, has_one ? ") OR attribute_not_exists(#ver))" : "))");
+  }
+  luaL_addstring(b, "\"");
+}
+
+static int match_list(const th_store_match *m) { return m && m->active && !m->any && m->n > 0; }
+
+static void add_match_values(luaL_Buffer *b, const th_store_match *m, int first) {
+  char ph[64];
+  for (int i = 0; match_list(m) && i < m->n; i++) {
+    snprintf(ph, sizeof ph, "%s\":m%d\":{\"N\":\"%lld\"}", first && i == 0 ? "" : ",", i,
+             m->versions[i]);
+    luaL_addstring(b, ph);
+  }
+}
+
 static int job_delete(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
   add_key(&b, L, j->owner, j->id);
-  luaL_addstring(&b, ",\"ConditionExpression\":\"attribute_exists(#k)\","
-                     "\"ExpressionAttributeNames\":{\"#k\":\"id\"},\"ReturnValues\":\"ALL_OLD\"}");
+  add_condition(&b, j->match);
+  luaL_addstring(&b, ",\"ExpressionAttributeNames\":{\"#k\":\"id\"");
+  if (match_list(j->match)) {
+    luaL_addstring(&b, ",\"#ver\":\"" VERSION_ATTR "\"},\"ExpressionAttributeValues\":{");
+    add_match_values(&b, j->match, 1);
+  }
+  luaL_addstring(&b, "},\"ReturnValues\":\"ALL_OLD\"}");
   luaL_pushresult(&b);
   return 1;
 }
@@ -695,22 +738,24 @@ static int job_update(lua_State *L) {
     snprintf(ph, sizeof ph, "%s#n%d = :v%d", i > 1 ? ", " : "", i - 1, i - 1);
     luaL_addstring(&b, ph);
   }
-  luaL_addstring(&b, "\",\"ConditionExpression\":\"attribute_exists(#k)\","
-                     "\"ExpressionAttributeNames\":{\"#k\":\"id\"");
+  luaL_addstring(&b, ", #ver = if_not_exists(#ver, :one) + :one\"");
+  add_condition(&b, j->match);
+  luaL_addstring(&b, ",\"ExpressionAttributeNames\":{\"#k\":\"id\",\"#ver\":\"" VERSION_ATTR "\"");
   for (int i = 1; i <= n; i++) {
     snprintf(ph, sizeof ph, ",\"#n%d\":", i - 1);
     luaL_addstring(&b, ph);
     lua_rawgeti(L, names, i);
     add_json_top(&b, L);
   }
-  luaL_addstring(&b, "},\"ExpressionAttributeValues\":{");
+  luaL_addstring(&b, "},\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}");
   for (int i = 1; i <= n; i++) {
-    snprintf(ph, sizeof ph, "%s\":v%d\":", i > 1 ? "," : "", i - 1);
+    snprintf(ph, sizeof ph, ",\":v%d\":", i - 1);
     luaL_addstring(&b, ph);
     lua_rawgeti(L, names, i);
     lua_rawget(L, fields);
     add_json_top(&b, L);
   }
+  add_match_values(&b, j->match, 0);
   luaL_addstring(&b, "},\"ReturnValues\":\"ALL_NEW\"}");
   luaL_pushresult(&b);
   return 1;
@@ -784,7 +829,13 @@ th_result th_ddb_body_get(th_ddb_codec *c, const char *table, const char *owner,
 
 th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *owner,
                              const char *id, char **body, char *why, size_t whylen) {
-  job j = {.table = table, .owner = owner, .id = id};
+  return th_ddb_body_delete_if(c, table, owner, id, NULL, body, why, whylen);
+}
+
+th_result th_ddb_body_delete_if(th_ddb_codec *c, const char *table, const char *owner,
+                                const char *id, const th_store_match *match, char **body,
+                                char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .id = id, .match = match};
   th_result r;
   if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
       (r = need(id, why, whylen, "id")))
@@ -795,8 +846,14 @@ th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *own
 th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *owner,
                              const char *id, const char *fields, char **body, char *why,
                              size_t whylen) {
+  return th_ddb_body_update_if(c, table, owner, id, fields, NULL, body, why, whylen);
+}
+
+th_result th_ddb_body_update_if(th_ddb_codec *c, const char *table, const char *owner,
+                                const char *id, const char *fields, const th_store_match *match,
+                                char **body, char *why, size_t whylen) {
   job j = {.table = table, .owner = owner, .id = id, .text = fields,
-           .len = fields ? strlen(fields) : 0};
+           .len = fields ? strlen(fields) : 0, .match = match};
   th_result r;
   if ((r = need(table, why, whylen, "table")) || (r = need(owner, why, whylen, "owner")) ||
       (r = need(id, why, whylen, "id")) || (r = need(fields, why, whylen, "fields")))
@@ -845,13 +902,22 @@ static void check_item(lua_State *L, int idx, const char *what) {
 /* Takes the owner's attribute out of the item at idx (the key's partition
  * is the store's business, never an item's content), then checks the rest:
  * stripped first, it costs no check. */
-static void check_item_owned(lua_State *L, int idx, const char *what) {
+static void strip_item(lua_State *L, int idx, int keep_version) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_pushliteral(L, OWNER_ATTR);
     lua_pushnil(L);
     lua_rawset(L, idx);
+    if (!keep_version) { /* the store's own too (store.h: Versions) */
+      lua_pushliteral(L, VERSION_ATTR);
+      lua_pushnil(L);
+      lua_rawset(L, idx);
+    }
   }
+}
+
+static void check_item_owned(lua_State *L, int idx, const char *what) {
+  strip_item(L, idx, 0);
   check_item(L, idx, what);
 }
 
@@ -874,8 +940,10 @@ static int job_parse_item(lua_State *L) {
 static int job_push_item(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   int resp = load_response(L, j);
-  if (lua_getfield(L, resp, j->member) != LUA_TNIL)
-    check_item_owned(L, -1, j->member);
+  if (lua_getfield(L, resp, j->member) != LUA_TNIL) {
+    strip_item(L, -1, 1); /* the version stays: the store reads it (th_ddb_push_item) */
+    check_item(L, -1, j->member);
+  }
   return 1;
 }
 

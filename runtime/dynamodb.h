@@ -50,6 +50,7 @@
 
 #include "common.h"
 #include "http.h"
+#include "store.h"
 
 #define TH_DDB_DEFAULT_ATTEMPTS 3
 #define TH_DDB_MAX_ATTEMPTS 20
@@ -152,6 +153,23 @@ th_result th_ddb_body_delete(th_ddb_codec *c, const char *table, const char *own
 th_result th_ddb_body_update(th_ddb_codec *c, const char *table, const char *owner,
                              const char *id, const char *fields, char **body, char *why,
                              size_t whylen);
+/* Versions (store.h): an item's version is the N attribute "version"
+ * (TH_DDB_VERSION_ATTR). PutItem writes 1; UpdateItem adds
+ * `#ver = if_not_exists(#ver, 1) + 1` to its SET. The *_if forms take an
+ * If-Match condition (NULL or inactive: none; any: exists): the
+ * ConditionExpression becomes attribute_exists(id) AND (version IN (:m0, …)
+ * [OR attribute_not_exists(version) when 1 is listed: an item written
+ * before versions is version 1]). A match with no versions (never true) is
+ * the caller's to refuse without a request. Items read back (parse_item,
+ * parse_scan, push_scan) never hold it; push_item keeps it for the store to
+ * take out. */
+#define TH_DDB_VERSION_ATTR "version"
+th_result th_ddb_body_update_if(th_ddb_codec *c, const char *table, const char *owner,
+                                const char *id, const char *fields, const th_store_match *match,
+                                char **body, char *why, size_t whylen);
+th_result th_ddb_body_delete_if(th_ddb_codec *c, const char *table, const char *owner,
+                                const char *id, const th_store_match *match, char **body,
+                                char *why, size_t whylen);
 /* Query of the owner's partition (KeyConditionExpression user_id = :u),
  * newest first (ScanIndexForward false: descending id), ConsistentRead,
  * Limit, and ExclusiveStartKey {"user_id":owner, "id":after_id} when

@@ -13,12 +13,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "auth.h"
 #include "event.h"
 #include "log.h"
 #include "lua_modules.h"
+#include "precond.h"
 #include "utf8.h"
 
 #define HOOK_EVERY 1000        /* instructions between budget checks */
@@ -517,8 +519,10 @@ typedef struct invocation {
   excerpt path;
   th_auth_outcome auth;
   th_invoke_ctx bound; /* *ctx with the owner auth resolved; ctx points here then */
-  th_store_stats stats; /* the route's store operations (store.h) */
+  th_store_stats stats; /* the request's store operations (store.h) */
   char operation[64];   /* request.operation as the route left it, or "" */
+  int keyed;            /* an Idempotency-Key claim is held: idem */
+  th_store_idem idem;   /* its pending create is freed by th_host_invoke */
 } invocation;
 
 /* Pushes {status=, headers={...}, body=json} for an error message. */
@@ -630,7 +634,8 @@ static void push_normalised_response(lua_State *L, th_host *h, int idx) {
   /* Every response, including our own errors: CORS and no sniffing. */
   set_default_header(L, headers, "Access-Control-Allow-Origin", h->cfg->cors_origin);
   set_default_header(L, headers, "Access-Control-Allow-Headers",
-                     "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token");
+                     "Content-Type, Authorization, X-Amz-Date, X-Api-Key, X-Amz-Security-Token, "
+                     "If-Match, If-None-Match, Idempotency-Key");
   set_default_header(L, headers, "Access-Control-Allow-Methods",
                      "GET, POST, PUT, DELETE, OPTIONS");
   /* Response headers a browser's script may read besides the simple ones: the new task's URL,
@@ -711,9 +716,6 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   int status = lua_pcall(L, 1, 1, handler);
   if (in_route)
     atomic_store(in_route, 0);
-  h->binding.store->deadline_ms = 0;
-  h->binding.store->owner[0] = '\0';
-  h->binding.store->stats = NULL;
   disarm_budget(h);
   lua_remove(L, handler);
   copy_operation(L, req, inv->operation, sizeof inv->operation);
@@ -729,6 +731,282 @@ static void push_route_response(lua_State *L, invocation *inv, int req) {
   th_log(TH_LOG_ERROR, inv->request_id, "route failed", f, (int)TH_ARRAY_LEN(f));
   lua_pop(L, 1);
   push_error_response(L, 500, "Internal server error");
+}
+
+/* ---- conditional requests and Idempotency-Key around the route (store.h,
+ * precond.h). The host applies them, not the route scripts: If-Match is
+ * bound to the store as the owner is, so every update or delete the route
+ * makes is conditional; a keyed POST's create is deferred by the store
+ * module and written here, with the idempotency record, in one transaction,
+ * once the route's answer is known. ---- */
+
+static void new_request_id(char out[37]);
+
+/* A request header (lower-case name) as a string of the request's headers
+ * table, which keeps it alive while req is on the stack; NULL when absent. */
+static const char *req_header(lua_State *L, int req, const char *name) {
+  const char *v = NULL;
+  if (lua_getfield(L, req, "headers") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, name) == LUA_TSTRING)
+      v = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *req_string(lua_State *L, int req, const char *name, size_t *len) {
+  const char *v = NULL;
+  if (lua_getfield(L, req, name) == LUA_TSTRING)
+    v = lua_tolstring(L, -1, len);
+  lua_pop(L, 1);
+  return v;
+}
+
+static long long wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The route's deadline (as push_route_response computes it). */
+static double route_deadline(const invocation *inv) {
+  double deadline = th_now_ms() + inv->h->cfg->lua_timeout_ms;
+  if (inv->ctx && inv->ctx->deadline_ms > 0 && inv->ctx->deadline_ms < deadline)
+    deadline = inv->ctx->deadline_ms;
+  return deadline;
+}
+
+/* A store failure of the guards as the routes answer one (respond.lua). */
+static void push_store_failure(lua_State *L, invocation *inv, th_result r, const char *op) {
+  th_store *s = inv->h->binding.store;
+  th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_STR("error", th_result_name(r)),
+                      TH_LOG_STR("detail", s->error)};
+  th_log(TH_LOG_ERROR, inv->request_id, "store operation failed", f, (int)TH_ARRAY_LEN(f));
+  if (r == TH_ERR_THROTTLED || r == TH_ERR_UNAVAILABLE || r == TH_ERR_TIMEOUT) {
+    push_error_response(L, 503, "Service temporarily unavailable");
+    lua_getfield(L, -1, "headers");
+    lua_pushliteral(L, "1");
+    lua_setfield(L, -2, "Retry-After");
+    lua_pop(L, 1);
+  } else {
+    push_error_response(L, 500, "Internal server error");
+  }
+}
+
+/* Pushes the stored response of a completed key as the route's answer. */
+static void push_replay(lua_State *L, const char *stored) {
+  th_json_decode(L, stored, strlen(stored));
+}
+
+/* Before the route: If-Match bound to the store (PUT, DELETE), and a POST's
+ * Idempotency-Key claimed. Returns 1 when it pushed the answer itself (a
+ * malformed header, a replay, a conflict), 0 when the route is to run. */
+static int begin_guards(lua_State *L, invocation *inv, int req) {
+  th_host *h = inv->h;
+  th_store *s = h->binding.store;
+  size_t body_len = 0;
+  const char *method = req_string(L, req, "method", &body_len);
+  const char *path = req_string(L, req, "path", &body_len);
+  const char *body = req_string(L, req, "body", &body_len);
+  method = method ? method : "";
+  s->match = (th_store_match){0};
+  s->version = 0;
+  s->match_failed = 0;
+  if (strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0) {
+    const char *im = req_header(L, req, "if-match");
+    if (im && th_precond_if_match(im, &s->match) != TH_OK) {
+      push_error_response(L, 400, "If-Match must be * or a list of at most 16 entity tags");
+      return 1;
+    }
+  }
+  const char *key = strcmp(method, "POST") == 0 ? req_header(L, req, "idempotency-key") : NULL;
+  if (!key)
+    return 0;
+  th_store_idem *c = &inv->idem;
+  if (th_idem_parse_key(key, c->key) != TH_OK) {
+    push_error_response(L, 400, "Idempotency-Key must be a string of 1 to 255 visible ASCII "
+                                "characters (\"...\")");
+    return 1;
+  }
+  if (!s->ops->idem_begin) {
+    push_error_response(L, 501, "Idempotency-Key is not supported by this store");
+    return 1;
+  }
+  th_result r = th_idem_fingerprint(method, path ? path : "", body ? body : "",
+                                    body ? body_len : 0, c->fingerprint);
+  if (r != TH_OK) {
+    push_store_failure(L, inv, r, "fingerprint");
+    return 1;
+  }
+  char token[37];
+  new_request_id(token);
+  snprintf(c->token, sizeof c->token, "%s", token);
+  double deadline = route_deadline(inv);
+  c->now_ms = wall_ms();
+  c->expires_at = c->now_ms / 1000 + h->cfg->idempotency_ttl_s;
+  /* A second beyond the deadline: the claim outlives this request by a
+   * margin for clocks that differ between instances. */
+  c->locked_until_ms = c->now_ms + (long long)(deadline - th_now_ms()) + 1000;
+  bind_owner(h, inv->ctx ? inv->ctx->owner : NULL, inv->request_id);
+  s->deadline_ms = deadline - STORE_RESERVE_MS;
+  th_idem_state state = TH_IDEM_NEW;
+  char *stored = NULL;
+  r = s->ops->idem_begin(s, c, &state, &stored);
+  if (r != TH_OK) {
+    push_store_failure(L, inv, r, "idem_begin");
+    return 1;
+  }
+  switch (state) {
+  case TH_IDEM_NEW:
+    inv->keyed = 1;
+    s->idem = c;
+    return 0;
+  case TH_IDEM_REPLAY:
+    lua_pushstring(L, stored);
+    free(stored);
+    push_replay(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    return 1;
+  case TH_IDEM_MISMATCH:
+    push_error_response(L, 422, "Idempotency-Key was already used with a different request");
+    return 1;
+  case TH_IDEM_IN_FLIGHT:
+    push_error_response(L, 409, "A request with this Idempotency-Key is still in progress");
+    lua_getfield(L, -1, "headers");
+    lua_pushliteral(L, "1");
+    lua_setfield(L, -2, "Retry-After");
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 0;
+}
+
+/* Replaces the normalised response on top with another (pushed on top). */
+static void replace_response(lua_State *L, th_host *h) {
+  push_normalised_response(L, h, -1);
+  lua_replace(L, -2);
+}
+
+static int response_status(lua_State *L) {
+  lua_getfield(L, -1, "status");
+  int status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return status;
+}
+
+/* The snapshot of the normalised response on top that a replay gives back:
+ * status, body, and the headers that are the request's own (Location, ETag,
+ * Content-Type); CORS and the rest are added again at replay. Pushes it as
+ * JSON text. */
+static void push_snapshot(lua_State *L) {
+  static const char *const kept[] = {"Location", "ETag", "Content-Type"};
+  int resp = lua_gettop(L);
+  lua_createtable(L, 0, 3);
+  lua_getfield(L, resp, "status");
+  lua_setfield(L, -2, "status");
+  lua_getfield(L, resp, "body");
+  lua_setfield(L, -2, "body");
+  lua_newtable(L);
+  lua_getfield(L, resp, "headers");
+  for (size_t i = 0; i < TH_ARRAY_LEN(kept); i++) {
+    lua_getfield(L, -1, kept[i]);
+    lua_setfield(L, -3, kept[i]);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "headers");
+  th_json_encode(L, -1);
+  lua_remove(L, -2);
+}
+
+/* After the route, on the normalised response on top: 412 for a failed
+ * If-Match, the ETag of the item answered, 304 for a matching
+ * If-None-Match, and the keyed create written with its record (or the claim
+ * released when the route wrote nothing). */
+static void end_guards(lua_State *L, invocation *inv, int req) {
+  th_host *h = inv->h;
+  th_store *s = h->binding.store;
+  size_t n;
+  const char *method = req_string(L, req, "method", &n);
+  method = method ? method : "";
+  s->idem = NULL;
+  int status = response_status(L);
+  if (s->match_failed && status != 412) {
+    push_error_response(L, 412, "Precondition failed");
+    replace_response(L, h);
+    status = 412;
+  }
+  char etag[32] = "";
+  if ((status == 200 || status == 201) && s->version > 0 &&
+      (strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)) {
+    lua_getfield(L, -1, "headers");
+    if (!header_present(L, lua_gettop(L), "ETag")) {
+      th_precond_etag(s->version, etag, sizeof etag);
+      lua_pushstring(L, etag);
+      lua_setfield(L, -2, "ETag");
+    }
+    lua_pop(L, 1);
+  }
+  if (etag[0] && status == 200 && strcmp(method, "GET") == 0) {
+    const char *inm = req_header(L, req, "if-none-match");
+    if (inm && th_precond_none_match(inm, s->version)) {
+      lua_pushinteger(L, 304);
+      lua_setfield(L, -2, "status");
+      lua_pushliteral(L, "");
+      lua_setfield(L, -2, "body");
+      lua_getfield(L, -1, "headers");
+      lua_pushnil(L);
+      lua_setfield(L, -2, "Content-Type");
+      lua_pop(L, 1);
+    }
+  }
+  if (!inv->keyed)
+    return;
+  if (!inv->idem.pending_id || status < 200 || status > 299)
+    return; /* nothing written: release_guards drops the claim */
+  push_snapshot(L);
+  th_result r = s->ops->idem_commit(s, &inv->idem, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (r == TH_OK) {
+    inv->keyed = 0; /* completed: nothing to release */
+    return;
+  }
+  inv->keyed = r != TH_ERR_PRECONDITION; /* taken over: the claim is not ours to drop */
+  if (r == TH_ERR_PRECONDITION) {
+    th_log(TH_LOG_WARN, inv->request_id,
+           "idempotency claim taken over after its deadline: nothing written", NULL, 0);
+    push_error_response(L, 409, "A request with this Idempotency-Key is still in progress");
+    lua_getfield(L, -1, "headers");
+    lua_pushliteral(L, "1");
+    lua_setfield(L, -2, "Retry-After");
+    lua_pop(L, 1);
+  } else {
+    push_store_failure(L, inv, r, "idem_commit");
+  }
+  replace_response(L, h);
+}
+
+/* After every request, whatever happened: drops a claim that wrote nothing
+ * (so a corrected retry may use the key), frees the deferred create and
+ * unbinds the store from the request. */
+static void release_guards(th_host *h, invocation *inv) {
+  th_store *s = h->binding.store;
+  if (inv->keyed && s->ops->idem_release && s->ops->idem_release(s, &inv->idem) != TH_OK) {
+    th_log_field f[] = {TH_LOG_STR("detail", s->error)};
+    th_log(TH_LOG_WARN, inv->request_id,
+           "cannot release the idempotency claim: it lapses at its deadline", f, 1);
+  }
+  inv->keyed = 0;
+  free(inv->idem.pending_id);
+  free(inv->idem.pending_item);
+  inv->idem.pending_id = inv->idem.pending_item = NULL;
+  s->idem = NULL;
+  s->match = (th_store_match){0};
+  s->match_failed = 0;
+  s->version = 0;
+  s->deadline_ms = 0;
+  s->owner[0] = '\0';
+  s->stats = NULL;
 }
 
 /* Runs inside lua_pcall: event → route → normalised response → proxy JSON
@@ -770,7 +1048,7 @@ static int invoke_protected(lua_State *L) {
     push_error_response(L, 400, "Request body is declared base64 but is not valid base64");
   else if (info.body_len > h->cfg->max_body_bytes)
     push_error_response(L, 413, "Request body too large");
-  else
+  else if (!begin_guards(L, inv, req))
     push_route_response(L, inv, req);
 
   lua_pushcfunction(L, normalise_protected);
@@ -784,6 +1062,7 @@ static int invoke_protected(lua_State *L) {
     push_error_response(L, 500, "Internal server error");
     push_normalised_response(L, h, -1);
   }
+  end_guards(L, inv, req);
   lua_getfield(L, -1, "status");
   inv->status = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
@@ -857,6 +1136,7 @@ th_result th_host_invoke(th_host *h, const char *event, size_t len, const th_inv
   lua_pushcfunction(L, invoke_protected);
   lua_pushlightuserdata(L, &inv);
   int status = lua_pcall(L, 1, 1, 0);
+  release_guards(h, &inv);
   th_result rc = TH_OK;
   if (status == LUA_OK && inv.not_event) {
     rc = TH_ERR_INVALID;

@@ -11,7 +11,15 @@
  * items; a cursor opens only for the owner it was issued to. Items never
  * hold `user_id`; an item or fields naming it are refused ("invalid").
  *
- * err = {kind = "invalid"|"throttled"|"unavailable"|"internal", message = ...}.
+ * With an If-Match condition bound to the store (the host does it per
+ * request), update and delete that find it false return
+ * nil, {kind = "precondition"} (the route answers 412; the host makes sure).
+ * While the request holds an Idempotency-Key claim (store->idem), create
+ * writes nothing: it hands the item to the claim, and the host writes item
+ * and record in one transaction once the route has answered (store.h).
+ *
+ * err = {kind = "invalid"|"throttled"|"unavailable"|"internal"|"precondition",
+ *        message = ...}.
  * Misuse by the script (wrong argument types) raises. Backend details go to
  * the log with the request id, never into err.message. C strings returned by
  * the backend are copied onto the Lua stack and freed before anything that
@@ -63,8 +71,18 @@ static int push_err(lua_State *L, th_result r) {
   return 2;
 }
 
-/* Logs the failure and returns nil, err to the script. */
+/* Logs the failure and returns nil, err to the script; a failed If-Match is a normal
+ * outcome, not logged here. */
 static int push_failure(lua_State *L, const char *op, th_result r, const char *detail) {
+  if (r == TH_ERR_PRECONDITION) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "precondition");
+    lua_setfield(L, -2, "kind");
+    lua_pushliteral(L, "If-Match condition failed");
+    lua_setfield(L, -2, "message");
+    return 2;
+  }
   th_log_field f[] = {TH_LOG_STR("op", op), TH_LOG_STR("kind", err_kind(r)),
                       TH_LOG_STR("error", th_result_name(r)), TH_LOG_STR("detail", detail)};
   th_log(r == TH_ERR_INVALID ? TH_LOG_WARN : TH_LOG_ERROR, th_lua_request_id(L),
@@ -122,6 +140,23 @@ static int l_create(lua_State *L) {
   const char *id = check_id(L, -1);
   th_av_push_item(L, 1);
   th_json_encode(L, -1);
+  th_store_idem *claim = b->store->idem;
+  if (claim) {
+    if (claim->pending_id)
+      return push_failure(L, "create", TH_ERR_INTERNAL,
+                          "a second create in one request with an Idempotency-Key");
+    char *pid = strdup(id), *pitem = strdup(lua_tostring(L, -1));
+    if (!pid || !pitem) {
+      free(pid);
+      free(pitem);
+      return push_failure(L, "create", TH_ERR_NOMEM, "out of memory");
+    }
+    claim->pending_id = pid;
+    claim->pending_item = pitem;
+    b->store->version = 1;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   double t0 = call_start(b->store);
   th_result r = b->store->ops->create(b->store, id, lua_tostring(L, -1));
   count_call(b->store, t0);
@@ -177,6 +212,7 @@ static int l_update(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  b->store->match_failed |= r == TH_ERR_PRECONDITION;
   if (r != TH_OK)
     return push_failure(L, "update", r, b->store->error);
   if (lo && lo->update) {
@@ -193,6 +229,7 @@ static int l_delete(lua_State *L) {
   const char *id = check_id(L, 1);
   char *old = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
+  b->store->version = 0; /* a deleted item has no entity tag */
   double t0 = call_start(b->store);
   th_result r = lo && lo->remove ? lo->remove(b->store, id, L)
                                  : b->store->ops->remove(b->store, id, &old);
@@ -201,6 +238,7 @@ static int l_delete(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  b->store->match_failed |= r == TH_ERR_PRECONDITION;
   if (r != TH_OK)
     return push_failure(L, "delete", r, b->store->error);
   if (lo && lo->remove) {
@@ -234,6 +272,7 @@ static int l_scan(lua_State *L) {
   }
   char *items = NULL, *last = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
+  b->store->version = 0; /* a page has no entity tag */
   th_result r;
   int avs = 0;
   double t0 = call_start(b->store);

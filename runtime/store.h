@@ -22,6 +22,26 @@
  * output pointers are left untouched, and s->error holds a one-line detail for
  * the operator's log (never for the client).
  *
+ * Versions (ETag / If-Match): each item has a version the backend keeps
+ * beside it, never in the item: create writes 1, every update adds 1; an
+ * item written before versions existed counts as 1. An item or fields that
+ * name the attribute `version` are TH_ERR_INVALID, as for `user_id`. get, create and update
+ * leave the version of the item they handed back (or wrote) in s->version.
+ * With s->match.active (the host sets it per request from If-Match), update
+ * and remove act only when the item exists and its version is one of
+ * s->match.versions (or, with s->match.any, whatever it is), checked in the
+ * same statement or conditional request as the write; otherwise they change
+ * nothing and return TH_ERR_PRECONDITION (a missing item included, as RFC
+ * 9110 §13.1.1 says).
+ *
+ * Idempotency records (optional ops, NULL when a backend has none): one per
+ * (owner, key), beside the owner's items but never one of them (never listed,
+ * counted or reachable by id). idem_begin claims the key for this request or
+ * says what an earlier request with it left; idem_commit writes the task the
+ * request deferred (th_store_idem.pending_*) and completes the record with
+ * the response, in one transaction; idem_release drops a claim that wrote
+ * nothing. See th_store_idem.
+ *
  * Ownership: strings returned through `char **` are malloc'd; the caller frees.
  * A th_store is used by one thread at a time (one per worker).
  */
@@ -59,6 +79,39 @@ typedef struct th_store_stats {
   unsigned throttles;
   double latency_ms;
 } th_store_stats;
+
+/* An If-Match condition (precond.h parses the header into it). */
+#define TH_STORE_MAX_MATCH 16
+typedef struct th_store_match {
+  int active;    /* 0: no condition */
+  int any;       /* "*": the item exists */
+  int n;         /* versions[0..n): one must be the item's (n == 0, !any: never) */
+  long long versions[TH_STORE_MAX_MATCH];
+} th_store_match;
+
+/* What idem_begin found for the key. */
+typedef enum th_idem_state {
+  TH_IDEM_NEW,       /* claimed: in progress for this request */
+  TH_IDEM_REPLAY,    /* completed with this fingerprint: *response_out holds the answer */
+  TH_IDEM_MISMATCH,  /* the key was used with another request (fingerprint) */
+  TH_IDEM_IN_FLIGHT  /* in progress for another request still within its deadline */
+} th_idem_state;
+
+/* One keyed request. Times are wall-clock (epoch): a record outlives the
+ * process that wrote it. */
+typedef struct th_store_idem {
+  char key[256];           /* the Idempotency-Key, 1..255 visible ASCII */
+  char fingerprint[65];    /* hex SHA-256 of the request (precond.h) */
+  char token[40];          /* this request's claim (its request id, cut) */
+  long long now_ms;        /* epoch ms, when the request began */
+  long long expires_at;    /* epoch s: after it the record is as if absent */
+  long long locked_until_ms; /* epoch ms: the claim's deadline; after it, another
+                                request with the key may take it over */
+  /* The create the route asked for while the key was claimed: held here
+   * (malloc'd, owned by this struct) and written by idem_commit. */
+  char *pending_id;
+  char *pending_item;
+} th_store_idem;
 
 /* Optional, for a backend that decodes JSON responses anyway (dynamodb): the
  * read results of get, update, remove and scan handed over decoded on the
@@ -100,6 +153,16 @@ typedef struct th_store_ops {
                     char **last_id_out);
   void (*close)(th_store *s); /* frees s */
   const th_store_lua_ops *lua; /* optional (NULL): see th_store_lua_ops */
+  /* Optional (all NULL or none). Atomic each. idem_begin: *response_out
+   * (malloc'd) only for TH_IDEM_REPLAY. idem_commit: TH_ERR_EXISTS when the
+   * pending id is taken, TH_ERR_PRECONDITION when the claim is no longer
+   * this request's (taken over after its deadline); neither writes
+   * anything. idem_release: deletes the record only while it is this
+   * request's claim (TH_OK also when it no longer is). */
+  th_result (*idem_begin)(th_store *s, const th_store_idem *r, th_idem_state *state,
+                          char **response_out);
+  th_result (*idem_commit)(th_store *s, const th_store_idem *r, const char *response);
+  th_result (*idem_release)(th_store *s, const th_store_idem *r);
 } th_store_ops;
 
 struct th_store {
@@ -126,6 +189,15 @@ struct th_store {
   /* NULL, or where the request's store costs are added up (the host sets it
    * per request, as it sets deadline_ms). */
   th_store_stats *stats;
+
+  /* Per request, set and cleared by the host (see Versions above). */
+  th_store_match match;
+  long long version;        /* out: see Versions; 0 when none */
+  int match_failed;         /* out: an update or remove met TH_ERR_PRECONDITION
+                               (lua_store.c sets it; the host answers 412) */
+  /* Non-NULL while a request holds an idempotency claim: the store module
+   * (lua_store.c) defers a create into it instead of writing. */
+  th_store_idem *idem;
 };
 
 /* Binds s to `owner` (NULL: TH_STORE_PUBLIC_OWNER, auth off). TH_ERR_INVALID,

@@ -303,7 +303,7 @@ static void t_values(ct *c, th_store *s) {
 /* Malformed requests are INVALID, change nothing and write no output. */
 static void t_invalid(ct *c, th_store *s) {
   char id[64], item[256], long_id[TH_STORE_MAX_ID + 2], long_item[TH_STORE_MAX_ID + 64];
-  char bad[9][256];
+  char bad[10][256];
   char *out, *last;
   th_result r;
   new_id(c, id);
@@ -321,6 +321,7 @@ static void t_invalid(ct *c, th_store *s) {
   snprintf(bad[7], sizeof bad[7], "{\"id\":\"%s\"}", id);
   snprintf(bad[8], sizeof bad[8], "{\"id\":{\"S\":\"%s\"},\"" TH_STORE_OWNER_ATTR "\":{\"S\":\"%s\"}}",
            id, c->owner[1]);
+  snprintf(bad[9], sizeof bad[9], "{\"id\":{\"S\":\"%s\"},\"version\":{\"N\":\"7\"}}", id);
   const struct {
     const char *id, *item, *what;
   } creates[] = {
@@ -329,6 +330,7 @@ static void t_invalid(ct *c, th_store *s) {
     {id, bad[4], "not an object"},   {id, bad[5], "attribute value null"},
     {id, bad[6], "attribute value not an object"}, {id, bad[7], "id not an AttributeValue"},
     {id, bad[8], "item holding the owner's attribute"},
+    {id, bad[9], "item holding the store's version"},
     {id, "", "empty text"},          {id, NULL, "NULL item"},
     {"", "{\"id\":{\"S\":\"\"}}", "empty id"}, {long_id, long_item, "id over TH_STORE_MAX_ID bytes"},
     {NULL, item, "NULL id"},
@@ -352,6 +354,7 @@ static void t_invalid(ct *c, th_store *s) {
   } updates[] = {
     {with_id, "fields containing id"}, {"{\"t\":{\"S\":\"y\"}", "malformed fields"},
     {"{\"" TH_STORE_OWNER_ATTR "\":{\"S\":\"someone\"}}", "fields setting the owner's attribute"},
+    {"{\"version\":{\"N\":\"7\"}}", "fields setting the store's version"},
     {"{\"t\":{\"S\":\"y\"},\"" TH_STORE_OWNER_ATTR "\":{\"NULL\":true}}",
      "fields with the owner's attribute among others"},
     {"[]", "fields not an object"},   {"{\"t\":null}", "field value null"},
@@ -730,7 +733,7 @@ static void lv_close(th_store *s) {
 }
 
 static const th_store_ops lua_view_ops = {lv_create, lv_get, lv_update, lv_remove, lv_scan,
-                                          lv_close, NULL};
+                                          lv_close, NULL, NULL, NULL, NULL};
 
 static int lv_setup_p(lua_State *L) {
   th_json_setup(L);

@@ -7,7 +7,10 @@
  *     than it needs and repeats the request while DynamoDB returns short
  *     pages, so a page is full whenever items remain and last_id is NULL
  *     exactly when none do.
- * Every key is (s->owner, id): see store.h.
+ * Every key is (s->owner, id): see store.h. Versions (store.h) are the
+ * attribute TH_DDB_VERSION_ATTR, maintained and conditioned on by the
+ * request bodies (dynamodb.h); the Lua operations take it out of the item
+ * they push and leave it in s->version (the text ones do not report it).
  */
 #include "store_dynamodb.h"
 
@@ -75,6 +78,24 @@ typedef struct dest {
   int found;
 } dest;
 
+/* The version attribute of the AV map on top of d->L, taken out of it into
+ * s->version (absent: 1, an item written before versions). */
+static void take_version(dd_store *q, lua_State *L) {
+  long long v = 1;
+  int top = lua_gettop(L);
+  if (lua_getfield(L, top, TH_DDB_VERSION_ATTR) == LUA_TTABLE &&
+      lua_getfield(L, -1, "N") == LUA_TSTRING) {
+    char *end = NULL;
+    long long n = strtoll(lua_tostring(L, -1), &end, 10);
+    if (end && !*end && n > 0)
+      v = n;
+  }
+  lua_settop(L, top);
+  lua_pushnil(L);
+  lua_setfield(L, -2, TH_DDB_VERSION_ATTR);
+  q->base.version = v;
+}
+
 /* Reads one item's AV map from a response member into d. */
 static th_result read_item(dd_store *q, const char *op, const th_ddb_outcome *o,
                            const char *member, dest *d) {
@@ -84,6 +105,8 @@ static th_result read_item(dd_store *q, const char *op, const th_ddb_outcome *o,
     r = th_ddb_push_item(d->L, o->body, o->len, member, why, sizeof why);
     if (r == TH_OK && !(d->found = !lua_isnil(d->L, -1)))
       lua_pop(d->L, 1);
+    else if (r == TH_OK)
+      take_version(q, d->L);
   } else {
     r = th_ddb_parse_item(th_ddb_get_codec(q->d), o->body, o->len, member, d->item, why,
                           sizeof why);
@@ -128,6 +151,8 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
     dest d = {.item = &attrs};
     r = read_item(q, "PutItem", &o, "Attributes", &d);
     free(attrs);
+    if (r == TH_OK)
+      s->version = 1;
     goto out;
   }
   if (o.error.kind != TH_DDB_CONDITION)
@@ -146,6 +171,7 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
     th_log_field f[] = {TH_LOG_STR("op", "PutItem"), TH_LOG_NUM("attempts", o.attempts)};
     th_log(TH_LOG_INFO, NULL, "dynamodb: create had landed on an earlier attempt", f,
            (int)TH_ARRAY_LEN(f));
+    s->version = 1;
     r = TH_OK;
   } else {
     r = fail(q, TH_ERR_EXISTS, "PutItem: an item with that id exists (and differs from ours)");
@@ -155,6 +181,14 @@ out:
   free(body);
   th_ddb_outcome_free(&o);
   return r;
+}
+
+/* An If-Match that names no version can never hold: no request needed. */
+static th_result never_matches(dd_store *q, const char *op) {
+  const th_store_match *m = &q->base.match;
+  if (m->active && !m->any && m->n == 0)
+    return fail(q, TH_ERR_PRECONDITION, "%s: If-Match names no version", op);
+  return TH_OK;
 }
 
 static th_result get_to(th_store *s, const char *id, dest *d) {
@@ -186,10 +220,10 @@ static th_result update_to(th_store *s, const char *id, const char *fields, dest
   char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
-  if ((r = check_id(q, "update", id)) != TH_OK)
+  if ((r = check_id(q, "update", id)) != TH_OK || (r = never_matches(q, "UpdateItem")) != TH_OK)
     return r;
-  r = th_ddb_body_update(th_ddb_get_codec(q->d), q->table, q->base.owner, id, fields, &body, why,
-                         sizeof why);
+  r = th_ddb_body_update_if(th_ddb_get_codec(q->d), q->table, q->base.owner, id, fields,
+                            &q->base.match, &body, why, sizeof why);
   if (r != TH_OK)
     return fail(q, r, "update: %s", why);
   if (!body) /* nothing to set: the item as it is */
@@ -197,7 +231,9 @@ static th_result update_to(th_store *s, const char *id, const char *fields, dest
   r = call(q, "UpdateItem", body, &o);
   if (r != TH_OK) {
     if (o.error.kind == TH_DDB_CONDITION)
-      r = fail(q, TH_ERR_NOT_FOUND, "UpdateItem: no item with that id");
+      r = q->base.match.active
+              ? fail(q, TH_ERR_PRECONDITION, "UpdateItem: If-Match condition failed")
+              : fail(q, TH_ERR_NOT_FOUND, "UpdateItem: no item with that id");
     goto out;
   }
   if ((r = read_item(q, "UpdateItem", &o, "Attributes", d)) != TH_OK)
@@ -229,10 +265,10 @@ static th_result remove_to(th_store *s, const char *id, dest *d) {
   char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
-  if ((r = check_id(q, "remove", id)) != TH_OK)
+  if ((r = check_id(q, "remove", id)) != TH_OK || (r = never_matches(q, "DeleteItem")) != TH_OK)
     return r;
-  if ((r = th_ddb_body_delete(th_ddb_get_codec(q->d), q->table, q->base.owner, id, &body, why,
-                               sizeof why)) != TH_OK)
+  if ((r = th_ddb_body_delete_if(th_ddb_get_codec(q->d), q->table, q->base.owner, id,
+                                  &q->base.match, &body, why, sizeof why)) != TH_OK)
     return fail(q, r, "remove: %s", why);
   r = call(q, "DeleteItem", body, &o);
   if (r != TH_OK) {
@@ -242,7 +278,9 @@ static th_result remove_to(th_store *s, const char *id, dest *d) {
       r = o.maybe_applied
               ? fail(q, TH_ERR_UNAVAILABLE, "DeleteItem: an earlier attempt may have removed "
                                             "the item, but its answer was lost")
-              : fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
+              : q->base.match.active
+                  ? fail(q, TH_ERR_PRECONDITION, "DeleteItem: If-Match condition failed")
+                  : fail(q, TH_ERR_NOT_FOUND, "DeleteItem: no item with that id");
     goto out;
   }
   if ((r = read_item(q, "DeleteItem", &o, "Attributes", d)) != TH_OK)
@@ -386,7 +424,7 @@ static void dd_close(th_store *s) {
 
 static const th_store_lua_ops dd_lua_ops = {dd_get_lua, dd_update_lua, dd_remove_lua, dd_scan_lua};
 static const th_store_ops dd_ops = {dd_create, dd_get,  dd_update,  dd_remove,
-                                    dd_scan,   dd_close, &dd_lua_ops};
+                                    dd_scan,   dd_close, &dd_lua_ops, NULL, NULL, NULL};
 
 th_store *th_store_dynamodb_open(const th_config *cfg, char *err, size_t errlen) {
   dd_store *q = NULL;

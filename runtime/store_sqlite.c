@@ -11,6 +11,12 @@
  * the old table as it was, and the next open does it again.
  * All JSON work (validation, merge of updated fields, the scan's array)
  * is done by SQLite's JSON1 functions, so this file never parses JSON itself.
+ * Versions (store.h) live in the column items.version (NULL: written before
+ * versions, counted as 1), never in doc; an If-Match condition is a clause
+ * of the UPDATE or DELETE itself. Idempotency records live in their own
+ * table `idempotency(user_id, key, …)`, so they are never listed or read as
+ * items; a keyed create is one transaction: the item's INSERT and the
+ * record's completion (idem_commit).
  * WAL lets several th_store handles (one per worker thread, or other
  * processes) share one file; every operation is one autocommit statement,
  * hence atomic. A lock held by another connection is waited for by a busy
@@ -38,7 +44,16 @@
  * deadline. */
 #define BUSY_SLEEP_MAX_MS 10
 
-enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_SCAN_AFTER, ST_COUNT };
+enum { ST_CHECK, ST_CREATE, ST_GET, ST_UPDATE, ST_REMOVE, ST_SCAN, ST_SCAN_AFTER,
+       ST_IDEM_FIND, ST_IDEM_CLAIM, ST_IDEM_COMPLETE, ST_IDEM_RELEASE, ST_COUNT };
+
+/* The If-Match condition bound at parameter p (store.h): NULL none, '*'
+ * the item exists (the WHERE found it), else a JSON array of versions. CASE:
+ * json_each never sees '*'. */
+#define MATCH_SQL(p)                                                                           \
+  " AND CASE WHEN " p " IS NULL OR " p " = '*' THEN 1"                                         \
+  " ELSE coalesce(version, 1) IN (SELECT value FROM json_each(" p ")) END"
+
 
 /* One page, newest first: ?1 the owner, ?2 the limit, ?3 the id to start
  * below (ST_SCAN_AFTER only). One statement is one read transaction: the
@@ -67,6 +82,8 @@ static const char *const sql_text[ST_COUNT] = {
     "  THEN 'an attribute value is not an AttributeValue object'"
     " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key = '" TH_STORE_OWNER_ATTR "')"
     "  THEN 'the attribute " TH_STORE_OWNER_ATTR " is the store''s own (the owner)'"
+    " WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'version')"
+    "  THEN 'the attribute version is the store''s own (the item''s version)'"
     " WHEN ?2 = 'fields' AND EXISTS (SELECT 1 FROM json_each(?1) WHERE key = 'id')"
     "  THEN 'fields must not contain id'"
     " WHEN ?2 = 'item' AND (json_type(?1, '$.id.S') IS NOT 'text'"
@@ -74,18 +91,37 @@ static const char *const sql_text[ST_COUNT] = {
     "  OR (SELECT count(*) FROM json_each(?1, '$.id')) <> 1)"
     "  THEN 'item must contain \"id\":{\"S\":<the id>}'"
     " END",
-  [ST_CREATE] = "INSERT INTO items (user_id, id, doc) VALUES (?3, ?1, json(?2))"
+  [ST_CREATE] = "INSERT INTO items (user_id, id, doc, version) VALUES (?3, ?1, json(?2), 1)"
                 " ON CONFLICT (user_id, id) DO NOTHING",
-  [ST_GET] = "SELECT doc FROM items WHERE id = ?1 AND user_id = ?2",
+  [ST_GET] = "SELECT doc, coalesce(version, 1) FROM items WHERE id = ?1 AND user_id = ?2",
   /* Remove the fields being set, then add them: a plain merge patch would
    * merge {"N":..} into {"S":..} or keep old keys of a replaced M. */
   [ST_UPDATE] =
     "UPDATE items SET doc = json_patch(json_patch(doc,"
-    " (SELECT json_group_object(key, json('null')) FROM json_each(?1))), ?1)"
-    " WHERE id = ?2 AND user_id = ?3 RETURNING doc",
-  [ST_REMOVE] = "DELETE FROM items WHERE id = ?1 AND user_id = ?2 RETURNING doc",
+    " (SELECT json_group_object(key, json('null')) FROM json_each(?1))), ?1),"
+    " version = coalesce(version, 1) + 1"
+    " WHERE id = ?2 AND user_id = ?3" MATCH_SQL("?4") " RETURNING doc, version",
+  [ST_REMOVE] = "DELETE FROM items WHERE id = ?1 AND user_id = ?2" MATCH_SQL("?3")
+                " RETURNING doc, coalesce(version, 1)",
   [ST_SCAN] = SCAN_SQL(""),
   [ST_SCAN_AFTER] = SCAN_SQL(" AND id < ?3"),
+  /* ?1 owner, ?2 key, ?3 now (epoch s), ?4 now (epoch ms), ?5 fingerprint:
+   * what the record says to this request (th_idem_state), and its response. */
+  [ST_IDEM_FIND] =
+    "SELECT CASE WHEN expires_at <= ?3 OR (state = 'in_progress' AND locked_until <= ?4)"
+    "  THEN 'new' WHEN fingerprint <> ?5 THEN 'mismatch'"
+    "  WHEN state = 'completed' THEN 'replay' ELSE 'in_flight' END, response"
+    " FROM idempotency WHERE user_id = ?1 AND key = ?2",
+  [ST_IDEM_CLAIM] =
+    "INSERT INTO idempotency (user_id, key, state, fingerprint, token, expires_at, locked_until)"
+    " VALUES (?1, ?2, 'in_progress', ?3, ?4, ?5, ?6) ON CONFLICT (user_id, key) DO UPDATE SET"
+    " state = 'in_progress', fingerprint = excluded.fingerprint, token = excluded.token,"
+    " expires_at = excluded.expires_at, locked_until = excluded.locked_until, response = NULL",
+  [ST_IDEM_COMPLETE] =
+    "UPDATE idempotency SET state = 'completed', response = ?4, locked_until = 0"
+    " WHERE user_id = ?1 AND key = ?2 AND token = ?3 AND state = 'in_progress'",
+  [ST_IDEM_RELEASE] = "DELETE FROM idempotency"
+                      " WHERE user_id = ?1 AND key = ?2 AND token = ?3 AND state = 'in_progress'",
 };
 
 /* The table, and the migration from the id-keyed schema (doc kept as it was
@@ -97,6 +133,19 @@ static const char *const sql_text[ST_COUNT] = {
 static const char schema_sql[] =
   "SELECT (SELECT count(*) FROM pragma_table_info('items') WHERE name = 'user_id')"
   " WHERE EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'items')";
+/* What versions and idempotency records add to a table of the owner-keyed
+ * schema: 1 when it has both. */
+static const char current_sql[] =
+  "SELECT (SELECT count(*) FROM pragma_table_info('items') WHERE name = 'version')"
+  " AND EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'idempotency')";
+static const char version_sql[] =
+  "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'version'";
+static const char add_version_sql[] = "ALTER TABLE items ADD COLUMN version INTEGER";
+static const char idem_table_sql[] =
+  "CREATE TABLE IF NOT EXISTS idempotency (user_id TEXT NOT NULL, key TEXT NOT NULL,"
+  " state TEXT NOT NULL, fingerprint TEXT NOT NULL, token TEXT NOT NULL,"
+  " expires_at INTEGER NOT NULL, locked_until INTEGER NOT NULL, response TEXT,"
+  " PRIMARY KEY (user_id, key)) WITHOUT ROWID";
 static const char migrate_sql[] =
   TABLE_SQL("items_by_owner") ";"
   "INSERT INTO items_by_owner (user_id, id, doc)"
@@ -274,20 +323,54 @@ static th_result sq_create(th_store *s, const char *id, const char *item) {
     return r;
   if (sqlite3_changes(q->db) == 0)
     return fail(q, TH_ERR_EXISTS, "create", "an item with that id exists");
+  s->version = 1;
   return TH_OK;
 }
 
-/* get and remove differ only in the statement: both return one doc by id. */
+/* The If-Match parameter of MATCH_SQL for s->match, in buf: NULL when
+ * there is no condition. */
+static const char *match_param(const th_store *s, char *buf, size_t len) {
+  if (!s->match.active)
+    return NULL;
+  if (s->match.any)
+    return "*";
+  size_t used = (size_t)snprintf(buf, len, "[");
+  for (int i = 0; i < s->match.n && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", s->match.versions[i]);
+  if (used < len)
+    snprintf(buf + used, len - used, "]");
+  return buf;
+}
+
+/* The version column's text (always a whole number the table wrote). */
+static long long version_of(const char *text) {
+  return text ? strtoll(text, NULL, 10) : 1;
+}
+
+/* A write that found no row: under an If-Match condition that is the
+ * condition failing (store.h), else the item missing. */
+static th_result no_row(sq_store *q, const char *what) {
+  if (q->base.match.active)
+    return fail(q, TH_ERR_PRECONDITION, what, "If-Match condition failed");
+  return fail(q, TH_ERR_NOT_FOUND, what, "no item with that id");
+}
+
+/* get and remove differ only in the statement: both return one doc by id,
+ * and its version. */
 static th_result by_id(sq_store *q, int which, const char *what, const char *id, char **out) {
-  const char *v[2] = {id, q->base.owner};
+  char mbuf[TH_STORE_MAX_MATCH * 21 + 3];
+  const char *v[3] = {id, q->base.owner, match_param(&q->base, mbuf, sizeof mbuf)};
   int found = 0;
-  char *doc = NULL;
+  char *doc = NULL, *version = NULL;
   th_result r;
-  if ((r = check_id(q, what, id)) != TH_OK || (r = bind(q, q->st[which], what, 2, v)) != TH_OK ||
-      (r = run(q, q->st[which], what, &found, &doc, NULL)) != TH_OK)
+  if ((r = check_id(q, what, id)) != TH_OK ||
+      (r = bind(q, q->st[which], what, which == ST_REMOVE ? 3 : 2, v)) != TH_OK ||
+      (r = run(q, q->st[which], what, &found, &doc, &version)) != TH_OK)
     return r;
   if (!found)
-    return fail(q, TH_ERR_NOT_FOUND, what, "no item with that id");
+    return which == ST_REMOVE ? no_row(q, what) : fail(q, TH_ERR_NOT_FOUND, what, "no item with that id");
+  q->base.version = version_of(version);
+  free(version);
   *out = doc;
   return TH_OK;
 }
@@ -302,17 +385,20 @@ static th_result sq_remove(th_store *s, const char *id, char **old_out) {
 
 static th_result sq_update(th_store *s, const char *id, const char *fields, char **item_out) {
   sq_store *q = (sq_store *)s;
-  const char *v[3] = {fields, id, s->owner};
+  char mbuf[TH_STORE_MAX_MATCH * 21 + 3];
+  const char *v[4] = {fields, id, s->owner, match_param(s, mbuf, sizeof mbuf)};
   int found = 0;
-  char *doc = NULL;
+  char *doc = NULL, *version = NULL;
   th_result r;
   if ((r = check_id(q, "update", id)) != TH_OK ||
       (r = check_doc(q, "update", fields, 1, NULL)) != TH_OK ||
-      (r = bind(q, q->st[ST_UPDATE], "update", 3, v)) != TH_OK ||
-      (r = run(q, q->st[ST_UPDATE], "update", &found, &doc, NULL)) != TH_OK)
+      (r = bind(q, q->st[ST_UPDATE], "update", 4, v)) != TH_OK ||
+      (r = run(q, q->st[ST_UPDATE], "update", &found, &doc, &version)) != TH_OK)
     return r;
   if (!found)
-    return fail(q, TH_ERR_NOT_FOUND, "update", "no item with that id");
+    return no_row(q, "update");
+  s->version = version_of(version);
+  free(version);
   *item_out = doc;
   return TH_OK;
 }
@@ -351,6 +437,127 @@ static th_result sq_scan(th_store *s, int limit, const char *after_id, char **it
   return TH_OK;
 }
 
+/* ---- idempotency records (store.h) ---- */
+
+static th_result bind_int(sq_store *q, sqlite3_stmt *st, const char *what, int i, long long v) {
+  int rc = sqlite3_bind_int64(st, i, v);
+  if (rc == SQLITE_OK)
+    return TH_OK;
+  th_result r = fail(q, map_rc(rc), what, sqlite3_errmsg(q->db));
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return r;
+}
+
+/* BEGIN IMMEDIATE: the write lock first, waited for by on_busy. */
+static th_result tx_begin(sq_store *q, const char *what) {
+  q->gave_up = NULL;
+  q->busy_since = th_now_ms();
+  int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    return TH_OK;
+  return fail(q, (rc & 0xff) == SQLITE_BUSY && q->gave_up ? TH_ERR_TIMEOUT : map_rc(rc), what,
+              sqlite3_errmsg(q->db));
+}
+
+/* COMMIT when r is TH_OK (its failure becomes r), else ROLLBACK. */
+static th_result tx_end(sq_store *q, const char *what, th_result r) {
+  if (r == TH_OK && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    r = fail(q, map_rc(sqlite3_errcode(q->db)), what, sqlite3_errmsg(q->db));
+  if (r != TH_OK && !sqlite3_get_autocommit(q->db))
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+static th_result idem_find(sq_store *q, const th_store_idem *rq, char **verdict, char **response) {
+  sqlite3_stmt *st = q->st[ST_IDEM_FIND];
+  const char *v[2] = {q->base.owner, rq->key};
+  int found = 0;
+  th_result r;
+  if ((r = bind(q, st, "idem_begin", 2, v)) != TH_OK ||
+      (r = bind_int(q, st, "idem_begin", 3, rq->now_ms / 1000)) != TH_OK ||
+      (r = bind_int(q, st, "idem_begin", 4, rq->now_ms)) != TH_OK)
+    return r;
+  if (sqlite3_bind_text(st, 5, rq->fingerprint, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return fail(q, TH_ERR_INTERNAL, "idem_begin", sqlite3_errmsg(q->db));
+  }
+  return run(q, st, "idem_begin", &found, verdict, response);
+}
+
+static th_result sq_idem_begin(th_store *s, const th_store_idem *rq, th_idem_state *state,
+                               char **response_out) {
+  sq_store *q = (sq_store *)s;
+  char *verdict = NULL, *response = NULL;
+  th_idem_state got = TH_IDEM_NEW;
+  th_result r;
+  if (!s->owner[0])
+    return fail(q, TH_ERR_INTERNAL, "idem_begin", "no owner bound to the store");
+  if ((r = tx_begin(q, "idem_begin")) != TH_OK)
+    return r;
+  if ((r = idem_find(q, rq, &verdict, &response)) != TH_OK)
+    goto out;
+  if (verdict && strcmp(verdict, "new") != 0) {
+    got = strcmp(verdict, "mismatch") == 0 ? TH_IDEM_MISMATCH
+          : strcmp(verdict, "replay") == 0 ? TH_IDEM_REPLAY
+                                           : TH_IDEM_IN_FLIGHT;
+    if (got == TH_IDEM_REPLAY && !response)
+      r = fail(q, TH_ERR_INTERNAL, "idem_begin", "a completed record without its response");
+    goto out;
+  }
+  sqlite3_stmt *st = q->st[ST_IDEM_CLAIM];
+  const char *v[4] = {s->owner, rq->key, rq->fingerprint, rq->token};
+  int found = 0;
+  if ((r = bind(q, st, "idem_begin", 4, v)) != TH_OK ||
+      (r = bind_int(q, st, "idem_begin", 5, rq->expires_at)) != TH_OK ||
+      (r = bind_int(q, st, "idem_begin", 6, rq->locked_until_ms)) != TH_OK)
+    goto out;
+  r = run(q, st, "idem_begin", &found, NULL, NULL);
+out:
+  r = tx_end(q, "idem_begin", r);
+  if (r == TH_OK) {
+    *state = got;
+    if (got == TH_IDEM_REPLAY) {
+      *response_out = response;
+      response = NULL;
+    }
+  }
+  free(verdict);
+  free(response);
+  return r;
+}
+
+static th_result sq_idem_commit(th_store *s, const th_store_idem *rq, const char *response) {
+  sq_store *q = (sq_store *)s;
+  const char *v[4] = {s->owner, rq->key, rq->token, response};
+  int found = 0;
+  th_result r;
+  if (!rq->pending_id || !rq->pending_item)
+    return fail(q, TH_ERR_INTERNAL, "idem_commit", "no create to commit");
+  if ((r = tx_begin(q, "idem_commit")) != TH_OK)
+    return r;
+  if ((r = sq_create(s, rq->pending_id, rq->pending_item)) != TH_OK)
+    goto out;
+  if ((r = bind(q, q->st[ST_IDEM_COMPLETE], "idem_commit", 4, v)) != TH_OK ||
+      (r = run(q, q->st[ST_IDEM_COMPLETE], "idem_commit", &found, NULL, NULL)) != TH_OK)
+    goto out;
+  if (sqlite3_changes(q->db) == 0)
+    r = fail(q, TH_ERR_PRECONDITION, "idem_commit", "the key's claim is no longer this request's");
+out:
+  return tx_end(q, "idem_commit", r);
+}
+
+static th_result sq_idem_release(th_store *s, const th_store_idem *rq) {
+  sq_store *q = (sq_store *)s;
+  const char *v[3] = {s->owner, rq->key, rq->token};
+  int found = 0;
+  th_result r = bind(q, q->st[ST_IDEM_RELEASE], "idem_release", 3, v);
+  if (r == TH_OK)
+    r = run(q, q->st[ST_IDEM_RELEASE], "idem_release", &found, NULL, NULL);
+  return r;
+}
+
 static void sq_close(th_store *s) {
   sq_store *q = (sq_store *)s;
   if (!q)
@@ -361,18 +568,43 @@ static void sq_close(th_store *s) {
   free(q);
 }
 
-/* *out: 1 when items has the current schema, 0 the id-keyed one, -1 none. */
-static th_result schema_of(sq_store *q, int *out) {
+/* *out: the 1 | 0 | no row (-1) a schema query answers. */
+static th_result ask(sq_store *q, const char *sql, int *out) {
   sqlite3_stmt *st = NULL;
   char *has = NULL;
   int found = 0;
-  if (sqlite3_prepare_v2(q->db, schema_sql, -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
     return fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
   th_result r = run(q, st, "open", &found, &has, NULL);
   sqlite3_finalize(st);
   if (r == TH_OK)
     *out = !found ? -1 : has && strcmp(has, "1") == 0 ? 1 : 0;
   free(has);
+  return r;
+}
+
+/* *out: 2 when items has the current schema (versions, idempotency
+ * records), 1 the owner-keyed one without them, 0 the id-keyed one, -1 none. */
+static th_result schema_of(sq_store *q, int *out) {
+  int keyed = 0, current = 0;
+  th_result r = ask(q, schema_sql, &keyed);
+  if (r == TH_OK && keyed == 1)
+    r = ask(q, current_sql, &current);
+  if (r == TH_OK)
+    *out = keyed == 1 ? 1 + (current == 1) : keyed;
+  return r;
+}
+
+/* Adds what schema 1 lacks (idempotent: each piece only when missing). */
+static th_result upgrade_schema(sq_store *q) {
+  int has_version = 0;
+  th_result r = ask(q, version_sql, &has_version);
+  if (r == TH_OK && has_version != 1 &&
+      sqlite3_exec(q->db, add_version_sql, NULL, NULL, NULL) != SQLITE_OK)
+    r = fail(q, map_rc(sqlite3_errcode(q->db)), "adding versions", sqlite3_errmsg(q->db));
+  if (r == TH_OK && sqlite3_exec(q->db, idem_table_sql, NULL, NULL, NULL) != SQLITE_OK)
+    r = fail(q, map_rc(sqlite3_errcode(q->db)), "creating the idempotency table",
+             sqlite3_errmsg(q->db));
   return r;
 }
 
@@ -384,18 +616,20 @@ static th_result schema_of(sq_store *q, int *out) {
 static th_result ensure_schema(sq_store *q, const char **why) {
   int schema = 0;
   th_result r = schema_of(q, &schema);
-  if (r != TH_OK || schema == 1)
+  if (r != TH_OK || schema == 2)
     goto out;
   if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
     r = fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
     goto out;
   }
-  if ((r = schema_of(q, &schema)) == TH_OK && schema != 1 &&
+  if ((r = schema_of(q, &schema)) == TH_OK && schema < 1 &&
       sqlite3_exec(q->db, schema < 0 ? TABLE_SQL("items") : migrate_sql, NULL, NULL, NULL) !=
           SQLITE_OK)
     r = fail(q, map_rc(sqlite3_errcode(q->db)),
              schema < 0 ? "creating the table" : "migrating the id-keyed table",
              sqlite3_errmsg(q->db));
+  if (r == TH_OK && schema < 2)
+    r = upgrade_schema(q);
   if (r == TH_OK && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
     r = fail(q, map_rc(sqlite3_errcode(q->db)), "open", sqlite3_errmsg(q->db));
   if (r != TH_OK)
@@ -409,8 +643,10 @@ out:
   return r;
 }
 
-static const th_store_ops sq_ops = {sq_create, sq_get, sq_update, sq_remove, sq_scan, sq_close,
-                                    NULL};
+static const th_store_ops sq_ops = {sq_create,     sq_get,         sq_update,
+                                    sq_remove,     sq_scan,        sq_close,
+                                    NULL,          sq_idem_begin,  sq_idem_commit,
+                                    sq_idem_release};
 
 /* Cursors are bound to the identity, so it must name the file the same way
  * whatever the working directory: realpath of the directory + the file name

@@ -219,7 +219,7 @@ resource "aws_apigatewayv2_api" "http" {
   cors_configuration {
     allow_origins  = [var.cors_origin]
     allow_methods  = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-    allow_headers  = ["content-type", "authorization", "x-amz-date", "x-api-key", "x-amz-security-token"]
+    allow_headers  = ["content-type", "authorization", "x-amz-date", "x-api-key", "x-amz-security-token", "if-match", "if-none-match", "idempotency-key"]
     expose_headers = ["location", "etag", "www-authenticate", "retry-after"]
     max_age        = var.cors_max_age
   }

@@ -254,7 +254,8 @@ def ok(name): out.append("PASS\t" + name)
 def bad(name, why): out.append("FAIL\t%s\t%s" % (name, why))
 def note(name): out.append("NOTE\t" + name)
 
-SHAPE = {"user_id": "S", "id": "S", "task": "S", "status": "S", "priority": "S", "created_at": "N", "updated_at": "N"}
+SHAPE = {"user_id": "S", "id": "S", "task": "S", "status": "S", "priority": "S", "created_at": "N", "updated_at": "N",
+         "version": "N"}  # the store's version (ETag / If-Match), beside the task
 by_text, by_id = {}, {}
 for it in items:
     whole = set(it) == set(SHAPE) and all(list(it[k].keys()) == [t] for k, t in SHAPE.items()) \

@@ -203,3 +203,9 @@ write("jwt", b"\x02" + json.dumps({"keys": [
 write("jwt", b"\x02{\"keys\":[]}")
 
 print("corpus written to", OUT)
+
+# ---- precond: If-Match / If-None-Match / Idempotency-Key values ----
+for v in ['*', '"1"', '"1", "2"', 'W/"3"', '"12", W/"4", "x"', ' , "7" ,', '"abc"',
+          '"' + "k" * 255 + '"', 'token-1', '"a b"', '"a\\b"', '""', ", ".join('"%d"' % i for i in range(1, 18))]:
+    write("precond", v)
+

@@ -86,7 +86,9 @@ new_uuid() { cat /proc/sys/kernel/random/uuid; }
 AV_OF_TASK='{user_id: {S: "public"}, id: {S: .id}, task: {S: .task}, status: {S: .status},
   priority: {S: .priority}, created_at: {N: (.created_at | tostring)},
   updated_at: {N: (.updated_at | tostring)}}'
-TASK_ATTRS='["created_at","id","priority","status","task","updated_at","user_id"]'
+# … and the version the store keeps beside every item it writes (ETag / If-Match,
+# docs/idempotency.md): N, never part of the API's answer.
+TASK_ATTRS='["created_at","id","priority","status","task","updated_at","user_id","version"]'
 # Sets have no order: compare them sorted.
 SETS_SORTED='def sets_sorted: walk(if type == "object" and (keys == ["SS"] or keys == ["NS"] or keys == ["BS"])
   then map_values(sort) else . end);'
@@ -104,16 +106,17 @@ check_stored() {
   get_item "$id"
   check_eq "$name: aws get-item exits 0" 0 "$AWS_RC"
   check_jq "$name: get-item finds the item" "$AWS_OUT" '.Item | type == "object"'
-  check_jq "$name: exactly the six task attributes and the owner" "$AWS_OUT" \
+  check_jq "$name: exactly the six task attributes, the owner and the version" "$AWS_OUT" \
     '.Item | keys == $attrs' --argjson attrs "$TASK_ATTRS"
   check_jq "$name: the API's answer has no user_id" "$task" 'has("user_id") | not'
   check_jq "$name: user_id, id, task, status, priority are S; created_at, updated_at are N" "$AWS_OUT" '
     .Item | (.user_id | keys) == ["S"] and (.id | keys) == ["S"] and (.task | keys) == ["S"] and (.status | keys) == ["S"]
-      and (.priority | keys) == ["S"] and (.created_at | keys) == ["N"] and (.updated_at | keys) == ["N"]'
+      and (.priority | keys) == ["S"] and (.created_at | keys) == ["N"] and (.updated_at | keys) == ["N"]
+      and (.version.N | test("^[1-9][0-9]*$"))'
   check_jq "$name: timestamps are whole-number text" "$AWS_OUT" \
     '.Item | (.created_at.N | test("^[1-9][0-9]*$")) and (.updated_at.N | test("^[1-9][0-9]*$"))'
   check_jq "$name: every value is what the API answered" "$AWS_OUT" \
-    ".Item == (\$t | $AV_OF_TASK)" --argjson t "$task"
+    ".Item | del(.version) == (\$t | $AV_OF_TASK)" --argjson t "$task"
 }
 
 # The API's JSON text (not only its value) has created_at and updated_at as
@@ -220,14 +223,14 @@ section "aws dynamodb scan sees the same items"
 ddb scan --consistent-read
 check_eq "scan: aws exits 0" 0 "$AWS_RC"
 check_jq "scan: every task the API wrote, as the API answered it" "$AWS_OUT" '
-  [.Items[] | select(.id.S as $i | any($want[]; .id.S == $i))] | sort_by(.id.S)
+  [.Items[] | select(.id.S as $i | any($want[]; .id.S == $i)) | del(.version)] | sort_by(.id.S)
     == ($want | sort_by(.id.S))' --slurpfile want "$EXPECTED"
-check_jq "scan: each of them has only the six typed task attributes and the owner" "$AWS_OUT" '
+check_jq "scan: each of them has only the six typed task attributes, the owner and the version" "$AWS_OUT" '
   [.Items[] | select(.id.S as $i | any($want[]; .id.S == $i))]
   | length == ($want | length)
     and all(.[]; keys == $attrs
       and all(.user_id, .id, .task, .status, .priority; keys == ["S"])
-      and all(.created_at, .updated_at; keys == ["N"] and (.N | test("^[1-9][0-9]*$"))))' \
+      and all(.created_at, .updated_at, .version; keys == ["N"] and (.N | test("^[1-9][0-9]*$"))))' \
   --slurpfile want "$EXPECTED" --argjson attrs "$TASK_ATTRS"
 
 # ---- the AWS CLI writes, taskhost reads ------------------------------------------
@@ -299,7 +302,7 @@ done
 ddb scan --consistent-read
 check_jq "after delete: scan no longer has them, still has the others" "$AWS_OUT" '
   ([.Items[].id.S] | index($a) == null and index($b) == null)
-  and ([.Items[] | select(.id.S as $i | any($want[]; .id.S == $i))] | sort_by(.id.S)
+  and ([.Items[] | select(.id.S as $i | any($want[]; .id.S == $i)) | del(.version)] | sort_by(.id.S)
        == ($want | sort_by(.id.S)))' \
   --arg a "$CLI_ID" --arg b "$(jq -r '.id' <<<"$COMBINING")" --slurpfile want "$EXPECTED"
 
@@ -333,8 +336,9 @@ api v2 PUT "/tasks/$SPARSE_ID" -b '{"priority":"low"}'
 expect "missing attributes: PUT priority" 200 '.task.priority == "low" and (.task | has("status") | not)
   and .task.created_at == 1703001234 and .task.updated_at > 1703001234'
 get_item "$SPARSE_ID"
-check_jq "missing attributes: after the PUT the table has priority S, the rest unchanged" "$AWS_OUT" '
-  .Item | keys == ["created_at","id","priority","task","updated_at","user_id"] and .priority == {S: "low"}
+check_jq "missing attributes: after the PUT the table has priority S and version 2 (none was 1), the rest unchanged" "$AWS_OUT" '
+  .Item | keys == ["created_at","id","priority","task","updated_at","user_id","version"] and .priority == {S: "low"}
+    and .version == {N: "2"}
     and .created_at == {N: "1703001234"} and (.updated_at | keys) == ["N"]
     and (.updated_at.N | test("^[1-9][0-9]*$"))'
 
@@ -364,10 +368,11 @@ api v2 PUT "/tasks/$EXTRA_ID" -b '{"status":"in_progress"}'
 expect "extra attributes: PUT" 200 '.task.status == "in_progress" and .task.note == "added by an operator"
   and .task.ttl == 1893456000'
 get_item "$EXTRA_ID"
-check_jq "extra attributes: the PUT changed status and updated_at only" "$AWS_OUT" "$SETS_SORTED"'
-  (.Item | del(.status, .updated_at) | sets_sorted)
-    == ($before.Item | del(.status, .updated_at) | sets_sorted)
-  and .Item.status == {S: "in_progress"} and (.Item.updated_at | keys) == ["N"]' \
+check_jq "extra attributes: the PUT changed status, updated_at and the version only" "$AWS_OUT" "$SETS_SORTED"'
+  (.Item | del(.status, .updated_at, .version) | sets_sorted)
+    == ($before.Item | del(.status, .updated_at, .version) | sets_sorted)
+  and .Item.status == {S: "in_progress"} and (.Item.updated_at | keys) == ["N"]
+  and .Item.version == {N: "2"}' \
   --argjson before "$EXTRA_STORED"
 
 section "binary attributes (B, BS): served as base64 text, never a 500"

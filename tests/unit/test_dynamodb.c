@@ -434,9 +434,12 @@ static void test_body_put(void) {
   CHECK_STR(PATH(b, "Item", "u", "S"), "\xc3\xa9 \xf0\x9f\x8e\x89 \" \\ ");
   CHECK_STR(PATH(b, "ConditionExpression"), "attribute_not_exists(#k)");
   CHECK_STR(PATH(b, "ExpressionAttributeNames", "#k"), "id");
+  CHECK_STR(PATH(b, "Item", "version", "N"), "1"); /* every item starts at version 1 */
   lua_getfield(TL, b, "Item");
   lua_pushnil(TL);
   lua_setfield(TL, -2, "user_id");
+  lua_pushnil(TL);
+  lua_setfield(TL, -2, "version");
   char *again = encode_at(-1);
   CHECK(again && th_ddb_items_equal(C, again, item) == 1, "item kept: %s", again);
   free(again);
@@ -621,8 +624,10 @@ static void test_doc_examples(void) {
     if (body) {
       push_body(body);
       lua_getfield(TL, -1, "Item");
-      lua_pushnil(TL); /* the owner, added by put */
+      lua_pushnil(TL); /* the owner and the version, added by put */
       lua_setfield(TL, -2, "user_id");
+      lua_pushnil(TL);
+      lua_setfield(TL, -2, "version");
       char *back = encode_at(-1);
       CHECK(back && th_ddb_items_equal(C, back, item) == 1, "%s: %s vs %s", type, back, item);
       free(back);

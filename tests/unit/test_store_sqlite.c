@@ -436,7 +436,7 @@ static long file_query(const char *name, const char *sql) {
 }
 
 #define HAS_OWNER_COLUMN "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'user_id'"
-#define LEFTOVER_TABLES "SELECT count(*) FROM sqlite_schema WHERE name <> 'items'"
+#define LEFTOVER_TABLES "SELECT count(*) FROM sqlite_schema WHERE name NOT IN ('items', 'idempotency')"
 
 typedef struct opener {
   const char *name;

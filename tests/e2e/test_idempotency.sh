@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Safe retries and concurrent edits (docs/idempotency.md), end to end through
+# `taskhost --serve` and the Lambda path (`--local`, which runs th_host_invoke as
+# the Runtime API loop does) on SQLite:
+#   Idempotency-Key on POST /tasks: replay (same status, body, Location, ETag, one
+#   task — also after the task changed or was deleted), another body → 422, a
+#   malformed key → 400, a claim in flight → 409 with Retry-After, taken over after
+#   its deadline, an expired record → a new create, a 4xx drops the claim, the TTL
+#   of TASKHOST_IDEMPOTENCY_TTL_S, 32 concurrent POSTs with one key → one task;
+#   ETag / If-Match / If-None-Match: GET/POST/PUT answer ETag, 412 on a failed or
+#   weak If-Match, * and lists, 304 without a body, 32 concurrent PUTs with one
+#   If-Match → one 200, the rest 412, the final task the winner's.
+# The records' table is read and edited straight in the SQLite file (python3's
+# sqlite3) to put a claim in flight or a record past its expiry without waiting.
+# With E2E_STORE=dynamodb (dynamodb.e2e_conditional, under with_dynalite.sh) the
+# ETag / If-Match sections run on dynalite, the item edited with the AWS CLI;
+# a keyed POST there is 501 (the DynamoDB store has no idempotency records yet).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+DB="$TMP/idem.db"
+ON_SQLITE=1
+if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
+  ON_SQLITE=0
+else
+  export TASKHOST_STORE="sqlite:$DB"
+fi
+unset TASKHOST_IDEMPOTENCY_TTL_S
+J='Content-Type: application/json'
+
+sql() { "$PY" - "$DB" "$@" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=10)
+rows = db.execute(sys.argv[2], sys.argv[3:]).fetchall()
+db.commit()
+for r in rows:
+    print("\t".join("" if v is None else str(v) for v in r))
+PYEOF
+}
+# fingerprint BODY: what the server computes for POST /tasks with BODY.
+fingerprint() { "$PY" -c 'import hashlib,sys; print(hashlib.sha256(b"POST\0/tasks\0" + sys.argv[1].encode()).hexdigest())' "$1"; }
+tasks_named() { sql "SELECT count(*) FROM items WHERE json_extract(doc, '\$.task.S') = ?" "$1"; }
+
+section "start (SQLite)"
+if ! serve_start; then
+  fail "server starts"
+  finish
+fi
+pass
+
+if [ "$ON_SQLITE" = 0 ]; then
+  section "Idempotency-Key on DynamoDB: refused, never ignored"
+  http POST /tasks -H "$J" -H 'Idempotency-Key: "ddb"' -d '{"task":"keyed on dynamodb"}'
+  check_eq "501" 501 "$STATUS"
+  check_jq "501 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
+else
+section "Idempotency-Key: a retry replays the first answer"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"replay me"}'
+check_eq "first POST: 201" 201 "$STATUS"
+FIRST_BODY=$BODY FIRST_LOC=$(hdr Location) FIRST_ETAG=$(hdr ETag)
+ID=$(jq -r .id <<<"$BODY")
+check_eq "first POST: ETag \"1\"" '"1"' "$FIRST_ETAG"
+check_eq "first POST: Location" "/tasks/$ID" "$FIRST_LOC"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"replay me"}'
+check_eq "retry: 201" 201 "$STATUS"
+check_eq "retry: the same body" "$FIRST_BODY" "$BODY"
+check_eq "retry: the same Location" "$FIRST_LOC" "$(hdr Location)"
+check_eq "retry: the same ETag" "$FIRST_ETAG" "$(hdr ETag)"
+check_eq "one task, not two" 1 "$(tasks_named 'replay me')"
+# The key's name is case-insensitive; a bare token is the same key.
+http POST /tasks -H "$J" -H 'idempotency-KEY: replay-1' -d '{"task":"replay me"}'
+check_eq "bare token, other case: the same answer" "$FIRST_BODY" "$BODY"
+http PUT "/tasks/$ID" -H "$J" -d '{"task":"changed since"}'
+check_eq "the task changes" 200 "$STATUS"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"replay me"}'
+check_eq "after a change: still the first answer" "$FIRST_BODY" "$BODY"
+http DELETE "/tasks/$ID"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"replay me"}'
+check_eq "after a delete: still the first answer (201)" "201 $FIRST_BODY" "$STATUS $BODY"
+check_eq "after a delete: no task recreated" 0 "$(tasks_named 'replay me')"
+http GET /tasks
+check_jq "records are never listed" "$BODY" '.count == (.items | length) and all(.items[]; .id | test("^[0-9a-f-]{36}$"))'
+
+section "Idempotency-Key: the same key with another body → 422"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"something else"}'
+check_eq "422" 422 "$STATUS"
+check_jq "422 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
+check_eq "nothing created" 0 "$(tasks_named 'something else')"
+
+section "Idempotency-Key: malformed keys → 400"
+LONG=$(printf 'k%.0s' $(seq 1 256))
+MAX=$(printf 'k%.0s' $(seq 1 255))
+for bad in 'Idempotency-Key;' 'Idempotency-Key: ""' "Idempotency-Key: \"$LONG\"" \
+  'Idempotency-Key: "a b"' $'Idempotency-Key: "caf\xc3\xa9"' 'Idempotency-Key: "a\"b"' \
+  'Idempotency-Key: "a\\b"'; do
+  http POST /tasks -H "$J" -H "$bad" -d '{"task":"bad key"}'
+  check_eq "${bad:0:40}: 400" 400 "$STATUS"
+  check_jq "${bad:0:40}: names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
+done
+check_eq "no task created by a bad key" 0 "$(tasks_named 'bad key')"
+http POST /tasks -H "$J" -H "Idempotency-Key: \"$MAX\"" -d '{"task":"longest key"}'
+check_eq "a 255-character key: 201" 201 "$STATUS"
+http POST /tasks -H "$J" -d '{"task":"no key"}'
+check_eq "no key: 201, as before" 201 "$STATUS"
+http POST /tasks -H "$J" -d '{"task":"no key"}'
+check_eq "no key twice: two tasks" 2 "$(tasks_named 'no key')"
+
+section "Idempotency-Key: a 4xx drops the claim; a corrected retry proceeds"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "fix-me"' -d '{"task":"x","priority":"someday"}'
+check_eq "invalid body: 400" 400 "$STATUS"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "fix-me"' -d '{"task":"fixed","priority":"high"}'
+check_eq "corrected body, same key: 201" 201 "$STATUS"
+
+section "Idempotency-Key: in flight → 409, taken over after its deadline"
+NOW_MS=$(($(date +%s) * 1000))
+BODY1='{"task":"in flight"}'
+sql "INSERT INTO idempotency (user_id, key, state, fingerprint, token, expires_at, locked_until)
+     VALUES ('public', 'busy', 'in_progress', ?, 'other', ?, ?)" \
+  "$(fingerprint "$BODY1")" $((NOW_MS / 1000 + 3600)) $((NOW_MS + 600000))
+http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d "$BODY1"
+check_eq "in flight: 409" 409 "$STATUS"
+check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
+check_jq "409 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
+http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d '{"task":"another body"}'
+check_eq "in flight, another body: 422" 422 "$STATUS"
+sql "UPDATE idempotency SET locked_until = ? WHERE key = 'busy'" $((NOW_MS - 1000))
+http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d "$BODY1"
+check_eq "past its deadline: taken over, 201" 201 "$STATUS"
+check_eq "one task" 1 "$(tasks_named 'in flight')"
+check_eq "the record completed" completed "$(sql "SELECT state FROM idempotency WHERE key = 'busy'")"
+
+section "Idempotency-Key: expiry (TASKHOST_IDEMPOTENCY_TTL_S, checked by timestamp)"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "ttl"' -d '{"task":"ttl 1"}'
+EXP=$(sql "SELECT expires_at FROM idempotency WHERE key = 'ttl'")
+NOW=$(date +%s)
+check "default TTL 86400 s: expires_at = now + 86400 (±60)" test $((EXP - NOW - 86400)) -le 60 -a $((EXP - NOW - 86400)) -ge -60
+sql "UPDATE idempotency SET expires_at = ? WHERE key = 'ttl'" $((NOW - 1))
+http POST /tasks -H "$J" -H 'Idempotency-Key: "ttl"' -d '{"task":"ttl 2"}'
+check_eq "an expired key is free again: 201 (not 422)" 201 "$STATUS"
+check_eq "a new task" 1 "$(tasks_named 'ttl 2')"
+
+section "Idempotency-Key: 32 concurrent POSTs with one key"
+pids=()
+for i in $(seq 1 32); do
+  curl -s -o "$TMP/conc.$i" -w '%{http_code}\n' -X POST "$BASE_URL/tasks" -H "$J" \
+    -H 'Idempotency-Key: "race"' -d '{"task":"race"}' >"$TMP/conc.$i.code" &
+  pids+=($!)
+done
+wait "${pids[@]}" # not a bare wait: the server is a child too
+codes=$(cat "$TMP"/conc.*.code | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+n201=$(cat "$TMP"/conc.*.code | grep -c '^201$')
+n409=$(cat "$TMP"/conc.*.code | grep -c '^409$')
+check_eq "every answer 201 or 409 ($codes)" 32 $((n201 + n409))
+check "at least one 201" test "$n201" -ge 1
+ids=$(for i in $(seq 1 32); do [ "$(cat "$TMP/conc.$i.code")" = 201 ] && jq -r .id "$TMP/conc.$i"; done | sort -u)
+check_eq "every 201 names the same task" 1 "$(grep -c . <<<"$ids")"
+check_eq "exactly one task" 1 "$(tasks_named race)"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "race"' -d '{"task":"race"}'
+check_eq "a retry after the race names it too" "201 $ids" "$STATUS $(jq -r .id <<<"$BODY")"
+fi
+
+section "ETag / If-Match / If-None-Match"
+http POST /tasks -H "$J" -d '{"task":"etag"}'
+TID=$(jq -r .id <<<"$BODY")
+check_eq "POST: ETag" '"1"' "$(hdr ETag)"
+check_jq "the version is not in the body" "$BODY" '.task | has("version") | not'
+http GET "/tasks/$TID"
+check_eq "GET: ETag" '"1"' "$(hdr ETag)"
+http GET "/tasks/$TID" -H 'If-None-Match: "1"'
+check_eq "GET If-None-Match match: 304" 304 "$STATUS"
+check_eq "304: no body" "" "$BODY"
+check_eq "304: ETag kept" '"1"' "$(hdr ETag)"
+check_eq "304: CORS kept" '*' "$(hdr Access-Control-Allow-Origin)"
+http GET "/tasks/$TID" -H 'If-None-Match: W/"1"'
+check_eq "If-None-Match weak tag: 304 (weak comparison)" 304 "$STATUS"
+http GET "/tasks/$TID" -H 'If-None-Match: "7", "9"'
+check_eq "If-None-Match no match: 200" 200 "$STATUS"
+http PUT "/tasks/$TID" -H "$J" -H 'If-Match: "2"' -d '{"status":"completed"}'
+check_eq "PUT If-Match stale: 412" "412 Precondition failed" "$STATUS $(jq -r .message <<<"$BODY")"
+http GET "/tasks/$TID"
+check_eq "unchanged after the 412" "new" "$(jq -r .status <<<"$BODY")"
+http PUT "/tasks/$TID" -H "$J" -H 'If-Match: W/"1"' -d '{"status":"completed"}'
+check_eq "PUT If-Match weak: 412 (strong comparison)" 412 "$STATUS"
+http PUT "/tasks/$TID" -H "$J" -H 'If-Match: "5", "1"' -d '{"status":"in_progress"}'
+check_eq "PUT If-Match list holding the version: 200" 200 "$STATUS"
+check_eq "PUT: the new ETag" '"2"' "$(hdr ETag)"
+http PUT "/tasks/$TID" -H "$J" -H 'If-Match: *' -d '{"priority":"low"}'
+check_eq "PUT If-Match *: 200" "200 \"3\"" "$STATUS $(hdr ETag)"
+http PUT "/tasks/$TID" -H "$J" -d '{"priority":"high"}'
+check_eq "PUT without If-Match: 200 as before" "200 \"4\"" "$STATUS $(hdr ETag)"
+http PUT "/tasks/$TID" -H "$J" -H 'If-Match: not-a-tag' -d '{"priority":"high"}'
+check_eq "PUT malformed If-Match: 400" 400 "$STATUS"
+http DELETE "/tasks/$TID" -H 'If-Match: "3"'
+check_eq "DELETE If-Match stale: 412" 412 "$STATUS"
+http DELETE "/tasks/$TID" -H 'If-Match: "4"'
+check_eq "DELETE If-Match current: 200" 200 "$STATUS"
+http DELETE "/tasks/$TID" -H 'If-Match: *'
+check_eq "DELETE If-Match * on a missing task: 412" 412 "$STATUS"
+http PUT "/tasks/$TID" -H "$J" -d '{"priority":"high"}'
+check_eq "PUT without If-Match on a missing task: 404 as before" 404 "$STATUS"
+# A task written before versions (NULL version): version 1.
+http POST /tasks -H "$J" -d '{"task":"old item"}'
+OID=$(jq -r .id <<<"$BODY")
+if [ "$ON_SQLITE" = 1 ]; then
+  sql "UPDATE items SET version = NULL WHERE id = ?" "$OID"
+else
+  aws dynamodb update-item --table-name "$TABLE_NAME" --update-expression 'REMOVE version' \
+    --key "{\"user_id\":{\"S\":\"public\"},\"id\":{\"S\":\"$OID\"}}"
+  check_eq "dynalite: the version attribute removed" "" \
+    "$(aws dynamodb get-item --table-name "$TABLE_NAME" --consistent-read --output json \
+      --key "{\"user_id\":{\"S\":\"public\"},\"id\":{\"S\":\"$OID\"}}" | jq -r '.Item.version.N // empty')"
+fi
+http GET "/tasks/$OID"
+check_eq "an item without a version: ETag \"1\"" '"1"' "$(hdr ETag)"
+http PUT "/tasks/$OID" -H "$J" -H 'If-Match: "1"' -d '{"priority":"high"}'
+check_eq "…and If-Match \"1\" holds: 200 \"2\"" "200 \"2\"" "$STATUS $(hdr ETag)"
+
+section "32 concurrent PUTs with one If-Match"
+pids=()
+http POST /tasks -H "$J" -d '{"task":"edit race"}'
+EID=$(jq -r .id <<<"$BODY")
+for i in $(seq 1 32); do
+  curl -s -o "$TMP/put.$i" -w '%{http_code}\n' -X PUT "$BASE_URL/tasks/$EID" -H "$J" \
+    -H 'If-Match: "1"' -d "{\"task\":\"writer $i\"}" >"$TMP/put.$i.code" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+n200=$(cat "$TMP"/put.*.code | grep -c '^200$')
+n412=$(cat "$TMP"/put.*.code | grep -c '^412$')
+check_eq "exactly one 200" 1 "$n200"
+check_eq "the other 31: 412" 31 "$n412"
+winner=""
+for i in $(seq 1 32); do [ "$(cat "$TMP/put.$i.code")" = 200 ] && winner=$(jq -r .task.task "$TMP/put.$i"); done
+http GET "/tasks/$EID"
+check_eq "the final task is the winner's" "$winner" "$(jq -r .task <<<"$BODY")"
+check_eq "…at version 2" '"2"' "$(hdr ETag)"
+
+section "CORS: the new request headers in preflights"
+http OPTIONS /tasks -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST'
+for h in If-Match If-None-Match Idempotency-Key; do
+  check_match "preflight allows $h" "(^|, ?)$h(,|\$)" "$(hdr Access-Control-Allow-Headers)"
+done
+check_match "ETag exposed" '(^|, ?)ETag(,|$)' "$(hdr Access-Control-Expose-Headers)"
+serve_stop
+
+section "the Lambda path (--local)"
+api v2 POST /tasks -b '{"task":"lambda etag"}'
+expect "POST without a key" 201
+LID=$(jq -r .id <<<"$BODY")
+check_eq "POST: ETag" '"1"' "$(header_of ETag)"
+api v2 PUT "/tasks/$LID" -H 'If-Match: "9"' -b '{"status":"completed"}'
+expect "If-Match stale: 412" 412
+api v1 PUT "/tasks/$LID" -H 'If-Match: "1"' -b '{"status":"completed"}'
+expect "If-Match current (v1 event): 200" 200
+api v2 GET "/tasks/$LID" -H 'If-None-Match: "2"'
+expect "If-None-Match: 304" 304
+check_eq "304: no body" "" "$BODY"
+if [ "$ON_SQLITE" = 1 ]; then
+api v2 POST /tasks -H 'Idempotency-Key: "lambda-1"' -b '{"task":"via lambda"}'
+expect "first invocation" 201
+L1=$BODY
+LLOC=$(header_of Location)
+api v2 POST /tasks -H 'Idempotency-Key: "lambda-1"' -b '{"task":"via lambda"}'
+expect "second invocation" 201
+check_eq "the same body" "$L1" "$BODY"
+check_eq "the same Location" "$LLOC" "$(header_of Location)"
+check_eq "one task" 1 "$(tasks_named 'via lambda')"
+api v1 POST /tasks -H 'Idempotency-Key: "lambda-1"' -b '{"task":"via lambda, v1"}'
+expect "v1 event, another body: 422" 422
+fi
+finish
