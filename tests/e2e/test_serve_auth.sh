@@ -198,6 +198,9 @@ http DELETE "/tasks/$A1" -H "Authorization: Bearer $(tok users alice)"
 check_eq "alice (groups [admins, users]) deletes" 200 "$STATUS"
 
 section "4 workers, one key set: 400 requests in parallel"
+# Fetches so far (at start, and maybe one for the matrix's unknown kid): counted here, since on
+# a loaded machine the matrix can end more than a minute ago, which allows one more refetch.
+before=$(fetches)
 : >"$TMP/par.in"
 for i in $(seq 1 100); do
   printf '200 %s\n' "$(tok users alice)" >>"$TMP/par.in"
@@ -210,9 +213,9 @@ xargs -P 16 -L 1 bash -c 'got=$(curl -s -o /dev/null -w "%{http_code}" --max-tim
   -H "Authorization: Bearer $1" "$2/tasks?limit=1"); [ "$got" = "$0" ] || echo "want $0 got $got"' \
   <<<"$(sed "s|\$| $BASE_URL|" "$TMP/par.in")" >"$TMP/par.out" 2>&1
 check_eq "400 parallel requests: each its expected status" "" "$(sort "$TMP/par.out" | uniq -c)"
-# The first fetch was at start; 100 unknown kids in a few seconds make one more at most.
-if [ "$(fetches)" -le 2 ]; then pass; else
-  fail "100 unknown kids in parallel: at most one more fetch" "$(fetches) fetches in all"; fi
+# 100 unknown kids in a few seconds (4 workers racing) make one more fetch at most.
+if [ "$(fetches)" -le $((before + 1)) ]; then pass; else
+  fail "100 unknown kids in parallel: at most one more fetch" "$before before, $(fetches) after"; fi
 serve_stop
 
 section "a rotation: the key set fetched again for an unknown kid, at most once a minute"
