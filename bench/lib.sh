@@ -24,6 +24,8 @@ lambda_env() {
   # BENCH_CLAIMS=1: accounts on, as Terraform deploys them (the events carry the claims);
   # BENCH_AUTH overrides TASKHOST_AUTH (none with claims: what reading them costs).
   if [ "${BENCH_CLAIMS:-0}" = 1 ]; then LAMBDA_ENV+=("TASKHOST_AUTH=${BENCH_AUTH:-jwt}"); fi
+  # BENCH_METRICS=off: no EMF line (what the metrics cost, same binary).
+  if [ -n "${BENCH_METRICS:-}" ]; then LAMBDA_ENV+=("TASKHOST_METRICS=$BENCH_METRICS"); fi
 }
 
 # An HTTP API (payload 2.0) event as API Gateway sends it; @ID@ is a task id. With
