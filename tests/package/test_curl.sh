@@ -23,7 +23,7 @@ export TASKHOST_BIN=${TASKHOST_BIN:-/bin/true} # tests/e2e/lib.sh wants one; unu
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 source "$SOURCE_DIR/tests/e2e/lib.sh"
 source "$SOURCE_DIR/tests/package/lib.sh"
-PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package}
+PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package-x86_64}
 for tool in openssl python3 cc strings; do
   command -v "$tool" >/dev/null || { echo "test_curl: $tool is required" >&2; exit 2; }
 done
