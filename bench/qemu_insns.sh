@@ -13,7 +13,8 @@
 # binary). Emulated, these are instruction counts only: no time here says anything about
 # Graviton's (or a cold start's). N defaults to 50 (QI_N=...): the log is ~1 line per
 # instruction. Needs qemu-user-static, node/npm (dynalite), jq and bench/.work/rapi
-# (bench/run.sh --quick, or the cc line in bench/run.sh).
+# (bench/run.sh --quick, or the cc line in bench/run.sh). QI_DIR: its work folder
+# (default bench/.work/qemu-insns; one per concurrent run).
 set -euo pipefail
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
@@ -23,7 +24,7 @@ SEED=$((N + 50))
 [ -x "$work/rapi" ] || { echo "qemu_insns.sh: $work/rapi missing (bench/run.sh --quick builds it)" >&2; exit 2; }
 [ $# -ge 1 ] || { echo "usage: bench/qemu_insns.sh [LABEL=]BINARY..." >&2; exit 2; }
 
-cg=$work/qemu-insns
+cg=${QI_DIR:-$work/qemu-insns}
 mkdir -p "$cg"
 export DYNALITE_DIR=$cg/dynalite TABLE_NAME=taskhost-cg
 rm -rf "$DYNALITE_DIR"
@@ -48,7 +49,10 @@ count() { # task-dir plan-file
   (cd "$dir" && env -i "${LAMBDA_ENV[@]}" TASKHOST_STORE=dynamodb TASKHOST_LUA_TIMEOUT_MS=50000 \
     "$work/rapi" warm --plan "$plan" -- \
     "$EMU" -singlestep -d exec,nochain -D "$fifo" ./bootstrap >/dev/null 2>"$cg/qemu.log") || true
-  : >"$fifo" # (if qemu never opened it, the reader is still waiting for a writer)
+  # If qemu never opened the FIFO, the reader still waits for a writer: a read-write open
+  # (which never blocks) lets it see end-of-file.
+  exec 3<>"$fifo"
+  exec 3>&-
   wait "$reader" || true
   n=$(cat "$cg/count")
   rm -f "$fifo"
