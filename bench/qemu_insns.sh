@@ -14,7 +14,8 @@
 # Graviton's (or a cold start's). N defaults to 50 (QI_N=...): the log is ~1 line per
 # instruction. Needs qemu-user-static, node/npm (dynalite), jq and bench/.work/rapi
 # (bench/run.sh --quick, or the cc line in bench/run.sh). QI_DIR: its work folder
-# (default bench/.work/qemu-insns; one per concurrent run).
+# (default bench/.work/qemu-insns; one per concurrent run). QI_OPS: the operations (default
+# all five; a row then has a column per operation given).
 set -euo pipefail
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
@@ -60,8 +61,9 @@ count() { # task-dir plan-file
   echo "$n"
 }
 
-echo "| binary | create | get | list | update | delete |"
-echo "|---|---:|---:|---:|---:|---:|"
+ops=${QI_OPS:-create get list update delete}
+echo "| binary | ${ops// / | } |"
+echo "|---|$(for _ in $ops; do printf -- '---:|'; done)"
 for arg in "$@"; do
   label=${arg%%=*} bin=${arg#*=}
   [ "$label" = "$arg" ] && label=$(basename "$bin")
@@ -79,7 +81,7 @@ for arg in "$@"; do
   echo "create $SEED 0 $ev/create.json" >"$cg/plan-seed"
   base=$(count "$dir" "$cg/plan-seed")
   row="| $label"
-  for op in create get list update delete; do
+  for op in $ops; do
     { cat "$cg/plan-seed"; echo "$op $N 0 $ev/$op.json"; } >"$cg/plan-$op"
     total=$(count "$dir" "$cg/plan-$op")
     row+=" | $(awk -v t="$total" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f K", (t - b) / n / 1000 }')"

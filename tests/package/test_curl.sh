@@ -112,7 +112,9 @@ if [ -n "$prefix" ]; then
   check "build-min-deps.sh: up to date, nothing rebuilt" grep -q 'is up to date' <<<"$out"
   check_eq "build-min-deps.sh: the prefix untouched" "$before" \
     "$(stat -c '%Y %s' "$prefix/lib/libcurl.a" "$prefix/lib/libmicrohttpd.a" "$stamp" 2>&1)"
-  for dev in libcurl4-openssl-dev libmicrohttpd-dev; do
+  # The native package's (with arm64 multiarch -dev packages installed beside them, a bare
+  # name would answer for both).
+  for dev in "libcurl4-openssl-dev:$(dpkg --print-architecture)" "libmicrohttpd-dev:$(dpkg --print-architecture)"; do
     check_eq "the stamp records the installed $dev's source version" \
       "source $(dpkg-query -W -f='${source:Package} ${source:Version}' "$dev")" \
       "$(grep -x "source $(dpkg-query -W -f='${source:Package}' "$dev") .*" "$stamp")"
