@@ -496,6 +496,8 @@ else
   mv "$R/terraform" "$R/terraform.new"
   git -C "$repo" archive "$OLD_MAIN" terraform | tar -x -C "$R"
   cp "$R/terraform.new/moto_override.tf" "$R/terraform/"
+  # That checkout's Terraform takes its zip under the name it had then (one architecture, x86_64).
+  cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
   run "upgrade: a stack of main before accounts" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package
   old_table=$(cd "$R" && terraform -chdir=terraform output -raw table_name)
   check "upgrade: its table, $old_table, is keyed id alone" jq -e '.Table.KeySchema == [{"AttributeName": "id", "KeyType": "HASH"}]' \
