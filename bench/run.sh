@@ -74,7 +74,7 @@ if [ -n "$zip" ]; then
   cp "$zip" "$work/taskhost-lambda.zip"
 elif [ "$build" = 1 ] || [ ! -f "$work/taskhost-lambda.zip" ]; then
   log "building the Lambda package (scripts/package.sh)"
-  "$root/scripts/package.sh" --build-dir "$work/build-package" --output "$work/taskhost-lambda.zip" >&2
+  "$root/scripts/package.sh" --arch x86_64 --build-dir "$work/build-package" --output "$work/taskhost-lambda.zip" >&2
 fi
 pkg=$work/task
 rm -rf "$pkg"

@@ -34,7 +34,13 @@
 # other distributions use scripts/package.sh --system-libs.
 #
 # --check PREFIX: exit 0 if PREFIX is up to date, 1 if it would be rebuilt;
-# builds nothing. Environment: DEBIAN_MIRROR (default http://deb.debian.org),
+# builds nothing.
+# --host TRIPLET: cross-build for another architecture, e.g. aarch64-linux-gnu (the arm64
+# package): compiled with TRIPLET-gcc (crossbuild-essential-arm64) against that
+# architecture's OpenSSL headers (libssl-dev:arm64, found through its own pkg-config
+# directory); the sources are the same (the native -dev packages' versions, which Debian's
+# multiarch keeps equal to the foreign ones). scripts/deps.sh --arm64 installs all of it.
+# Environment: DEBIAN_MIRROR (default http://deb.debian.org),
 # JOBS (default nproc).
 set -euo pipefail
 
@@ -43,36 +49,58 @@ say() { echo "$me: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 check_only=0
-if [ "${1:-}" = --check ]; then check_only=1; shift; fi
-[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $me [--check] PREFIX" >&2; exit 2; }
+host=""
+while [ $# -gt 1 ]; do
+  case $1 in
+    --check) check_only=1; shift ;;
+    --host) host=${2:?--host needs a GNU triplet}; shift 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $me [--check] [--host TRIPLET] PREFIX" >&2; exit 2; }
 mkdir -p "$1"
 prefix=$(cd "$1" && pwd -P)
 stamp=$prefix/.min-deps-stamp
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-for tool in apt-get apt-config dpkg-query dpkg-source cc make sha256sum flock; do
+cc=${host:+$host-}gcc
+[ -n "$host" ] || cc=cc
+native_arch=$(dpkg --print-architecture 2>/dev/null) || die "dpkg is missing: Debian only"
+target_arch=$native_arch
+cross_env=()
+if [ -n "$host" ]; then
+  case $host in
+    aarch64-linux-gnu) target_arch=arm64 ;;
+    x86_64-linux-gnu) target_arch=amd64 ;;
+    *) die "--host $host: only aarch64-linux-gnu and x86_64-linux-gnu are known" ;;
+  esac
+  # The target's pkg-config files only (OpenSSL for libcurl's configure).
+  cross_env=(PKG_CONFIG=pkg-config "PKG_CONFIG_LIBDIR=/usr/lib/$host/pkgconfig:/usr/share/pkgconfig"
+    PKG_CONFIG_PATH= "CC=$cc")
+fi
+for tool in apt-get apt-config dpkg-query dpkg-source "$cc" make sha256sum flock; do
   command -v "$tool" >/dev/null || die "'$tool' is missing (scripts/deps.sh installs it)"
 done
 
 # ---- what to build: the installed -dev packages' source versions ----------
 src_of() { # DEV-PACKAGE → "SOURCE VERSION"
   local out
-  out=$(dpkg-query -W -f='${db:Status-Abbrev}|${source:Package} ${source:Version}' "$1" 2>/dev/null) ||
+  out=$(dpkg-query -W -f='${db:Status-Abbrev}|${source:Package} ${source:Version}' "$1:$native_arch" 2>/dev/null) ||
     die "$1 is not installed (scripts/deps.sh installs it)"
   [[ $out == ii* ]] || die "$1 is not installed (scripts/deps.sh installs it)"
   echo "${out#*|}"
 }
 read -r curl_pkg curl_ver <<<"$(src_of libcurl4-openssl-dev)"
 read -r mhd_pkg mhd_ver <<<"$(src_of libmicrohttpd-dev)"
-ssl_ver=$(dpkg-query -W -f='${Version}' libssl-dev 2>/dev/null) ||
-  die "libssl-dev is not installed (scripts/deps.sh installs it)"
+ssl_ver=$(dpkg-query -W -f='${Version}' "libssl-dev:$target_arch" 2>/dev/null) && [ -n "$ssl_ver" ] ||
+  die "libssl-dev:$target_arch is not installed (scripts/deps.sh installs it)"
 want=$(printf '%s\n' \
   "recipe $(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
   "source $curl_pkg $curl_ver" \
   "source $mhd_pkg $mhd_ver" \
-  "openssl-headers libssl-dev $ssl_ver" \
-  "cc $(cc -dumpfullversion -dumpversion 2>/dev/null | head -1) $(cc -dumpmachine)")
+  "openssl-headers libssl-dev:$target_arch $ssl_ver" \
+  "cc $("$cc" -dumpfullversion -dumpversion 2>/dev/null | head -1) $("$cc" -dumpmachine)")
 
 up_to_date() {
   [ -f "$prefix/lib/libcurl.a" ] && [ -f "$prefix/lib/libmicrohttpd.a" ] &&
@@ -203,7 +231,7 @@ dest=$work/dest
 flags="-O2 -g -ffunction-sections -fdata-sections -ffile-prefix-map=$work=/usr/src/min-deps"
 
 say "configure + make libcurl (log: $work/curl/build.log)"
-(cd curl && ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic \
+(cd curl && env "${cross_env[@]}" ./configure ${host:+--host="$host"} --prefix="$prefix" --disable-shared --enable-static --with-pic \
   --with-openssl --without-zlib --without-brotli --without-zstd --without-libidn2 --without-libpsl \
   --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-quiche --without-msh3 \
   --without-librtmp --without-libssh2 --without-libssh --without-wolfssh --without-gssapi \
@@ -227,7 +255,7 @@ protocols=$(sed -n 's/^[[:space:]]*Protocols:[[:space:]]*//p' <<<"$summary" | tr
 [ "$protocols" = "HTTP HTTPS" ] || die "libcurl protocols are '$protocols', expected 'HTTP HTTPS'"
 
 say "configure + make libmicrohttpd (log: $work/mhd/build.log)"
-(cd mhd && ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic \
+(cd mhd && env "${cross_env[@]}" ./configure ${host:+--host="$host"} --prefix="$prefix" --disable-shared --enable-static --with-pic \
   --disable-https --without-gnutls --disable-doc --disable-examples --disable-curl --disable-tools \
   --disable-dependency-tracking CFLAGS="$flags" &&
   make -j"$jobs" -C src/microhttpd V=0 && make -C src/microhttpd install DESTDIR="$dest" &&

@@ -3,8 +3,12 @@
 #
 #   scripts/deploy.sh [--no-package | --lua-only] [--allow-replace] [--no-smoke] [-var NAME=VALUE]... [-var-file FILE]...
 #
-#   --no-package     deploy dist/taskhost-lambda.zip as it is (do not run scripts/package.sh)
+#   --no-package     deploy dist/taskhost-lambda-ARCH.zip as it is (do not run scripts/package.sh)
 #   --lua-only       after a lua/*.lua edit: scripts/package.sh --lua-only (re-zip, no compile)
+# ARCH is the function's architecture, Terraform's var.architecture (arm64 unless set, e.g.
+# -var architecture=x86_64 or in terraform/terraform.tfvars): the package is built for it
+# (scripts/package.sh --arch ARCH) and a zip whose bootstrap is for the other one is refused
+# before anything is deployed.
 #   --allow-replace  apply a plan that destroys or replaces the table (every task), the
 #                    Cognito user pool (every account) or the function's IAM role without
 #                    asking; otherwise such a plan is applied only after you type 'replace'
@@ -43,7 +47,8 @@ TF_MIN_MINOR=5
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 tfdir="$root/terraform"
-zip="$root/dist/taskhost-lambda.zip"
+arch=arm64
+zip="$root/dist/taskhost-lambda-$arch.zip"
 me=$(basename "$0")
 
 problems=0
@@ -101,6 +106,18 @@ tfvar() {
     prev=$a
   done
   echo "$val"
+}
+
+# The function's architecture (var.architecture, default arm64) and so the zip deployed:
+# sets arch and zip. Called once the -var/-var-file arguments are parsed.
+set_architecture() {
+  arch=$(tfvar architecture)
+  arch=${arch:-arm64}
+  case $arch in
+    arm64 | x86_64) ;;
+    *) echo "$me: architecture \"$arch\": Lambda has arm64 and x86_64" >&2; exit 2 ;;
+  esac
+  zip="$root/dist/taskhost-lambda-$arch.zip"
 }
 
 check_aws() {
@@ -229,14 +246,19 @@ selfcheck_package() {
     rm -rf "$dir"
     return 1
   fi
-  if ! bash "$here/lambda-fit.sh" "$dir/pkg/bootstrap" x86_64 >/dev/null 2>"$dir/fit.err"; then
-    echo "$me: ${zip#"$root"/}'s bootstrap cannot run on Lambda (provided.al2023, x86_64):" >&2
+  if ! bash "$here/lambda-fit.sh" "$dir/pkg/bootstrap" "$arch" >/dev/null 2>"$dir/fit.err"; then
+    echo "$me: ${zip#"$root"/}'s bootstrap cannot run on Lambda (provided.al2023, $arch):" >&2
     sed "s|$dir/pkg/||; s/^/    /" "$dir/fit.err" >&2
     rm -rf "$dir"
     return 1
   fi
+  # An arm64 bootstrap on an x86_64 machine runs under qemu-aarch64-static when it is there.
+  local emu=()
+  if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ] && command -v qemu-aarch64-static >/dev/null; then
+    emu=(qemu-aarch64-static)
+  fi
   out=$(cd "$dir" && env -i PATH=/usr/bin:/bin TASKHOST_STORE="sqlite:$dir/check.db" \
-    AWS_LAMBDA_LOG_FORMAT=Text ./pkg/bootstrap --check 2>&1) || rc=$?
+    AWS_LAMBDA_LOG_FORMAT=Text "${emu[@]+"${emu[@]}"}" ./pkg/bootstrap --check 2>&1) || rc=$?
   rm -rf "$dir"
   case $rc in
     0) echo "== package self-check: $out" ;;
@@ -305,6 +327,7 @@ main() {
   opt_lua_only=0
   opt_allow_replace=0
   parse_args "$@"
+  set_architecture
   if [ "$opt_no_package" = 1 ] && [ "$opt_lua_only" = 1 ]; then
     echo "$me: --no-package and --lua-only exclude each other" >&2
     exit 2
@@ -323,8 +346,8 @@ main() {
   echo "== deploying as $caller to $region"
 
   if [ "$opt_no_package" = 0 ]; then
-    local pkg_args=()
-    [ "$opt_lua_only" = 0 ] || pkg_args=(--lua-only)
+    local pkg_args=(--arch "$arch")
+    [ "$opt_lua_only" = 0 ] || pkg_args+=(--lua-only)
     echo "== scripts/package.sh ${pkg_args[*]-}"
     bash "$root/scripts/package.sh" "${pkg_args[@]+"${pkg_args[@]}"}"
     [ -f "$zip" ] || { echo "$me: scripts/package.sh did not write ${zip#"$root"/}" >&2; exit 1; }

@@ -9,16 +9,30 @@
 #                            the concurrency run, node/npm for dynalite, cognito-local and the
 #                            Terraform checks, PyJWT and cryptography to sign and verify test tokens,
 #                            chromium for the web client's browser test, PyYAML for the
-#                            workflow lint)
+#                            workflow lint) and everything of --arm64 (the suite builds and runs
+#                            the arm64 package)
+#   scripts/deps.sh --arm64  also the arm64 (Graviton) package's cross build: Debian's
+#                            crossbuild-essential-arm64, the arm64 multiarch -dev packages of the
+#                            libraries it links (dpkg --add-architecture arm64 first, once), and
+#                            qemu-user-static to run its bootstrap here
+# Running it again installs nothing that is there already.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev uuid-dev
   libsqlite3-dev libmicrohttpd-dev ca-certificates zip dpkg-dev debian-archive-keyring)
+arm64=0
+case ${1:-} in --test | --arm64) arm64=1 ;; esac
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl jq valgrind unzip python3-botocore python3-boto3 awscli
     clang libclang-rt-dev wrk hyperfine openssl python3-jwt python3-cryptography chromium python3-yaml)
 fi
+
+# The arm64 -dev packages are Multi-Arch: same: apt keeps them at the amd64 ones' versions.
+arm64_packages=(crossbuild-essential-arm64 qemu-user-static liblua5.4-dev:arm64 lua-cjson-dev:arm64
+  libssl-dev:arm64 uuid-dev:arm64 libsqlite3-dev:arm64 libcurl4-openssl-dev:arm64
+  libmicrohttpd-dev:arm64 libc6:arm64)
+[ "$arm64" = 0 ] || packages+=("${arm64_packages[@]}")
 
 missing=()
 # Node.js and npm run dynalite (a DynamoDB-compatible server) and cognito-local (a Cognito
@@ -41,6 +55,10 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
   sudo="sudo"
+fi
+if [ "$arm64" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "deps.sh: dpkg --add-architecture arm64 (for the arm64 package's -dev packages)" >&2
+  $sudo dpkg --add-architecture arm64
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 $sudo apt-get update -qq

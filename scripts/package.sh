@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # package.sh — builds the Lambda deployment package for provided.al2023:
 #
-#   dist/taskhost-lambda.zip
+#   dist/taskhost-lambda-ARCH.zip   (ARCH: arm64 or x86_64, the function's architecture)
 #     bootstrap   the taskhost binary itself (0755): no shell wrapper, no glibc,
 #                 no loader; -O2, stripped. Needs GLIBC_2.34 at most (AL2023).
 #     lua/        the route scripts (every *.lua under lua/)
@@ -29,8 +29,17 @@
 #   * the CA bundle is the system's: runtime/http.c looks for AL2023's
 #     /etc/pki/tls/certs/ca-bundle.crt (or $SSL_CERT_FILE).
 #
-# Usage: scripts/package.sh [--lua-only] [--system-libs] [--min-deps DIR]
-#                           [--build-dir DIR] [--output ZIP]
+# Architectures: --arch arm64 (the default, as Terraform's var.architecture) cross-compiles
+# on this x86_64 Debian 12 with Debian's crossbuild-essential-arm64 against its arm64 multiarch
+# -dev packages (cmake/aarch64-linux-gnu.cmake; scripts/deps.sh --arm64 installs them), the
+# minimal libcurl/libmicrohttpd cross-built the same way (build-min-deps.sh --host); same
+# glibc 2.36 headers, same checks (scripts/lambda-fit.sh for AArch64 and its loader
+# /lib/ld-linux-aarch64.so.1), same contents. --arch x86_64 builds natively.
+# The arm64 package is static but for glibc: --system-libs is x86_64 only.
+#
+# Usage: scripts/package.sh [--arch arm64|x86_64] [--lua-only] [--system-libs]
+#                           [--min-deps DIR] [--build-dir DIR] [--output ZIP]
+#   --arch         the function's architecture (default arm64)
 #   --lua-only     re-zip without compiling (after editing lua/*.lua): takes the
 #                  binary already in the build dir, never runs CMake
 # Either way the route scripts are loaded first with the binary's --check (as deploy.sh and
@@ -38,8 +47,9 @@
 #   --system-libs  link Debian's shared libcurl and ship lib/ (see above)
 #   --min-deps     where build-min-deps.sh keeps the minimal static libraries
 #                  (default BUILD_DIR/min-deps; share one across build dirs)
-#   --build-dir    the package's own CMake build (default build-package/)
-#   --output       the zip (default dist/taskhost-lambda.zip)
+#   --build-dir    the package's own CMake build (default build-package-ARCH/), one
+#                  architecture per build dir
+#   --output       the zip (default dist/taskhost-lambda-ARCH.zip)
 # TASKHOST_CMAKE_ARGS (environment) is added to the CMake configure line, e.g.
 # "-DTASKHOST_STATIC_OPENSSL=OFF" (libssl/libcrypto shared under lib/).
 # The zip is deterministic: sorted entries, fixed modes and mtimes, no extra
@@ -49,13 +59,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+arch=arm64
 lua_only=0
 system_libs=0
 min_deps=""
-build_dir=$root/build-package
-output=$root/dist/taskhost-lambda.zip
+build_dir=""
+output=""
 while [ $# -gt 0 ]; do
   case $1 in
+    --arch) arch=${2:?--arch needs arm64 or x86_64}; shift ;;
     --lua-only) lua_only=1 ;;
     --system-libs) system_libs=1 ;;
     --min-deps) min_deps=${2:?--min-deps needs a directory}; shift ;;
@@ -66,17 +78,48 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case $arch in
+  arm64) triplet=aarch64-linux-gnu cross=1 ;;
+  x86_64) triplet=x86_64-linux-gnu cross=0 ;;
+  *) echo "package.sh: --arch '$arch': Lambda has arm64 and x86_64" >&2; exit 2 ;;
+esac
+# This host builds x86_64 natively and arm64 with the cross compiler.
+[ "$(uname -m)" = x86_64 ] || {
+  echo "package.sh: builds on an x86_64 host only (this is $(uname -m))" >&2
+  exit 1
+}
+if [ "$cross" = 1 ] && [ "$system_libs" = 1 ]; then
+  echo "package.sh: --system-libs is x86_64 only (the arm64 package links everything but glibc statically)" >&2
+  exit 2
+fi
+build_dir=${build_dir:-$root/build-package-$arch}
+output=${output:-$root/dist/taskhost-lambda-$arch.zip}
 case $build_dir in /*) ;; *) build_dir=$PWD/$build_dir ;; esac
 case $output in /*) ;; *) output=$PWD/$output ;; esac
 min_deps=${min_deps:-$build_dir/min-deps}
 case $min_deps in /*) ;; *) min_deps=$PWD/$min_deps ;; esac
 
-for tool in zip strip readelf ldd; do
+strip_tool=strip
+tools=(zip strip readelf ldd)
+if [ "$cross" = 1 ]; then
+  strip_tool=$triplet-strip
+  tools=(zip readelf "$triplet-gcc" "$strip_tool")
+fi
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || {
-    echo "package.sh: '$tool' is missing (scripts/deps.sh installs it)" >&2
+    echo "package.sh: '$tool' is missing (scripts/deps.sh$([ "$cross" = 0 ] || echo ' --arm64') installs it)" >&2
     exit 1
   }
 done
+# One architecture per build dir: CMake keeps the compiler of its first configure.
+want_cc=/usr/bin/cc
+[ "$cross" = 0 ] || want_cc=/usr/bin/$triplet-gcc
+have_cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
+if [ -n "$have_cc" ] && [ "$(readlink -f "$have_cc")" != "$(readlink -f "$want_cc")" ]; then
+  echo "package.sh: $build_dir was configured with $have_cc, not for $arch" \
+    "($want_cc): use another --build-dir" >&2
+  exit 1
+fi
 
 binary=$build_dir/taskhost
 if [ "$lua_only" = 1 ]; then
@@ -93,7 +136,9 @@ else
     min_prefix=""
   else
     mkdir -p "$build_dir"
-    JOBS=$jobs bash "$root/scripts/build-min-deps.sh" "$min_deps" || {
+    host_args=()
+    [ "$cross" = 0 ] || host_args=(--host "$triplet")
+    JOBS=$jobs bash "$root/scripts/build-min-deps.sh" "${host_args[@]}" "$min_deps" || {
       echo "package.sh: scripts/build-min-deps.sh failed (see above);" \
         "--system-libs builds with Debian's shared libcurl instead" >&2
       exit 1
@@ -104,8 +149,10 @@ else
   # dir keeps its symbols for debugging a crash. TASKHOST_MIN_PREFIX is always
   # given (empty for --system-libs): the build dir's cache must not keep the
   # other layout.
+  toolchain=()
+  [ "$cross" = 0 ] || toolchain=(-DCMAKE_TOOLCHAIN_FILE="$root/cmake/$triplet.cmake")
   # shellcheck disable=SC2086 # TASKHOST_CMAKE_ARGS: words on purpose
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_PACKAGE=ON \
+  cmake -S "$root" -B "$build_dir" "${toolchain[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKHOST_PACKAGE=ON \
     -DTASKHOST_MIN_PREFIX="$min_prefix" ${TASKHOST_CMAKE_ARGS:-} >/dev/null
   cmake --build "$build_dir" --target taskhost -j "$jobs" >/dev/null
 fi
@@ -134,7 +181,6 @@ esac
 
 # The function's architecture (terraform/modules/lambda) and AL2023's glibc: a binary that
 # would fail Lambda's init is never zipped (checked again on the stripped copy with lib/).
-arch=x86_64
 bash "$root/scripts/lambda-fit.sh" --no-libs "$binary" "$arch" >/dev/null || {
   echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
   exit 1
@@ -162,10 +208,16 @@ glibc_piece() {
 stage=$(mktemp -d "$build_dir/package-root.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lua"
-ldd_out=$(env -i PATH=/usr/bin:/bin ldd "$binary") || {
-  echo "package.sh: ldd $binary failed" >&2
-  exit 1
-}
+if [ "$cross" = 1 ]; then
+  # No ldd for a foreign binary: what it needs is in its NEEDED entries, and with
+  # everything but glibc static those are glibc's (lambda-fit.sh checks it below).
+  ldd_out=""
+else
+  ldd_out=$(env -i PATH=/usr/bin:/bin ldd "$binary") || {
+    echo "package.sh: ldd $binary failed" >&2
+    exit 1
+  }
+fi
 if grep -q 'not found' <<<"$ldd_out"; then
   echo "package.sh: libraries not found:" >&2
   grep 'not found' <<<"$ldd_out" >&2
@@ -196,7 +248,7 @@ for f in $(find "$stage" -path "$stage/lib/*" -type f | sort); do
   done
 done
 
-strip --strip-all -o "$stage/bootstrap" "$binary"
+"$strip_tool" --strip-all -o "$stage/bootstrap" "$binary"
 bash "$root/scripts/lambda-fit.sh" "$stage/bootstrap" "$arch" >/dev/null || {
   echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
   exit 1

@@ -30,6 +30,7 @@ main_teardown() {
   extra_opts="yes"
   opt_yes=0
   parse_args "$@"
+  set_architecture
 
   check_terraform
   check_aws

@@ -24,7 +24,9 @@ provider "aws" {
 locals {
   # Relative paths are taken from this directory, so `terraform -chdir=terraform` and
   # `cd terraform` behave the same.
-  package_path = startswith(var.package_path, "/") ? var.package_path : "${path.module}/${var.package_path}"
+  # The zip of the function's architecture unless one is named (scripts/package.sh --arch).
+  package_file = coalesce(var.package_path, "../dist/taskhost-lambda-${var.architecture}.zip")
+  package_path = startswith(local.package_file, "/") ? local.package_file : "${path.module}/${local.package_file}"
 
   # "cognito" and "jwt" put the JWT authorizer in front of the function; only "cognito" makes
   # the user pool and its app client.
@@ -180,6 +182,7 @@ module "lambda" {
 
   name         = var.name
   package_path = local.package_path
+  architecture = var.architecture
   # The whole resource: the module takes TABLE_NAME and the IAM resource from it.
   table = aws_dynamodb_table.tasks
 

@@ -24,13 +24,24 @@ variable "region" {
   }
 }
 
-variable "package_path" {
-  description = "The Lambda zip written by scripts/package.sh, relative to this directory (terraform/) or absolute. Its SHA-256 is the function's source_code_hash, so a re-zipped package is redeployed."
+variable "architecture" {
+  description = "The function's instruction set: \"arm64\" (Graviton: 20 % cheaper per GB-second) or \"x86_64\". The package must be built for it (scripts/package.sh --arch; scripts/deploy.sh does so and refuses a zip whose bootstrap is for the other one)."
   type        = string
-  default     = "../dist/taskhost-lambda.zip"
+  default     = "arm64"
 
   validation {
-    condition     = endswith(var.package_path, ".zip")
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\" (Lambda's two)."
+  }
+}
+
+variable "package_path" {
+  description = "The Lambda zip written by scripts/package.sh, relative to this directory (terraform/) or absolute; null: ../dist/taskhost-lambda-<architecture>.zip, the one scripts/package.sh --arch <architecture> writes. Its SHA-256 is the function's source_code_hash, so a re-zipped package is redeployed."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.package_path == null || endswith(coalesce(var.package_path, ".zip"), ".zip")
     error_message = "package_path must name the .zip file written by scripts/package.sh."
   }
 }

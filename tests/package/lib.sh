@@ -3,8 +3,9 @@
 # Sourced, not run. Needs bash, unzip, binutils (objdump, readelf).
 #
 # Environment:
-#   PACKAGE_ZIP   the zip under test (default: dist/taskhost-lambda.zip; CTest
+#   PACKAGE_ZIP   the zip under test (default: dist/taskhost-lambda-$PACKAGE_ARCH.zip; CTest
 #                 builds its own with scripts/package.sh and passes it here)
+#   PACKAGE_ARCH  its architecture: x86_64 (default) or arm64
 #   SOURCE_DIR    the repository root (default: from this file's place)
 #
 # What it gives a test:
@@ -21,7 +22,8 @@
 #                       Lambda gives a provided.al2023 function whose code is DIR
 
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-PACKAGE_ZIP=${PACKAGE_ZIP:-$SOURCE_DIR/dist/taskhost-lambda.zip}
+PACKAGE_ARCH=${PACKAGE_ARCH:-x86_64}
+PACKAGE_ZIP=${PACKAGE_ZIP:-$SOURCE_DIR/dist/taskhost-lambda-$PACKAGE_ARCH.zip}
 
 for tool in unzip zipinfo objdump readelf; do
   command -v "$tool" >/dev/null || { echo "package tests: $tool is required" >&2; exit 2; }

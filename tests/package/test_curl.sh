@@ -23,7 +23,7 @@ export TASKHOST_BIN=${TASKHOST_BIN:-/bin/true} # tests/e2e/lib.sh wants one; unu
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 source "$SOURCE_DIR/tests/e2e/lib.sh"
 source "$SOURCE_DIR/tests/package/lib.sh"
-PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package}
+PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package-x86_64}
 for tool in openssl python3 cc strings; do
   command -v "$tool" >/dev/null || { echo "test_curl: $tool is required" >&2; exit 2; }
 done
@@ -112,7 +112,9 @@ if [ -n "$prefix" ]; then
   check "build-min-deps.sh: up to date, nothing rebuilt" grep -q 'is up to date' <<<"$out"
   check_eq "build-min-deps.sh: the prefix untouched" "$before" \
     "$(stat -c '%Y %s' "$prefix/lib/libcurl.a" "$prefix/lib/libmicrohttpd.a" "$stamp" 2>&1)"
-  for dev in libcurl4-openssl-dev libmicrohttpd-dev; do
+  # The native package's (with arm64 multiarch -dev packages installed beside them, a bare
+  # name would answer for both).
+  for dev in "libcurl4-openssl-dev:$(dpkg --print-architecture)" "libmicrohttpd-dev:$(dpkg --print-architecture)"; do
     check_eq "the stamp records the installed $dev's source version" \
       "source $(dpkg-query -W -f='${source:Package} ${source:Version}' "$dev")" \
       "$(grep -x "source $(dpkg-query -W -f='${source:Package}' "$dev") .*" "$stamp")"

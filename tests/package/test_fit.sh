@@ -11,7 +11,7 @@
 # deploy.sh's side is in tests/terraform (test_deploy_prereqs.sh, test_moto.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FIT=$SOURCE_DIR/scripts/lambda-fit.sh
-PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package}
+PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package-x86_64}
 
 pkg_unpack "$TMP/pkg"
 
@@ -87,7 +87,8 @@ lua_only() { # BINARY → $out, $rc, zip in $TMP/fake/out.zip
   chmod 0755 "$TMP/fake/taskhost"
   touch -d '2030-01-01' "$TMP/fake/taskhost" # newer than the sources: no "changed since" note
   set +e
-  out=$(bash "$SOURCE_DIR/scripts/package.sh" --lua-only --build-dir "$TMP/fake" --output "$TMP/fake/out.zip" 2>&1)
+  out=$(bash "$SOURCE_DIR/scripts/package.sh" --arch "${2:-x86_64}" --lua-only --build-dir "$TMP/fake" \
+    --output "$TMP/fake/out.zip" 2>&1)
   rc=$?
   set -e
 }
@@ -104,5 +105,20 @@ patch "$PACKAGE_BUILD_DIR/taskhost" "$TMP/g238-unstripped" glibc238
 lua_only "$TMP/g238-unstripped"
 check_eq "GLIBC_2.38 binary: package.sh exit" 1 "$rc"
 check "…says why" grep -q "needs GLIBC_2.38" <<<"$out"
+check "…and wrote none" test ! -e "$TMP/fake/out.zip"
+# The x86-64 binary for the arm64 function (package.sh's default architecture): refused.
+lua_only "$PACKAGE_BUILD_DIR/taskhost" arm64
+check_eq "x86-64 binary, --arch arm64: package.sh exit" 1 "$rc"
+check "…says why" grep -q "built for 'Advanced Micro Devices X86-64', but the function's architecture is arm64" <<<"$out"
+check "…and wrote none" test ! -e "$TMP/fake/out.zip"
+# A build dir configured for one architecture is not reused for the other.
+echo "CMAKE_C_COMPILER:FILEPATH=/usr/bin/cc" >>"$TMP/fake/CMakeCache.txt"
+set +e
+out=$(bash "$SOURCE_DIR/scripts/package.sh" --arch arm64 --lua-only --build-dir "$TMP/fake" \
+  --output "$TMP/fake/out.zip" 2>&1)
+rc=$?
+set -e
+check_eq "x86_64 build dir, --arch arm64: package.sh exit" 1 "$rc"
+check "…says the build dir is another architecture's" grep -q "was configured with /usr/bin/cc, not for arm64" <<<"$out"
 check "…and wrote none" test ! -e "$TMP/fake/out.zip"
 finish

@@ -6,8 +6,9 @@
 #     agree. The highest version found is printed per file.
 #   * nothing bundled is a piece of glibc (by soname, or by the GLIBC_*
 #     versions it defines); no loader, no libc.
-#   * the zip's layout: bootstrap at the root (0755, an x86-64 ELF executable
-#     whose interpreter is /lib64/ld-linux-x86-64.so.2, stripped), lua/ with
+#   * the zip's layout: bootstrap at the root (0755, an ELF executable of
+#     PACKAGE_ARCH — x86-64 with the interpreter /lib64/ld-linux-x86-64.so.2, or
+#     AArch64 with /lib/ld-linux-aarch64.so.1 — stripped), lua/ with
 #     the route scripts of this tree, and lib/ with shared libraries only — or
 #     no lib/ at all (the default package: bootstrap then needs glibc alone).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -48,8 +49,13 @@ check_eq "bootstrap: mode 0755 once unzipped" 755 "$(stat -c %a bootstrap)"
 hdr=$(readelf -h bootstrap 2>/dev/null)
 check "bootstrap: an ELF executable (PIE), not a script" \
   grep -Eq 'Type:[[:space:]]+(DYN|EXEC)' <<<"$hdr"
-check "bootstrap: x86-64 (the function's architecture)" grep -q 'Advanced Micro Devices X86-64' <<<"$hdr"
-check_eq "bootstrap: interpreter is Amazon Linux's loader path" "/lib64/ld-linux-x86-64.so.2" \
+case $PACKAGE_ARCH in
+  arm64) machine=AArch64 interp=/lib/ld-linux-aarch64.so.1 ;;
+  *) machine="Advanced Micro Devices X86-64" interp=/lib64/ld-linux-x86-64.so.2 ;;
+esac
+check "bootstrap: $machine (the function's architecture, $PACKAGE_ARCH)" \
+  grep -Eq "Machine:[[:space:]]+$machine\$" <<<"$hdr"
+check_eq "bootstrap: interpreter is Amazon Linux's loader path" "$interp" \
   "$(readelf -l bootstrap | sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')"
 check "bootstrap: stripped (no debug info, no symbol table)" \
   bash -c '! readelf -S bootstrap | grep -Eq "\.debug_|\.symtab"'

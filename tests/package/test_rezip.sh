@@ -6,7 +6,7 @@
 #   PACKAGE_BUILD_DIR  the build dir PACKAGE_ZIP was made from
 #                      (default: build-package/, package.sh's own default)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package}
+PACKAGE_BUILD_DIR=${PACKAGE_BUILD_DIR:-$SOURCE_DIR/build-package-${PACKAGE_ARCH:-x86_64}}
 binary=$PACKAGE_BUILD_DIR/taskhost
 [ -x "$binary" ] || { echo "test_rezip: no binary in $PACKAGE_BUILD_DIR" >&2; exit 2; }
 
@@ -19,7 +19,7 @@ state() {
 before=$(state)
 
 section "the same sources, re-zipped: the same bytes"
-out=$(bash "$SOURCE_DIR/scripts/package.sh" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
+out=$(bash "$SOURCE_DIR/scripts/package.sh" --arch "$PACKAGE_ARCH" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
   --output "$TMP/same.zip" 2>&1)
 check_eq "package.sh --lua-only: exit 0" 0 $?
 echo "$out" | sed 's/^/      /'
@@ -36,7 +36,7 @@ cp -r "$SOURCE_DIR/lua" "$root/lua"
 marker="-- edited by test_rezip $$"
 printf '%s\n' "$marker" >>"$root/lua/routes.lua"
 t0=$(date +%s%3N)
-bash "$root/scripts/package.sh" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
+bash "$root/scripts/package.sh" --arch "$PACKAGE_ARCH" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
   --output "$TMP/edited.zip" >"$TMP/edited.log" 2>&1
 check_eq "package.sh --lua-only after an edit: exit 0" 0 $?
 echo "      re-zipped in $(($(date +%s%3N) - t0)) ms"
@@ -51,7 +51,7 @@ check_eq "the other scripts unchanged" "" \
   "$(diff -r -x routes.lua "$TMP/a/lua" "$TMP/b/lua")"
 
 section "--lua-only without a build"
-bash "$SOURCE_DIR/scripts/package.sh" --lua-only --build-dir "$TMP/empty" \
+bash "$SOURCE_DIR/scripts/package.sh" --arch "$PACKAGE_ARCH" --lua-only --build-dir "$TMP/empty" \
   --output "$TMP/none.zip" >"$TMP/none.log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ]; then pass; else fail "--lua-only with no binary: fails"; fi

@@ -1051,23 +1051,55 @@ async function main() {
       `(expected e.g. "$stage/bootstrap"), and provided.al2023 runs only that name`);
   });
 
-  check(`lambda: package_path defaults to the zip ${PACKAGE_SCRIPT} writes`, () => {
+  check(`lambda: package_path defaults to the zip ${PACKAGE_SCRIPT} writes for var.architecture`, () => {
     fnNeeded();
     const v = varDefault(root, "package_path");
-    need(typeof v === "string", "root variable package_path has no default");
+    need(v === null, `root variable package_path defaults to ${JSON.stringify(v)}, not null ` +
+      "(null: the zip of var.architecture)");
+    const locals = Object.assign({}, ...root.locals);
+    const m = /"([^"]*\/)?(taskhost-lambda-\$\{var\.architecture\}\.zip)"/.exec(String(locals.package_file || ""));
+    need(m, `local.package_file is ${JSON.stringify(locals.package_file)}: no ` +
+      '"../dist/taskhost-lambda-${var.architecture}.zip" default');
+    need(/coalesce\(\s*var\.package_path\s*,/.test(String(locals.package_file)),
+      "local.package_file does not take var.package_path first");
+    need(path.resolve(TF, m[1] || ".") === path.join(ROOT, "dist"),
+      `default ${m[1] || ""}${m[2]} is not dist/ seen from terraform/`);
+    need(/\bpackage_file\b/.test(String(locals.package_path || "")),
+      "local.package_path is not made from local.package_file");
     const script = path.join(ROOT, PACKAGE_SCRIPT);
     need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found`);
     const text = fs.readFileSync(script, "utf8");
-    need(text.includes(`dist/${path.basename(v)}`),
-      `${PACKAGE_SCRIPT} does not write dist/${path.basename(v)}`);
-    need(path.resolve(TF, v) === path.join(ROOT, "dist", path.basename(v)),
-      `default ${v} is not dist/${path.basename(v)} seen from terraform/`);
+    need(text.includes("dist/taskhost-lambda-$arch.zip"),
+      `${PACKAGE_SCRIPT} does not write dist/taskhost-lambda-$arch.zip`);
   });
 
-  check("lambda: architectures is [\"x86_64\"]", () => {
+  check("lambda: architectures = [var.architecture] (arm64 | x86_64), default = package.sh's --arch default", () => {
     fnNeeded();
-    need(JSON.stringify(fn.body.architectures) === '["x86_64"]',
-      `architectures is ${JSON.stringify(fn.body.architectures)}`);
+    need(JSON.stringify(fn.body.architectures) === '["${var.architecture}"]',
+      `architectures is ${JSON.stringify(fn.body.architectures)}, not [var.architecture]`);
+    const vars = [fn.mod, root].map((m) => (m.variable.architecture || [])[0]);
+    vars.forEach((body, i) => {
+      const where = i === 0 ? rel(fn.mod.dir) : "terraform/";
+      need(body, `${where}: no variable "architecture"`);
+      const cond = String((first(body, "validation") || {}).condition || "");
+      need(/"arm64"/.test(cond) && /"x86_64"/.test(cond) && /var\.architecture/.test(cond),
+        `${where}: variable "architecture" has no validation naming "arm64" and "x86_64"`);
+    });
+    const dflt = varDefault(root, "architecture");
+    need(dflt === "arm64", `root variable architecture defaults to ${JSON.stringify(dflt)}, not "arm64"`);
+    if (fn.mod !== root) {
+      const callers = callersOf(modules, fn.mod);
+      need(callers.length > 0, `nothing calls ${rel(fn.mod.dir)}`);
+      for (const c of callers) {
+        need(c.body.architecture === "${var.architecture}",
+          `module "${c.name}" gets architecture = ${JSON.stringify(c.body.architecture)}, not var.architecture`);
+      }
+    }
+    const script = path.join(ROOT, PACKAGE_SCRIPT);
+    need(fs.existsSync(script), `${PACKAGE_SCRIPT} not found`);
+    const m = /^arch=([A-Za-z0-9_]+)$/m.exec(fs.readFileSync(script, "utf8"));
+    need(m && m[1] === dflt, `${PACKAGE_SCRIPT}'s default --arch is ${m ? m[1] : "not set (arch=...)"}, ` +
+      `Terraform's is ${dflt}: a plain package.sh + deploy would ship the wrong one`);
   });
 
   check("lambda: source_code_hash = filebase64sha256(filename)", () => {

@@ -53,7 +53,8 @@ EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
 # stand-in: the binary becomes bootstrap at the zip root
-output=$root/dist/taskhost-lambda.zip
+arch=arm64
+output=${output:-$root/dist/taskhost-lambda-$arch.zip}
 strip --strip-all -o "$stage/bootstrap" "$binary"
 (cd "$stage" && zip -qr "$output" .)
 EOF
@@ -122,9 +123,15 @@ mutate 'jsonencode() policy (unreadable here)' $L 's/policy = data\.aws_iam_poli
 mutate 'handler "main"' $L 's/handler\s*=\s*"bootstrap"/handler = "main"/' 'handler is "bootstrap"'
 mutate 'package.sh no longer writes bootstrap' scripts/package.sh 's/"\$stage\/bootstrap"/"\$stage\/taskhost"/' 'writes no file named "bootstrap"'
 mutate 'package.sh writes bootstrap in a subfolder' scripts/package.sh 's/"\$stage\/bootstrap"/"\$stage\/bin\/bootstrap"/' 'writes no file named "bootstrap"'
-mutate 'package.sh writes another zip' scripts/package.sh 's/taskhost-lambda\.zip/taskhost.zip/' 'does not write dist/taskhost-lambda.zip'
+mutate 'package.sh writes another zip' scripts/package.sh 's/taskhost-lambda-\$arch\.zip/taskhost-lambda.zip/' 'does not write dist/taskhost-lambda-\$arch.zip'
+mutate 'package_path default names one zip for both architectures' $M 's/taskhost-lambda-\$\{var\.architecture\}\.zip/taskhost-lambda.zip/' 'no "../dist/taskhost-lambda-'
+mutate 'package_path default no longer null' terraform/variables.tf 's/(variable "package_path" \{.*?default\s*=\s*)null/$1"..\/dist\/taskhost-lambda-arm64.zip"/s' 'defaults to "../dist/taskhost-lambda-arm64.zip", not null'
 mutate 'runtime provided.al2' $L 's/"provided\.al2023"/"provided.al2"/' 'runtime is provided.al2023'
-mutate 'architectures arm64' $L 's/\["x86_64"\]/["arm64"]/' 'architectures is'
+mutate 'architectures pinned to x86_64' $L 's/\[var\.architecture\]/["x86_64"]/' 'architectures is \["x86_64"\], not \[var.architecture\]'
+mutate 'architecture default x86_64 (package.sh builds arm64)' terraform/variables.tf 's/(variable "architecture" \{.*?default\s*=\s*)"arm64"/$1"x86_64"/s' 'root variable architecture defaults to "x86_64"'
+mutate 'package.sh default --arch x86_64 (Terraform deploys arm64)' scripts/package.sh 's/^arch=arm64$/arch=x86_64/m' "default --arch is x86_64, Terraform's is arm64"
+mutate 'architecture not passed to the module' $M 's/\n\s*architecture = var\.architecture//' 'gets architecture = undefined'
+mutate 'architecture without validation' terraform/variables.tf 's/(variable "architecture" \{.*?)\n  validation \{.*?\n  \}\n/$1/s' 'has no validation naming'
 mutate 'source_code_hash removed' $L 's/\n\s*source_code_hash[^\n]*//' 'source_code_hash = filebase64sha256'
 mutate 'literal TABLE_NAME' $L 's/TABLE_NAME\s*= var\.table\.name/TABLE_NAME = "taskhost-tasks"/' 'TABLE_NAME is the aws_dynamodb_table'
 mutate 'TABLE_NAME overridable from the environment map' $M 's/TASKHOST_CORS_ORIGIN   = var\.cors_origin/TABLE_NAME = "other"\n    TASKHOST_CORS_ORIGIN   = var.cors_origin/' 'TABLE_NAME is the aws_dynamodb_table'

@@ -7,8 +7,9 @@
 # with stubs that record their arguments, the order of the terraform commands (init, plan
 # -out, apply of that plan; teardown's deletion-protection plan and apply before destroy),
 # the region read from -var, -var-file and terraform/*.tfvars, the refusals (a state in
-# another region, a plan that deletes the table or the role, a bootstrap that is not an
-# x86-64 ELF). No network, no AWS account: the stubs answer everything.
+# another region, a plan that deletes the table or the role, a bootstrap that is not an ELF
+# for the function's architecture: var.architecture, x86_64 here unless a scenario says
+# otherwise, arm64 by default). No network, no AWS account: the stubs answer everything.
 # tests/terraform/test_moto.sh runs the same scripts with real Terraform against moto.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +24,8 @@ bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 # A scratch repository: the two scripts, an empty terraform/ and no package yet.
 mkdir -p "$t/repo/scripts" "$t/repo/terraform" "$t/repo/dist" "$t/home" "$t/bin" "$t/stubs"
 cp "$repo/scripts/deploy.sh" "$repo/scripts/teardown.sh" "$repo/scripts/lambda-fit.sh" "$t/repo/scripts/"
-ZIP="$t/repo/dist/taskhost-lambda.zip"
+ZIP="$t/repo/dist/taskhost-lambda-x86_64.zip"
+ZIP_ARM="$t/repo/dist/taskhost-lambda-arm64.zip"
 # A local state holding a resource: teardown.sh reads it before anything else (without one it
 # says "nothing deployed"); the stub terraform answers the rest.
 STATE='{"version": 4, "resources": [{"mode": "managed", "type": "aws_dynamodb_table", "name": "tasks"}]}'
@@ -117,7 +119,8 @@ EOF
 cat > "$t/package.sh" <<EOF
 #!$BASH_BIN
 echo "package.sh \$*" >>"\$STUB_LOG"
-cp "$t/good.zip" "$ZIP"
+[ "\$1" = --arch ] || { echo "package.sh stub: no --arch" >&2; exit 2; }
+cp "$t/good.zip" "$t/repo/dist/taskhost-lambda-\$2.zip"
 EOF
 make_zip "$t/boot-ok"
 cp "$ZIP" "$t/good.zip"
@@ -133,7 +136,7 @@ run() {
   : >"$t/log"
   set +e
   out=$(/usr/bin/env -i HOME="$t/home" PATH="${extra:+$extra:}${base_bin:-$t/bin}" STUB_LOG="$t/log" \
-    "${envs[@]+"${envs[@]}"}" "$BASH_BIN" "$t/repo/scripts/$script" "$@" </dev/null 2>&1)
+    TF_VAR_architecture="${TF_ARCH-x86_64}" "${envs[@]+"${envs[@]}"}" "$BASH_BIN" "$t/repo/scripts/$script" "$@" </dev/null 2>&1)
   rc=$?
   set -e
   log=$(cat "$t/log")
@@ -165,7 +168,7 @@ run deploy.sh "" --
 expect "deploy: no terraform, no aws, no package → each named, exit 1" 1 \
   "deploy.sh: terraform not found on PATH: install Terraform 1.5 or newer" \
   "deploy.sh: aws CLI not found on PATH" \
-  "deploy.sh: scripts/package.sh not found and dist/taskhost-lambda.zip does not exist" \
+  "deploy.sh: scripts/package.sh not found and dist/taskhost-lambda-x86_64.zip does not exist" \
   "deploy.sh: 3 prerequisite(s) missing; nothing was deployed"
 run teardown.sh "" --
 expect "teardown: no terraform, no aws → each named, exit 1" 1 \
@@ -292,10 +295,10 @@ no_call "teardown: nothing destroyed then" "terraform -chdir=[^ ]* destroy"
 rm -f "$ZIP"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 expect "deploy: --no-package without a zip → said so" 1 \
-  "--no-package, but dist/taskhost-lambda.zip does not exist: run scripts/package.sh"
+  "--no-package, but dist/taskhost-lambda-x86_64.zip does not exist: run scripts/package.sh"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 --
 expect "deploy: no package.sh, no zip → said so" 1 \
-  "scripts/package.sh not found and dist/taskhost-lambda.zip does not exist"
+  "scripts/package.sh not found and dist/taskhost-lambda-x86_64.zip does not exist"
 
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --bogus
 expect "deploy: unknown option → exit 2" 2 "unknown option --bogus"
@@ -314,7 +317,7 @@ expect "deploy: packages, applies and prints the URL and a curl line" 0 \
   "api_endpoint = https://abc123.execute-api.eu-west-1.amazonaws.com" \
   "export API_URL=https://abc123.execute-api.eu-west-1.amazonaws.com" \
   "curl -s \$API_URL/tasks"
-want="package.sh 
+want="package.sh --arch x86_64
 terraform -chdir=$t/repo/terraform init -input=false
 terraform -chdir=$t/repo/terraform plan -input=false -out=PLAN -var cors_origin=https://app.example -var-file prod.tfvars
 terraform -chdir=$t/repo/terraform apply -input=false PLAN"
@@ -332,8 +335,19 @@ esac
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 no_call "deploy --no-package: package.sh is not run" "^package.sh"
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
-if grep -qx "package.sh --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
+if grep -qx "package.sh --arch x86_64 --lua-only" <<<"$log"; then ok "deploy --lua-only: package.sh --lua-only (re-zip, no compile)"
 else bad "deploy --lua-only: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
+# The architecture: Terraform's default (arm64) unless var.architecture says otherwise; the
+# package is built for it and the zip of that name deployed.
+TF_ARCH="" run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --lua-only
+if grep -qx "package.sh --arch arm64 --lua-only" <<<"$log"; then ok "deploy: var.architecture unset → package.sh --arch arm64"
+else bad "deploy without var.architecture: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- -var architecture=arm64
+if grep -qx "package.sh --arch arm64" <<<"$log"; then ok "deploy -var architecture=arm64 → package.sh --arch arm64"
+else bad "deploy -var architecture=arm64: package.sh calls: $(grep '^package.sh' <<<"$log")"; fi
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var architecture=sparc
+expect "deploy: architecture neither arm64 nor x86_64 → exit 2" 2 'architecture "sparc": Lambda has arm64 and x86_64'
+rm -f "$ZIP_ARM"
 
 # --- the smoke test after the apply ----------------------------------------------------------
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var cors_origin=https://app.example
@@ -393,6 +407,34 @@ run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 expect "deploy: an AArch64 bootstrap for the x86_64 function → refused" 1 \
   "built for 'AArch64', but the function's architecture is x86_64" "nothing was deployed"
 no_call "deploy: no terraform command for a bootstrap that does not fit" "terraform -chdir"
+# An x86-64 bootstrap in the zip deployed to the arm64 function (the default): refused.
+make_zip "$t/boot-ok"
+mv "$ZIP" "$ZIP_ARM"
+TF_ARCH="" run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+expect "deploy: an x86-64 bootstrap for the arm64 function (the default) → refused" 1 \
+  "dist/taskhost-lambda-arm64.zip's bootstrap cannot run on Lambda (provided.al2023, arm64)" \
+  "built for 'Advanced Micro Devices X86-64', but the function's architecture is arm64" "nothing was deployed"
+no_call "deploy: no terraform command for the x86-64 bootstrap on arm64" "terraform -chdir"
+run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package -var architecture=arm64
+expect "deploy -var architecture=arm64: the same refusal" 1 \
+  "built for 'Advanced Micro Devices X86-64', but the function's architecture is arm64"
+# A real arm64 bootstrap for the arm64 function: deployed, its --check run under qemu.
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static >/dev/null; then
+  aarch64-linux-gnu-gcc -O1 -o "$t/boot-a64" "$t/boot.c"
+  ln -sf "$(command -v qemu-aarch64-static)" "$t/bin/qemu-aarch64-static"
+  ln -sf "$(command -v uname)" "$t/bin/uname"
+  make_zip "$t/boot-a64"
+  mv "$ZIP" "$ZIP_ARM"
+  TF_ARCH="" run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
+  expect "deploy: an arm64 bootstrap for the arm64 function → self-check (qemu) and deploys" 0 \
+    "== package self-check: ok: configuration and route scripts" "api_endpoint ="
+  rm -f "$t/bin/qemu-aarch64-static" "$t/bin/uname"
+elif [ "${CI:-}" = true ]; then
+  bad "aarch64-linux-gnu-gcc or qemu-aarch64-static missing (scripts/deps.sh --test installs them)"
+else
+  echo "SKIP: no aarch64-linux-gnu-gcc or qemu-aarch64-static: the arm64 deploy case is not run"
+fi
+rm -f "$ZIP_ARM"
 make_zip ""
 run deploy.sh "$BOTH" AWS_REGION=eu-west-1 -- --no-package
 expect "deploy: a zip without bootstrap at its root stops the deploy" 1 "has no bootstrap at its root"

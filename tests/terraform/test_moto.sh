@@ -2,7 +2,7 @@
 # Real Terraform, for real, against an AWS emulator (CTest: terraform.moto).
 #
 # terraform fmt -check on terraform/; then, in a scratch copy of the repository (scripts/,
-# terraform/, lua/ and the real Lambda package as dist/taskhost-lambda.zip):
+# terraform/, lua/ and the real Lambda package as dist/taskhost-lambda-x86_64.zip, deployed with architecture = x86_64):
 #   init from the local filesystem mirror of hashicorp/aws (no network), validate, and the
 #   whole life of a stack on moto_server (127.0.0.1), through the scripts a user runs (the
 #   alarm topic, the seven alarms and the dashboard read back after the first deploy):
@@ -29,7 +29,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-PACKAGE_ZIP=${PACKAGE_ZIP:-$repo/build/package/taskhost-lambda.zip}
+PACKAGE_ZIP=${PACKAGE_ZIP:-$repo/build/package/taskhost-lambda-x86_64.zip}
 REGION=eu-west-1
 OTHER=us-east-1
 
@@ -110,7 +110,10 @@ cp -r "$repo/terraform" "$R/terraform"
 # Nothing of this checkout's own use of terraform/: its state, lock file, backend, variables.
 rm -rf "$R/terraform/.terraform" "$R/terraform/terraform.tfstate"* "$R/terraform/.terraform.lock.hcl" \
   "$R/terraform/backend.tf" "$R/terraform/"*.tfvars "$R/terraform/"*.tfvars.json "$R/terraform/"*.tfplan
-cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
+cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda-x86_64.zip"
+# The package under test is this machine's own (x86_64); Terraform's default is arm64, so the
+# stack is deployed as x86_64 (Terraform and deploy.sh both read TF_VAR_architecture).
+export TF_VAR_architecture=x86_64
 services="apigateway apigatewayv2 cloudwatch cognitoidp dynamodb iam kms lambda logs sns sts"
 {
   echo '# Written by tests/terraform/test_moto.sh into its scratch copy: every AWS call goes to moto.'
@@ -423,8 +426,8 @@ elif what == "glibc238":
     data[i:i + 10] = b"GLIBC_2.38"
 open(path, "wb").write(bytes(data))
 EOF
-  rm -f "$R/dist/taskhost-lambda.zip"
-  (cd "$t/pkg" && zip -qr "$R/dist/taskhost-lambda.zip" .)
+  rm -f "$R/dist/taskhost-lambda-x86_64.zip"
+  (cd "$t/pkg" && zip -qr "$R/dist/taskhost-lambda-x86_64.zip" .)
 }
 bad_zip aarch64
 run "deploy.sh with an AArch64 bootstrap for an x86_64 function: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
@@ -433,7 +436,7 @@ lacks "machine: nothing planned" "== terraform plan"
 bad_zip glibc238
 run "deploy.sh with a bootstrap needing GLIBC_2.38: refused" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
 has "glibc: said so" "needs GLIBC_2.38, newer than Amazon Linux 2023's 2.34"
-cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
+cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda-x86_64.zip"
 
 # --- teardown from the right region --------------------------------------------------------------
 run "teardown.sh --yes from $REGION" 0 AWS_REGION=$REGION -- bash scripts/teardown.sh --yes
@@ -523,6 +526,8 @@ else
   mv "$R/terraform" "$R/terraform.new"
   git -C "$repo" archive "$OLD_MAIN" terraform | tar -x -C "$R"
   cp "$R/terraform.new/moto_override.tf" "$R/terraform/"
+  # That checkout's Terraform takes its zip under the name it had then (one architecture, x86_64).
+  cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda.zip"
   run "upgrade: a stack of main before accounts" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke
   old_table=$(cd "$R" && terraform -chdir=terraform output -raw table_name)
   check "upgrade: its table, $old_table, is keyed id alone" jq -e '.Table.KeySchema == [{"AttributeName": "id", "KeyType": "HASH"}]' \

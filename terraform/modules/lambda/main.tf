@@ -95,7 +95,7 @@ resource "aws_lambda_function" "this" {
   # binary itself (scripts/package.sh); the handler is only passed to it as _HANDLER.
   runtime       = "provided.al2023"
   handler       = "bootstrap"
-  architectures = ["x86_64"]
+  architectures = [var.architecture]
 
   filename         = var.package_path
   source_code_hash = filebase64sha256(var.package_path)

@@ -8,6 +8,16 @@ variable "package_path" {
   type        = string
 }
 
+variable "architecture" {
+  description = "arm64 or x86_64: what the package's bootstrap was built for."
+  type        = string
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
 variable "table" {
   description = "The DynamoDB table the function uses: pass the aws_dynamodb_table resource itself. Its name becomes TABLE_NAME and its ARN the only resource of the DynamoDB permissions."
   type = object({
