@@ -26,7 +26,13 @@
 # The server runs a copy of the route scripts with a thin wrapper (fault.lua) that, on an
 # X-Test-Fault request header, makes the store fail (throttled → 503, internal → 500,
 # invalid → 400) or the route raise (500), so the 5xx answers are held against the
-# description too. Without the header the real routes.lua answers, unchanged.
+# description too; with "hold" a keyed POST stays in flight until the test releases it (a
+# task with the X-Test-Release text), so a second POST with its key gets the 409.
+# Without the header the real routes.lua answers, unchanged.
+#
+# Conditional requests and Idempotency-Key (issue 13): ETag, 304, 412, the malformed
+# If-Match 400 on both stores; replay, 422, malformed key 400 and 409 on SQLite; the 501 of
+# a keyed POST on DynamoDB (E2E_STORE=dynamodb), whose store cannot honour the key yet.
 #
 # What Prism cannot carry, so e2e.serve covers it directly and not this test: Prism parses
 # a JSON body and re-serialises it (malformed JSON gets Prism's own 400; `null` and `"x"`
