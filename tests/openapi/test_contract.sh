@@ -97,6 +97,7 @@ pass
 # contract: the last answer is taskhost's (it always sends nosniff; Prism's own answers do
 # not), and Prism found nothing wrong with the exchange.
 CONTRACT_CHECKS=0
+DIRECT=0 # exchanges sent straight to taskhost (only what Prism cannot carry)
 contract() {
   CONTRACT_CHECKS=$((CONTRACT_CHECKS + 1))
   local violations
@@ -355,8 +356,13 @@ named() {
 
 if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
   section "Idempotency-Key on the DynamoDB store: 501, nothing created"
-  ok POST /tasks -H 'Idempotency-Key: "contract-ddb"' "${JSON[@]}" --data-binary '{"task":"keyed"}'
+  # Not through Prism: its proxy answers an upstream 501 with a mock of its own (a fake
+  # 201), so this one exchange goes straight to taskhost and is checked here.
+  BASE_URL=$UPSTREAM http POST /tasks "${AUTH[@]}" -H 'Idempotency-Key: "contract-ddb"' \
+    "${JSON[@]}" --data-binary '{"task":"keyed"}'
+  DIRECT=$((DIRECT + 1))
   expect "keyed POST" 501 '. == {"message": "Idempotency-Key is not supported by this store"}'
+  check_eq "501: nosniff (the CORS headers: lib.sh's http)" nosniff "$(hdr X-Content-Type-Options)"
   named keyed
   check_eq "keyed POST: nothing created" 0 "$NAMED"
 else
@@ -467,7 +473,7 @@ fi
 
 section "the contract held for every answer"
 # every request but the one the strict proxy had to refuse
-check_eq "every exchange went through the contract check" $((HTTP_COUNT - 1)) "$CONTRACT_CHECKS"
+check_eq "every exchange went through the contract check" $((HTTP_COUNT - 1 - DIRECT)) "$CONTRACT_CHECKS"
 # openapi.yaml marks CORS headers optional on the answers API Gateway may make itself (401,
 # 413, 500, 503); taskhost's own always carry them (lib.sh's http logs any that does not).
 check_eq "every answer of taskhost has CORS and nosniff headers" \
