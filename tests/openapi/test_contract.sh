@@ -26,7 +26,13 @@
 # The server runs a copy of the route scripts with a thin wrapper (fault.lua) that, on an
 # X-Test-Fault request header, makes the store fail (throttled → 503, internal → 500,
 # invalid → 400) or the route raise (500), so the 5xx answers are held against the
-# description too. Without the header the real routes.lua answers, unchanged.
+# description too; with "hold" a keyed POST stays in flight until the test releases it (a
+# task with the X-Test-Release text), so a second POST with its key gets the 409.
+# Without the header the real routes.lua answers, unchanged.
+#
+# Conditional requests and Idempotency-Key (issue 13): ETag, 304, 412, the malformed
+# If-Match 400 on both stores; replay, 422, malformed key 400 and 409 on SQLite; the 501 of
+# a keyed POST on DynamoDB (E2E_STORE=dynamodb), whose store cannot honour the key yet.
 #
 # What Prism cannot carry, so e2e.serve covers it directly and not this test: Prism parses
 # a JSON body and re-serialises it (malformed JSON gets Prism's own 400; `null` and `"x"`
@@ -46,6 +52,9 @@ SRC_ROUTES=${CONTRACT_ROUTES:-$ROUTES_DIR}
 JSON=(-H 'Content-Type: application/json')
 export TASKHOST_STORE="sqlite:$TMP/contract.db"
 [ "${E2E_STORE:-sqlite}" = dynamodb ] && export TASKHOST_STORE=dynamodb
+# fault.lua's "hold" keeps a keyed POST in flight for up to 20 s: the route's budget must
+# outlast it (the claim's deadline follows the route's).
+export TASKHOST_LUA_TIMEOUT_MS=30000
 
 section "routes with the fault switch"
 mkdir -p "$TMP/routes"
@@ -88,6 +97,7 @@ pass
 # contract: the last answer is taskhost's (it always sends nosniff; Prism's own answers do
 # not), and Prism found nothing wrong with the exchange.
 CONTRACT_CHECKS=0
+DIRECT=0 # exchanges sent straight to taskhost (only what Prism cannot carry)
 contract() {
   CONTRACT_CHECKS=$((CONTRACT_CHECKS + 1))
   local violations
@@ -267,6 +277,160 @@ for m in GET PUT DELETE; do
   expect "$m /tasks/{id}, route raised" 500 '. == {"message": "Internal server error"}'
 done
 
+section "conditional requests: ETag, If-None-Match (304), If-Match (412, 400)"
+ok POST /tasks "${JSON[@]}" --data-binary '{"task":"versioned"}'
+expect "create" 201
+check_eq "create: ETag" '"1"' "$(hdr ETag)"
+vid=$(jq -r '.id' <<<"$BODY")
+ok GET "/tasks/$vid"
+expect "get" 200
+check_eq "get: ETag" '"1"' "$(hdr ETag)"
+for inm in '"1"' 'W/"1"' '"9", "1"' '*'; do
+  ok GET "/tasks/$vid" -H "If-None-Match: $inm"
+  check_eq "If-None-Match: $inm → 304" 304 "$STATUS"
+  check_eq "If-None-Match: $inm → no body" "" "$BODY"
+  check_eq "If-None-Match: $inm → ETag kept" '"1"' "$(hdr ETag)"
+  check_eq "If-None-Match: $inm → no Content-Type" "" "$(hdr Content-Type)"
+done
+ok GET "/tasks/$vid" -H 'If-None-Match: "2"'
+expect "If-None-Match of another version" 200 '.task == "versioned"'
+ok PUT "/tasks/$vid" -H 'If-Match: "1"' "${JSON[@]}" --data-binary '{"status":"in_progress"}'
+expect "PUT, If-Match current" 200 '.task.status == "in_progress"'
+check_eq "PUT: ETag of the new version" '"2"' "$(hdr ETag)"
+for im in '"1"' 'W/"2"' '"7", "8"'; do
+  ok PUT "/tasks/$vid" -H "If-Match: $im" "${JSON[@]}" --data-binary '{"status":"completed"}'
+  expect "PUT, stale If-Match: $im" 412 '. == {"message": "Precondition failed"}'
+  check_eq "PUT 412 ($im): no ETag" "" "$(hdr ETag)"
+done
+ok DELETE "/tasks/$vid" -H 'If-Match: "1"'
+expect "DELETE, stale If-Match" 412 '. == {"message": "Precondition failed"}'
+ok GET "/tasks/$vid"
+expect "the 412s changed nothing" 200 '.status == "in_progress"'
+check_eq "... still version 2" '"2"' "$(hdr ETag)"
+ok PUT "/tasks/$vid" -H 'If-Match: "1", "2"' "${JSON[@]}" --data-binary '{"priority":"high"}'
+expect "PUT, If-Match list holding the current tag" 200 '.task.priority == "high"'
+check_eq "PUT: ETag" '"3"' "$(hdr ETag)"
+for im in '3' '"3" x' 'W/' ','; do
+  for m in PUT DELETE; do
+    if [ "$m" = PUT ]; then set -- "${JSON[@]}" --data-binary '{"status":"new"}'; else set --; fi
+    bad "$m" "/tasks/$vid" -H "If-Match: $im" "$@"
+    expect "$m, malformed If-Match '$im'" 400 \
+      '. == {"message": "If-Match must be * or a list of at most 16 entity tags"}'
+  done
+done
+ok DELETE "/tasks/$vid" -H 'If-Match: *'
+expect "DELETE, If-Match *" 200 '.id == $id' --arg id "$vid"
+check_eq "DELETE: no ETag" "" "$(hdr ETag)"
+ok DELETE "/tasks/$vid" -H 'If-Match: *'
+expect "DELETE gone task, If-Match *" 412 '. == {"message": "Precondition failed"}'
+ok PUT "/tasks/$vid" -H 'If-Match: "3"' "${JSON[@]}" --data-binary '{"status":"new"}'
+expect "PUT gone task, If-Match" 412 '. == {"message": "Precondition failed"}'
+
+# held KEY BODY RELEASE: a keyed POST through the strict proxy that fault.lua holds in flight
+# until the caller has a task named RELEASE; in the background, its answer kept in
+# $TMP/held.*. held_answer loads it as the last answer (and counts it as an exchange).
+held() {
+  (
+    BASE_URL=$STRICT http POST /tasks "${AUTH[@]}" -H "Idempotency-Key: $1" \
+      -H 'X-Test-Fault: hold' -H "X-Test-Release: $3" "${JSON[@]}" --data-binary "$2"
+    printf '%s' "$STATUS" >"$TMP/held.status"
+    printf '%s' "$BODY" >"$TMP/held.body"
+    printf '%s' "$HDRS" >"$TMP/held.hdrs"
+    printf '%s' "$RC" >"$TMP/held.rc"
+  ) &
+  HELD_PID=$!
+}
+held_answer() {
+  wait "$HELD_PID"
+  STATUS=$(cat "$TMP/held.status") BODY=$(cat "$TMP/held.body") HDRS=$(cat "$TMP/held.hdrs")
+  RC=$(cat "$TMP/held.rc")
+  OUT="POST /tasks (held) → $STATUS (curl $RC) $BODY"
+  HTTP_COUNT=$((HTTP_COUNT + 1))
+  contract
+}
+# named TEXT: NAMED is how many of the caller's tasks (the newest 100) have this text.
+named() {
+  ok GET '/tasks?limit=100'
+  NAMED=$(jq --arg t "$1" '[.items[] | select(.task == $t)] | length' <<<"$BODY")
+}
+
+if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
+  section "Idempotency-Key on the DynamoDB store: 501, nothing created"
+  # Not through Prism: its proxy answers an upstream 501 with a mock of its own (a fake
+  # 201), so this one exchange goes straight to taskhost and is checked here.
+  BASE_URL=$UPSTREAM http POST /tasks "${AUTH[@]}" -H 'Idempotency-Key: "contract-ddb"' \
+    "${JSON[@]}" --data-binary '{"task":"keyed"}'
+  DIRECT=$((DIRECT + 1))
+  expect "keyed POST" 501 '. == {"message": "Idempotency-Key is not supported by this store"}'
+  check_eq "501: nosniff (the CORS headers: lib.sh's http)" nosniff "$(hdr X-Content-Type-Options)"
+  named keyed
+  check_eq "keyed POST: nothing created" 0 "$NAMED"
+else
+  section "Idempotency-Key: replay, 422, 400, in flight (409)"
+  KEY='"contract-once"'
+  ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"once"}'
+  expect "keyed POST" 201 '.task.task == "once"'
+  first=$BODY first_loc=$(hdr Location) first_etag=$(hdr ETag)
+  check_eq "keyed POST: ETag" '"1"' "$first_etag"
+  once=$(jq -r '.id' <<<"$BODY")
+  ok PUT "/tasks/$once" "${JSON[@]}" --data-binary '{"status":"completed"}'
+  expect "the task changes meanwhile" 200
+  for k in "$KEY" contract-once; do
+    ok POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"once"}'
+    expect "repeated with key $k: the first answer" 201 '. == $first' --argjson first "$first"
+    check_eq "repeated with key $k: Location" "$first_loc" "$(hdr Location)"
+    check_eq "repeated with key $k: ETag" "$first_etag" "$(hdr ETag)"
+  done
+  named once
+  check_eq "one task created" 1 "$NAMED"
+  ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"twice"}'
+  expect "same key, another body" 422 \
+    '. == {"message": "Idempotency-Key was already used with a different request"}'
+  named twice
+  check_eq "another body: nothing created" 0 "$NAMED"
+  for k in '""' '"a b"' '"a\"b"' "\"$(repeat_char k 256)\""; do
+    bad POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"bad key"}'
+    expect "malformed key of ${#k} characters" 400 \
+      '.message | startswith("Idempotency-Key must be a string of 1 to 255 visible ASCII")'
+  done
+  named 'bad key'
+  check_eq "malformed keys: nothing created" 0 "$NAMED"
+  ok POST /tasks -H "Idempotency-Key: \"$(repeat_char k 255)\"" "${JSON[@]}" --data-binary '{"task":"long key"}'
+  expect "a 255-character key" 201
+
+  release="release $$-$RANDOM"
+  held '"contract-held"' '{"task":"held"}' "$release"
+  for _ in $(seq 1 600); do
+    grep -q '"contract: holding"' "$SERVE_LOG" && break
+    sleep 0.1
+  done
+  check_match "the held request reached the route" '"contract: holding"' "$(cat "$SERVE_LOG")"
+  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
+  expect "same key while in flight" 409 \
+    '. == {"message": "A request with this Idempotency-Key is still in progress"}'
+  check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
+  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"other"}'
+  expect "same key, another body, while in flight" 422
+  ok POST /tasks "${JSON[@]}" --data-binary "$(json_task "$release")"
+  expect "release the held request" 201
+  held_answer
+  expect "the held request, released" 201 '.task.task == "held"'
+  held_body=$BODY
+  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
+  expect "same key after it completed: its answer" 201 '. == $b' --argjson b "$held_body"
+  named held
+  check_eq "one held task" 1 "$NAMED"
+
+  # leave the caller's tasks as they were (the auth test counts them at the end)
+  ok GET '/tasks?limit=100'
+  for t in $(jq -r --arg r "$release" \
+    '.items[] | select(.task == "once" or .task == "held" or .task == "long key" or .task == $r) | .id' \
+    <<<"$BODY"); do
+    ok DELETE "/tasks/$t"
+    expect "clean up $t" 200
+  done
+fi
+
 section "CORS preflight"
 for p in /tasks "/tasks/$target"; do
   ok OPTIONS "$p" -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: PUT' \
@@ -309,7 +473,7 @@ fi
 
 section "the contract held for every answer"
 # every request but the one the strict proxy had to refuse
-check_eq "every exchange went through the contract check" $((HTTP_COUNT - 1)) "$CONTRACT_CHECKS"
+check_eq "every exchange went through the contract check" $((HTTP_COUNT - 1 - DIRECT)) "$CONTRACT_CHECKS"
 # openapi.yaml marks CORS headers optional on the answers API Gateway may make itself (401,
 # 413, 500, 503); taskhost's own always carry them (lib.sh's http logs any that does not).
 check_eq "every answer of taskhost has CORS and nosniff headers" \

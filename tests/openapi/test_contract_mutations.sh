@@ -4,7 +4,8 @@
 # with Prism naming that disagreement. CTest: openapi.contract_mutations.
 #   response-schema   the Task schema loses `priority` (a closed object: every answer holding
 #                     a task now has a property the description does not allow)
-#   required-header   ETag becomes required (taskhost does not send it yet)
+#   required-header   Vary becomes required (taskhost sends it only when the allowed origin
+#                     is not `*`; the test runs with the default `*`)
 #   request-schema    TaskCreate loses `priority` (the API takes a field the description lacks)
 #   status-code       GET /tasks/{id} loses its 404
 #   route-extra-field routes.lua answers GET /tasks/{id} with one more field
@@ -55,8 +56,8 @@ mutate response-schema \
 expect_caught response-schema "additional properties.*priority" OPENAPI_SPEC="$work/response-schema.yaml"
 
 mutate required-header \
-  's.replace("(Issue 13; not yet sent, hence not required.) The task\x27s version, for `If-Match` and\n        `If-None-Match`.\n      required: false", "The task\x27s version.\n      required: true", 1)'
-expect_caught required-header "required property 'etag'" OPENAPI_SPEC="$work/required-header.yaml"
+  's.replace("    Vary:\n      description: \x27`Origin`, when the allowed origin is not `*`.\x27\n      required: false", "    Vary:\n      description: \x27`Origin`.\x27\n      required: true", 1)'
+expect_caught required-header "required property 'vary'" OPENAPI_SPEC="$work/required-header.yaml"
 
 mutate request-schema \
   's.replace("        priority:\n          allOf: [{ $ref: \x27#/components/schemas/Priority\x27 }]\n          default: medium\n", "", 1)'

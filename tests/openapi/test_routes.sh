@@ -3,7 +3,8 @@
 # registers and what the code can answer (check_routes.js), so a new route or status cannot
 # go undescribed; then proof that the check can fail, on copies of the sources with:
 #   a new route in routes.lua (POST /tasks/{id}/done), a new method on a route (PATCH),
-#   a new status (418) in routes.lua, a described path routes.lua does not have.
+#   a new status (418) in routes.lua, the host's 304 left undescribed, a stray value in the
+#   ROUTES table, a described path routes.lua does not have.
 # No server, no network: reads the files. CTest: openapi.routes.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,9 +58,9 @@ must_fail() {
 echo "== mutations that must be caught"
 copy new-route
 edit "$work/new-route/lua/routes.lua" \
-  '  { pattern = "^/tasks/([^/]+)$",' \
-  '  { pattern = "^/tasks/([^/]+)/done$", methods = { POST = update_task } },
-  { pattern = "^/tasks/([^/]+)$",' || failures=$((failures + 1))
+  $'  {\n    pattern = "^/tasks/([^/]+)$",' \
+  $'  { pattern = "^/tasks/([^/]+)/done$", methods = { POST = update_task } },\n  {\n    pattern = "^/tasks/([^/]+)$",' ||
+  failures=$((failures + 1))
 must_fail new-route "/tasks/\{\}/done is described"
 
 copy new-method
@@ -70,6 +71,15 @@ must_fail new-method "/tasks/\{id\}: the described methods"
 copy new-status
 edit "$work/new-status/lua/routes.lua" 'R.error(415,' 'R.error(418,' || failures=$((failures + 1))
 must_fail new-status "every status the code answers is described.*418"
+
+copy undescribed-304
+edit "$work/undescribed-304/openapi.yaml" "        '304':" "        '399':" || failures=$((failures + 1))
+must_fail undescribed-304 "every status the code answers is described.*304"
+
+copy stray-entry
+edit "$work/stray-entry/lua/routes.lua" $'local ROUTES = {\n' $'local ROUTES = {\n  list_tasks,\n' ||
+  failures=$((failures + 1))
+must_fail stray-entry "ROUTES is a list of"
 
 copy undescribed-path
 edit "$work/undescribed-path/openapi.yaml" $'paths:\n' $'paths:\n  /health:\n    get:\n      responses:\n        \'200\':\n          description: ok\n' ||
