@@ -164,15 +164,27 @@ grep -q '^TASKHOST_PACKAGE:BOOL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null || 
 # The route scripts must load as `taskhost --check` loads them (the binary itself, against a
 # throwaway SQLite store, nothing from this shell's environment): a zip whose lua/ has a
 # syntax error or a failing require would only fail in Lambda's init.
+# An arm64 binary on another machine runs under qemu-aarch64-static (scripts/deps.sh --arm64);
+# without it the check is skipped with a note (deploy.sh checks the zip again before upload).
+emu=()
+if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+  if command -v qemu-aarch64-static >/dev/null; then emu=("$(command -v qemu-aarch64-static)")
+  else emu=(false); fi
+fi
 check_dir=$(mktemp -d)
 check_rc=0
-check_out=$(cd "$check_dir" && env -i PATH=/usr/bin:/bin TASKHOST_STORE="sqlite:$check_dir/check.db" \
-  TASKHOST_ROUTES="$root/lua" AWS_LAMBDA_LOG_FORMAT=Text "$binary" --check 2>&1) || check_rc=$?
+if [ "${emu[0]:-}" = false ]; then
+  check_rc=127
+else
+  check_out=$(cd "$check_dir" && env -i PATH=/usr/bin:/bin TASKHOST_STORE="sqlite:$check_dir/check.db" \
+    TASKHOST_ROUTES="$root/lua" AWS_LAMBDA_LOG_FORMAT=Text "${emu[@]+"${emu[@]}"}" "$binary" --check 2>&1) ||
+    check_rc=$?
+fi
 rm -rf "$check_dir"
 case $check_rc in
   0) ;;
   126 | 127)
-    echo "package.sh: note: $binary cannot run on this machine (exit $check_rc): the route scripts were not checked" >&2 ;;
+    echo "package.sh: note: $binary cannot run on this machine (exit $check_rc; for arm64 install qemu-user-static): the route scripts were not checked" >&2 ;;
   *)
     echo "package.sh: the route scripts in $root/lua do not load (taskhost --check); no package written:" >&2
     echo "$check_out" | sed 's/^/    /' >&2
