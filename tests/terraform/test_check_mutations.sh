@@ -49,6 +49,10 @@ static int put(q) { return call(q, "PutItem", body, &o); }
 static int update(q) { return call(q, "UpdateItem", body, &o); }
 static int del(q) { return call(q, "DeleteItem", body, &o); }
 static int list(q) { return call(q, "Query", body, &o); }
+/* Like dynamodb.c's idempotency commit: a transaction of a Put and an Update. */
+static const char tx_body[] = "{\"TransactItems\":[{\"Put\":{\"TableName\":\"t\"}},"
+                              "{\"Update\":{\"TableName\":\"t\"}}]}";
+static int tx(q) { return call(q, "TransactWriteItems", tx_body, &o); }
 EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -110,7 +114,8 @@ mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Query",/"dynamodb:Query",
 mutate 'Scan granted again beside Query' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:Scan",/' 'the role may but the runtime never sends: dynamodb:Scan'
 mutate 'runtime sends a new operation (DynamoDB_20120810.Scan)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Scan";/m' 'the runtime sends but the role may not: dynamodb:Scan'
 mutate 'the store calls a new operation ("BatchWriteItem")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "BatchWriteItem", body, &o); }\n/' 'may not: dynamodb:BatchWriteItem'
-mutate 'the transaction gains a ConditionCheck' runtime/dynamodb.c 's/\{\\"Update\\":\{\\"TableName\\":/{\\"ConditionCheck\\":{\\"TableName\\":/' 'may not: dynamodb:ConditionCheckItem'
+mutate 'the transaction gains a ConditionCheck' runtime/store_dynamodb.c 's/\{\\"Update\\":\{\\"TableName\\":/{\\"ConditionCheck\\":{\\"TableName\\":/' 'may not: dynamodb:ConditionCheckItem'
+mutate 'a transaction without its actions' runtime/store_dynamodb.c 's/\\"(Put|Update)\\":\{/\\"$1\\":[/g' 'no transaction action'
 mutate 'the store no longer queries' runtime/store_dynamodb.c 's/^static int list.*\n//m' 'the role may but the runtime never sends: dynamodb:Query'
 mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
 mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'

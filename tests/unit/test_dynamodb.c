@@ -1042,6 +1042,16 @@ static void test_client_no_server(void) {
   CHECK(r == TH_ERR_TIMEOUT && o.attempts == 1, "passed deadline: %s", th_result_name(r));
   CHECK(th_ddb_http_stats(d).requests == 2, "nothing sent after the deadline");
   th_ddb_outcome_free(&o);
+  /* A transaction is resent only with its ClientRequestToken. */
+  r = th_ddb_call(d, "TransactWriteItems", "{\"TransactItems\":[]}", th_now_ms() + 5000, NULL, &o);
+  CHECK(r == TH_ERR_UNAVAILABLE && o.attempts == 1 && strstr(o.detail, "ClientRequestToken"),
+        "transaction without a token: %d attempts (%s)", o.attempts, o.detail);
+  th_ddb_outcome_free(&o);
+  r = th_ddb_call(d, "TransactWriteItems", "{\"TransactItems\":[],\"ClientRequestToken\":\"t\"}",
+                  th_now_ms() + 5000, NULL, &o);
+  CHECK(r == TH_ERR_UNAVAILABLE && o.attempts == 2, "transaction with a token: %d attempts (%s)",
+        o.attempts, o.detail);
+  th_ddb_outcome_free(&o);
   th_ddb_free(d);
 
   static const th_ddb_config bad[] = {
