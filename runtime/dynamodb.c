@@ -358,6 +358,10 @@ typedef struct job {
   int deep;     /* decode with th_json_decode_deep (a caller's state) */
   int dest;     /* push_scan: the caller's table the items are appended to */
   const th_store_match *match; /* update/delete: an If-Match condition, or NULL */
+  const char *rec;              /* idempotency: the record's id */
+  const th_store_idem *idem;    /* idempotency: the request */
+  const char *response;         /* idem commit: the stored answer */
+  th_ddb_idem_record *found;    /* parse_idem: out */
   /* results */
   size_t count;
   int more, equal;
@@ -767,9 +771,11 @@ static int job_query(lua_State *L) {
   char lim[96];
   luaL_buffinit(L, &b);
   add_head(&b, L, j->table);
-  luaL_addstring(&b, ",\"KeyConditionExpression\":\"#u = :u\","
-                     "\"ExpressionAttributeNames\":{\"#u\":\"" OWNER_ATTR "\"},"
-                     "\"ExpressionAttributeValues\":{\":u\":{\"S\":");
+  luaL_addstring(&b, ",\"KeyConditionExpression\":\"#u = :u AND #k < :r\","
+                     "\"ExpressionAttributeNames\":{\"#u\":\"" OWNER_ATTR "\",\"#k\":\"id\"},"
+                     "\"ExpressionAttributeValues\":{\":r\":{\"S\":");
+  add_json_str(&b, L, TH_DDB_IDEM_BOUND);
+  luaL_addstring(&b, "},\":u\":{\"S\":");
   add_json_str(&b, L, j->owner);
   snprintf(lim, sizeof lim, "}},\"ScanIndexForward\":false,\"Limit\":%d,\"ConsistentRead\":true",
            j->limit);
@@ -873,6 +879,221 @@ th_result th_ddb_body_query(th_ddb_codec *c, const char *table, const char *owne
     return TH_ERR_INVALID;
   }
   return body_job(c, job_query, &j, body, why, whylen);
+}
+
+/* ------------------------------------------------ idempotency records */
+
+static int load_response(lua_State *L, job *j);
+
+#define IDEM_NAMES                                                                            \
+  "\"ExpressionAttributeNames\":{\"#k\":\"id\",\"#st\":\"status\",\"#e\":\"expires_at\","     \
+  "\"#l\":\"locked_until_ms\""
+
+static void add_num(luaL_Buffer *b, const char *name, long long v) {
+  char t[96];
+  snprintf(t, sizeof t, "\"%s\":{\"N\":\"%lld\"}", name, v);
+  luaL_addstring(b, t);
+}
+
+static void add_str_attr(luaL_Buffer *b, lua_State *L, const char *name, const char *v) {
+  luaL_addstring(b, "\"");
+  luaL_addstring(b, name);
+  luaL_addstring(b, "\":{\"S\":");
+  add_json_str(b, L, v);
+  luaL_addstring(b, "}");
+}
+
+static int job_idem_claim(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  const th_store_idem *r = j->idem;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_head(&b, L, j->table);
+  luaL_addstring(&b, ",\"Item\":{");
+  add_str_attr(&b, L, OWNER_ATTR, j->owner);
+  luaL_addstring(&b, ",");
+  add_str_attr(&b, L, "id", j->rec);
+  luaL_addstring(&b, ",\"status\":{\"S\":\"IN_PROGRESS\"},");
+  add_str_attr(&b, L, "fingerprint", r->fingerprint);
+  luaL_addstring(&b, ",");
+  add_str_attr(&b, L, "token", r->token);
+  luaL_addstring(&b, ",");
+  add_num(&b, "expires_at", r->expires_at);
+  luaL_addstring(&b, ",");
+  add_num(&b, "locked_until_ms", r->locked_until_ms);
+  luaL_addstring(&b, "},\"ConditionExpression\":\"attribute_not_exists(#k) OR #e <= :now"
+                     " OR (#st = :ip AND #l <= :nowms)\"," IDEM_NAMES "},"
+                     "\"ExpressionAttributeValues\":{\":ip\":{\"S\":\"IN_PROGRESS\"},");
+  add_num(&b, ":now", r->now_ms / 1000);
+  luaL_addstring(&b, ",");
+  add_num(&b, ":nowms", r->now_ms);
+  luaL_addstring(&b, "}}");
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* The condition "this request's claim, still in progress", its names and
+ * values (after ExpressionAttributeValues' opening brace). */
+#define OURS_CONDITION "\"ConditionExpression\":\"#t = :tok AND #st = :ip\","
+static void add_ours_values(luaL_Buffer *b, lua_State *L, const th_store_idem *r) {
+  luaL_addstring(b, "\":ip\":{\"S\":\"IN_PROGRESS\"},\":tok\":{\"S\":");
+  add_json_str(b, L, r->token);
+  luaL_addstring(b, "}");
+}
+
+static int job_idem_commit(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  const th_store_idem *r = j->idem;
+  luaL_Buffer b;
+  load_doc(L, r->pending_item, strlen(r->pending_item), DOC_ITEM, r->pending_id, "item");
+  int item = lua_gettop(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, j->owner);
+  lua_setfield(L, -2, "S");
+  lua_setfield(L, item, OWNER_ATTR);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "1");
+  lua_setfield(L, -2, "N");
+  lua_setfield(L, item, VERSION_ATTR);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "{\"TransactItems\":[{\"Put\":{\"TableName\":");
+  add_json_str(&b, L, j->table);
+  luaL_addstring(&b, ",\"Item\":");
+  add_json(&b, L, item);
+  luaL_addstring(&b, ",\"ConditionExpression\":\"attribute_not_exists(#k)\","
+                     "\"ExpressionAttributeNames\":{\"#k\":\"id\"}}},{\"Update\":{\"TableName\":");
+  add_json_str(&b, L, j->table);
+  add_key(&b, L, j->owner, j->rec);
+  luaL_addstring(&b, ",\"UpdateExpression\":\"SET #st = :done, #r = :resp, #l = :zero\","
+                     OURS_CONDITION "\"ExpressionAttributeNames\":{\"#st\":\"status\","
+                     "\"#t\":\"token\",\"#r\":\"response\",\"#l\":\"locked_until_ms\"},"
+                     "\"ExpressionAttributeValues\":{\":done\":{\"S\":\"COMPLETED\"},"
+                     "\":zero\":{\"N\":\"0\"},\":resp\":{\"S\":");
+  add_json_str(&b, L, j->response);
+  luaL_addstring(&b, "},");
+  add_ours_values(&b, L, r);
+  luaL_addstring(&b, "}}}],\"ClientRequestToken\":");
+  add_json_str(&b, L, r->token);
+  luaL_addstring(&b, "}");
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int job_idem_release(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_head(&b, L, j->table);
+  add_key(&b, L, j->owner, j->rec);
+  luaL_addstring(&b, "," OURS_CONDITION "\"ExpressionAttributeNames\":{\"#st\":\"status\","
+                     "\"#t\":\"token\"},\"ExpressionAttributeValues\":{");
+  add_ours_values(&b, L, j->idem);
+  luaL_addstring(&b, "}}");
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static th_result idem_job(th_ddb_codec *c, lua_CFunction fn, job *j, char **body, char *why,
+                          size_t whylen) {
+  th_result r;
+  if ((r = need(j->table, why, whylen, "table")) || (r = need(j->owner, why, whylen, "owner")) ||
+      (r = need(j->rec, why, whylen, "record id")) || (r = need(j->idem, why, whylen, "request")))
+    return r;
+  return body_job(c, fn, j, body, why, whylen);
+}
+
+th_result th_ddb_body_idem_claim(th_ddb_codec *c, const char *table, const char *owner,
+                                 const char *rec_id, const th_store_idem *r, char **body,
+                                 char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .rec = rec_id, .idem = r};
+  return idem_job(c, job_idem_claim, &j, body, why, whylen);
+}
+
+th_result th_ddb_body_idem_commit(th_ddb_codec *c, const char *table, const char *owner,
+                                  const char *rec_id, const th_store_idem *r,
+                                  const char *response, char **body, char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .rec = rec_id, .idem = r, .response = response};
+  th_result res;
+  if ((res = need(response, why, whylen, "response")) ||
+      (r && ((res = need(r->pending_id, why, whylen, "pending id")) ||
+             (res = need(r->pending_item, why, whylen, "pending item")))))
+    return res;
+  return idem_job(c, job_idem_commit, &j, body, why, whylen);
+}
+
+th_result th_ddb_body_idem_release(th_ddb_codec *c, const char *table, const char *owner,
+                                   const char *rec_id, const th_store_idem *r, char **body,
+                                   char *why, size_t whylen) {
+  job j = {.table = table, .owner = owner, .rec = rec_id, .idem = r};
+  return idem_job(c, job_idem_release, &j, body, why, whylen);
+}
+
+/* The string (S) or number (N) attribute `name` of the map at idx. */
+static const char *idem_attr(lua_State *L, int idx, const char *name, const char *type) {
+  const char *v = NULL;
+  if (lua_getfield(L, idx, name) == LUA_TTABLE && lua_getfield(L, -1, type) == LUA_TSTRING)
+    v = lua_tostring(L, -1);
+  if (!v)
+    fail_with(L, "idempotency record: %s is missing or not %s", name, type);
+  return v; /* stays on the stack until the job ends */
+}
+
+static long long idem_num(lua_State *L, int idx, const char *name) {
+  const char *v = idem_attr(L, idx, name, "N");
+  char *end = NULL;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (errno || !end || *end)
+    fail_with(L, "idempotency record: %s is not an integer", name);
+  return n;
+}
+
+static int job_parse_idem(lua_State *L) {
+  job *j = lua_touserdata(L, 1);
+  th_ddb_idem_record *o = j->found;
+  int resp = load_response(L, j);
+  if (lua_getfield(L, resp, "Item") == LUA_TNIL)
+    return 0;
+  int item = lua_gettop(L);
+  if (lua_type(L, item) != LUA_TTABLE)
+    fail_with(L, "Item is not an AttributeValue map");
+  const char *st = idem_attr(L, item, "status", "S");
+  if (strcmp(st, "COMPLETED") != 0 && strcmp(st, "IN_PROGRESS") != 0)
+    fail_with(L, "idempotency record: unknown status");
+  const char *fp = idem_attr(L, item, "fingerprint", "S");
+  const char *tok = idem_attr(L, item, "token", "S");
+  if (strlen(fp) >= sizeof o->fingerprint || strlen(tok) >= sizeof o->token)
+    fail_with(L, "idempotency record: fingerprint or token too long");
+  o->found = 1;
+  o->completed = strcmp(st, "COMPLETED") == 0;
+  snprintf(o->fingerprint, sizeof o->fingerprint, "%s", fp);
+  snprintf(o->token, sizeof o->token, "%s", tok);
+  o->expires_at = idem_num(L, item, "expires_at");
+  o->locked_until_ms = idem_num(L, item, "locked_until_ms");
+  if (o->completed)
+    lua_pushstring(L, idem_attr(L, item, "response", "S"));
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+th_result th_ddb_parse_idem(th_ddb_codec *c, const char *body, size_t len,
+                            th_ddb_idem_record *out, char *why, size_t whylen) {
+  th_ddb_idem_record rec = {0};
+  job j = {.text = body, .len = len, .found = &rec};
+  char *response = NULL;
+  th_result r = run(c, job_parse_idem, &j, TH_ERR_INTERNAL, why, whylen);
+  if (r != TH_OK)
+    return r;
+  r = lua_gettop(c->L) >= 1 ? take_string(c->L, lua_gettop(c->L), &response) : TH_OK;
+  lua_settop(c->L, 0);
+  if (r != TH_OK) {
+    copy_cut(why, whylen, "out of memory");
+    return r;
+  }
+  rec.response = response;
+  *out = rec;
+  return TH_OK;
 }
 
 /* ------------------------------------------------------------ responses */
@@ -1114,7 +1335,24 @@ static int job_error(lua_State *L) {
       lua_pushnil(L);
     }
   }
-  return 2;
+  /* TransactionCanceledException: [{"Code":"None"},{"Code":"ConditionalCheckFailed",...}] */
+  int n = 0;
+  if (lua_getfield(L, resp, "CancellationReasons") == LUA_TTABLE) {
+    int list = lua_gettop(L);
+    for (int i = 1; i <= TH_DDB_MAX_REASONS; i++) {
+      if (lua_rawgeti(L, list, i) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        break;
+      }
+      if (lua_getfield(L, -1, "Code") != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+      }
+      lua_remove(L, -2);
+      n++;
+    }
+  }
+  return 3 + n;
 }
 
 /* "ns#Name:http://..." → "Name". */
@@ -1153,9 +1391,19 @@ void th_ddb_error_decode(th_ddb_codec *c, long status, const char *errortype, co
       copy_cut(e.message, sizeof e.message, msg);
       one_line(e.message);
     }
+    for (int i = 4; i <= lua_gettop(c->L) && e.n_reasons < TH_DDB_MAX_REASONS; i++) {
+      copy_cut(e.reasons[e.n_reasons], sizeof e.reasons[0], lua_tostring(c->L, i));
+      one_line(e.reasons[e.n_reasons++]);
+    }
     lua_settop(c->L, 0);
   }
   e.kind = th_ddb_classify(status, e.code);
+  if (strcmp(e.code, "TransactionCanceledException") == 0) {
+    e.kind = TH_DDB_BUSY;
+    for (int i = 0; i < e.n_reasons; i++)
+      if (strcmp(e.reasons[i], "ConditionalCheckFailed") == 0)
+        e.kind = TH_DDB_CONDITION;
+  }
   *out = e;
 }
 
@@ -1503,6 +1751,9 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
   size_t len = body ? strlen(body) : 0;
   int last_cost = 0;
   char what[300];
+  /* A transaction that may have landed is resent only with its token. */
+  int retry_safe = strcmp(op, "TransactWriteItems") != 0 ||
+                   (body && strstr(body, "\"ClientRequestToken\":"));
   memset(&o, 0, sizeof o);
   for (int attempt_no = 1;; attempt_no++) {
     th_http_resp resp;
@@ -1564,6 +1815,8 @@ th_result th_ddb_call(th_ddb *d, const char *op, const char *body, double deadli
     double delay = 0;
     if (!th_ddb_retryable(kind) || r == TH_ERR_TIMEOUT)
       stop = "";
+    else if (!retry_safe)
+      stop = "; a transaction without ClientRequestToken is never retried";
     else if (stopped(stop_flag)) {
       stop = "; stopped before a retry";
       r = TH_ERR_TIMEOUT;

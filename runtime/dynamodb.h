@@ -1,6 +1,6 @@
 /* dynamodb — the DynamoDB JSON protocol (awsJson1_0) for the five
  * operations the store needs (PutItem, GetItem, UpdateItem, DeleteItem,
- * Query), with AttributeValue marshalling, error
+ * Query, and TransactWriteItems for idempotency records), with AttributeValue marshalling, error
  * decoding and the AWS SDKs' standard retries.
  *
  * Three layers, each usable alone (the unit tests use the first two):
@@ -74,11 +74,19 @@ typedef enum th_ddb_kind {
 /* The error code of a response: the X-Amzn-Errortype header, else the body's
  * "code", else its "__type"; cut at the first ':' and after the last '#'.
  * The message: the body's "message", else "Message". */
+/* TransactionCanceledException: the body's CancellationReasons, one Code
+ * per action of the transaction in order ("None", "ConditionalCheckFailed",
+ * "TransactionConflict", ...); the kind is TH_DDB_CONDITION when one of them
+ * is ConditionalCheckFailed, TH_DDB_BUSY otherwise (a conflict, throttling
+ * of one item: not retried; the caller answers 503). */
+#define TH_DDB_MAX_REASONS 8
 typedef struct th_ddb_error {
   th_ddb_kind kind;
   long status;        /* HTTP status; 0 when no response arrived */
   char code[128];     /* "ProvisionedThroughputExceededException", or "" */
   char message[256];  /* one line, control characters blanked, or "" */
+  int n_reasons;      /* TransactionCanceledException: reasons[0..n_reasons) */
+  char reasons[TH_DDB_MAX_REASONS][40];
 } th_ddb_error;
 
 /* Classifies an error response (or a status alone, code ""). Pure. */
@@ -170,12 +178,57 @@ th_result th_ddb_body_update_if(th_ddb_codec *c, const char *table, const char *
 th_result th_ddb_body_delete_if(th_ddb_codec *c, const char *table, const char *owner,
                                 const char *id, const th_store_match *match, char **body,
                                 char *why, size_t whylen);
-/* Query of the owner's partition (KeyConditionExpression user_id = :u),
+/* Query of the owner's partition (KeyConditionExpression user_id = :u AND
+ * id < TH_DDB_IDEM_BOUND: never an idempotency record),
  * newest first (ScanIndexForward false: descending id), ConsistentRead,
  * Limit, and ExclusiveStartKey {"user_id":owner, "id":after_id} when
  * after_id is not NULL. */
 th_result th_ddb_body_query(th_ddb_codec *c, const char *table, const char *owner, int limit,
                             const char *after_id, char **body, char *why, size_t whylen);
+
+/* Idempotency records (store.h) on DynamoDB. A record is an item of the
+ * owner's partition whose id is TH_DDB_IDEM_PREFIX followed by the key:
+ * U+10FFFF (UTF-8 F4 8F BF BF), the highest code point, so every record id
+ * sorts above every string that does not start with it. The Query above
+ * bounds its KeyCondition with `id < TH_DDB_IDEM_PREFIX`, so a list never
+ * reads a record, and the store refuses that prefix as a task id.
+ * Attributes: status (S IN_PROGRESS | COMPLETED), fingerprint (S), token
+ * (S, the claim), expires_at (N epoch s: the table's TTL attribute),
+ * locked_until_ms (N epoch ms), response (S, the stored answer's JSON text,
+ * once COMPLETED). */
+#define TH_DDB_IDEM_PREFIX "\xF4\x8F\xBF\xBF" "idem:"
+#define TH_DDB_IDEM_BOUND "\xF4\x8F\xBF\xBF"
+/* PutItem of an IN_PROGRESS record for r, only when none is there, or it
+ * has expired (expires_at <= now), or it is in progress past its
+ * locked_until_ms (a dead request's claim: taken over). */
+th_result th_ddb_body_idem_claim(th_ddb_codec *c, const char *table, const char *owner,
+                                 const char *rec_id, const th_store_idem *r, char **body,
+                                 char *why, size_t whylen);
+/* TransactWriteItems, ClientRequestToken r->token (a retry after a lost
+ * answer is then idempotent): [0] Put of r->pending_item (as th_ddb_body_put,
+ * attribute_not_exists(id)); [1] Update of the record to COMPLETED with
+ * `response`, only while it is IN_PROGRESS with r->token. */
+th_result th_ddb_body_idem_commit(th_ddb_codec *c, const char *table, const char *owner,
+                                  const char *rec_id, const th_store_idem *r,
+                                  const char *response, char **body, char *why, size_t whylen);
+/* DeleteItem of the record only while it is IN_PROGRESS with r->token. */
+th_result th_ddb_body_idem_release(th_ddb_codec *c, const char *table, const char *owner,
+                                   const char *rec_id, const th_store_idem *r, char **body,
+                                   char *why, size_t whylen);
+/* A record read by GetItem ("Item" of the response). */
+typedef struct th_ddb_idem_record {
+  int found;
+  int completed;            /* status COMPLETED (else IN_PROGRESS) */
+  char fingerprint[65];
+  char token[40];
+  long long expires_at;     /* epoch s */
+  long long locked_until_ms;
+  char *response;           /* malloc'd when completed, else NULL */
+} th_ddb_idem_record;
+/* TH_ERR_INTERNAL when the body is not a GetItem response or the record
+ * lacks an attribute. */
+th_result th_ddb_parse_idem(th_ddb_codec *c, const char *body, size_t len,
+                            th_ddb_idem_record *out, char *why, size_t whylen);
 
 /* Items read from responses (below) come without the "user_id" attribute:
  * it is taken out after the item is checked. */

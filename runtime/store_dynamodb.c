@@ -1,5 +1,10 @@
 /* store_dynamodb — see store_dynamodb.h. Every operation is one DynamoDB
  * request (retried by th_ddb_call), except:
+ *   - idempotency records (dynamodb.h): a claim that meets a record reads
+ *     it (consistent GetItem) to tell replay, mismatch and in-flight apart;
+ *     a commit is one TransactWriteItems (the task and the completed
+ *     record), and one cancelled after a lost answer reads the record to
+ *     tell whether the transaction had landed;
  *   - a create whose retry meets ConditionalCheckFailed after an earlier
  *     attempt may have landed: a consistent GetItem decides whether the item
  *     there is ours (same content: success) or someone else's (EXISTS);
@@ -54,6 +59,19 @@ static th_result check_id(dd_store *q, const char *what, const char *id) {
   if (!id || !id[0] || strlen(id) > TH_STORE_MAX_ID)
     return fail(q, TH_ERR_INVALID, "%s: id must be 1..%d bytes", what, TH_STORE_MAX_ID);
   return TH_OK;
+}
+
+/* An id in the idempotency records' range (dynamodb.h) is never a task's:
+ * reading, changing or removing it finds nothing, creating it is refused. */
+static int is_record_id(const char *id) {
+  return id && strncmp(id, TH_DDB_IDEM_BOUND, sizeof TH_DDB_IDEM_BOUND - 1) == 0;
+}
+
+static th_result check_task_id(dd_store *q, const char *what, const char *id, th_result absent) {
+  th_result r = check_id(q, what, id);
+  if (r == TH_OK && is_record_id(id))
+    r = fail(q, absent, "%s: the id is in the idempotency records' range", what);
+  return r;
 }
 
 /* Sends one operation. A failed condition is returned as TH_ERR_EXISTS with
@@ -138,7 +156,7 @@ static th_result dd_create(th_store *s, const char *id, const char *item) {
   char why[256], *body = NULL, *stored = NULL;
   th_ddb_outcome o = {0};
   th_result r;
-  if ((r = check_id(q, "create", id)) != TH_OK)
+  if ((r = check_task_id(q, "create", id, TH_ERR_INVALID)) != TH_OK)
     return r;
   if ((r = th_ddb_body_put(th_ddb_get_codec(q->d), q->table, q->base.owner, id, item, &body,
                             why, sizeof why)) != TH_OK)
@@ -194,7 +212,8 @@ static th_result never_matches(dd_store *q, const char *op) {
 static th_result get_to(th_store *s, const char *id, dest *d) {
   dd_store *q = (dd_store *)s;
   th_result r;
-  if ((r = check_id(q, "get", id)) != TH_OK || (r = fetch(q, id, d)) != TH_OK)
+  if ((r = check_task_id(q, "get", id, TH_ERR_NOT_FOUND)) != TH_OK ||
+      (r = fetch(q, id, d)) != TH_OK)
     return r;
   if (!d->found)
     return fail(q, TH_ERR_NOT_FOUND, "GetItem: no item with that id");
@@ -220,7 +239,9 @@ static th_result update_to(th_store *s, const char *id, const char *fields, dest
   char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
-  if ((r = check_id(q, "update", id)) != TH_OK || (r = never_matches(q, "UpdateItem")) != TH_OK)
+  if ((r = check_task_id(q, "update", id, q->base.match.active ? TH_ERR_PRECONDITION
+                                                                  : TH_ERR_NOT_FOUND)) != TH_OK ||
+      (r = never_matches(q, "UpdateItem")) != TH_OK)
     return r;
   r = th_ddb_body_update_if(th_ddb_get_codec(q->d), q->table, q->base.owner, id, fields,
                             &q->base.match, &body, why, sizeof why);
@@ -265,7 +286,9 @@ static th_result remove_to(th_store *s, const char *id, dest *d) {
   char why[256], *body = NULL;
   th_ddb_outcome o = {0};
   th_result r;
-  if ((r = check_id(q, "remove", id)) != TH_OK || (r = never_matches(q, "DeleteItem")) != TH_OK)
+  if ((r = check_task_id(q, "remove", id, q->base.match.active ? TH_ERR_PRECONDITION
+                                                                  : TH_ERR_NOT_FOUND)) != TH_OK ||
+      (r = never_matches(q, "DeleteItem")) != TH_OK)
     return r;
   if ((r = th_ddb_body_delete_if(th_ddb_get_codec(q->d), q->table, q->base.owner, id,
                                   &q->base.match, &body, why, sizeof why)) != TH_OK)
@@ -324,7 +347,7 @@ static th_result scan_to(th_store *s, int limit, const char *after_id, lua_State
     return fail(q, TH_ERR_INTERNAL, "scan: no owner bound to the store");
   if (limit < 1 || limit > 1000)
     return fail(q, TH_ERR_INVALID, "scan: limit must be 1..1000");
-  if (after_id && (r = check_id(q, "scan", after_id)) != TH_OK)
+  if (after_id && (r = check_task_id(q, "scan", after_id, TH_ERR_INVALID)) != TH_OK)
     return r;
   if (after_id && !(start = strdup(after_id))) {
     r = fail(q, TH_ERR_NOMEM, "scan: out of memory");
@@ -413,6 +436,164 @@ static th_result dd_scan_lua(th_store *s, int limit, const char *after_id, lua_S
   return scan_to(s, limit, after_id, L, NULL, last_id_out);
 }
 
+/* ---- idempotency records (store.h, dynamodb.h) ---- */
+
+#define REC_ID_MAX (sizeof TH_DDB_IDEM_PREFIX + 256)
+
+static th_result record_id(dd_store *q, const char *what, const th_store_idem *r,
+                           char rec[REC_ID_MAX]) {
+  if (!q->base.owner[0])
+    return fail(q, TH_ERR_INTERNAL, "%s: no owner bound to the store", what);
+  if (!r->key[0])
+    return fail(q, TH_ERR_INTERNAL, "%s: no key", what);
+  snprintf(rec, REC_ID_MAX, "%s%s", TH_DDB_IDEM_PREFIX, r->key);
+  return TH_OK;
+}
+
+/* A consistent GetItem of the record. */
+static th_result read_record(dd_store *q, const char *rec, th_ddb_idem_record *out) {
+  char why[256], *body = NULL;
+  th_ddb_outcome o = {0};
+  th_result r = th_ddb_body_get(th_ddb_get_codec(q->d), q->table, q->base.owner, rec, &body, why,
+                                sizeof why);
+  if (r != TH_OK)
+    return fail(q, r, "GetItem (idempotency record): %s", why);
+  r = call(q, "GetItem", body, &o);
+  if (r == TH_OK &&
+      (r = th_ddb_parse_idem(th_ddb_get_codec(q->d), o.body, o.len, out, why, sizeof why)) != TH_OK)
+    fail(q, r, "GetItem (idempotency record): unexpected response: %s", why);
+  th_ddb_outcome_free(&o);
+  free(body);
+  return r;
+}
+
+/* A claim meets a record it may not replace; after a lost answer that
+ * record may be our own. At most a few rounds: a record released or expired
+ * between the PutItem and the read is claimed again. */
+#define CLAIM_ROUNDS 3
+
+static th_result dd_idem_begin(th_store *s, const th_store_idem *rq, th_idem_state *state,
+                               char **response_out) {
+  dd_store *q = (dd_store *)s;
+  char rec[REC_ID_MAX], why[256], *body = NULL;
+  th_ddb_idem_record found = {0};
+  th_result r;
+  if ((r = record_id(q, "idem_begin", rq, rec)) != TH_OK)
+    return r;
+  if ((r = th_ddb_body_idem_claim(th_ddb_get_codec(q->d), q->table, s->owner, rec, rq, &body, why,
+                                  sizeof why)) != TH_OK)
+    return fail(q, r, "idem_begin: %s", why);
+  for (int round = 0; round < CLAIM_ROUNDS; round++) {
+    th_ddb_outcome o = {0};
+    r = call(q, "PutItem", body, &o);
+    int condition = r != TH_OK && o.error.kind == TH_DDB_CONDITION;
+    th_ddb_outcome_free(&o);
+    if (r == TH_OK) {
+      *state = TH_IDEM_NEW;
+      goto out;
+    }
+    if (!condition)
+      goto out;
+    free(found.response);
+    found = (th_ddb_idem_record){0};
+    if ((r = read_record(q, rec, &found)) != TH_OK)
+      goto out;
+    if (!found.found || found.expires_at <= rq->now_ms / 1000 ||
+        (!found.completed && found.locked_until_ms <= rq->now_ms))
+      continue; /* gone or lapsed since: claim again */
+    if (!found.completed && strcmp(found.token, rq->token) == 0) {
+      *state = TH_IDEM_NEW; /* ours: an earlier attempt landed, its answer lost */
+      goto out;
+    }
+    if (strcmp(found.fingerprint, rq->fingerprint) != 0)
+      *state = TH_IDEM_MISMATCH;
+    else if (!found.completed)
+      *state = TH_IDEM_IN_FLIGHT;
+    else if (!found.response)
+      r = fail(q, TH_ERR_INTERNAL, "idem_begin: a completed record without its response");
+    else {
+      *state = TH_IDEM_REPLAY;
+      *response_out = found.response;
+      found.response = NULL;
+    }
+    goto out;
+  }
+  r = fail(q, TH_ERR_UNAVAILABLE, "idem_begin: the record changed under %d claims", CLAIM_ROUNDS);
+out:
+  free(found.response);
+  free(body);
+  return r;
+}
+
+static th_result dd_idem_commit(th_store *s, const th_store_idem *rq, const char *response) {
+  dd_store *q = (dd_store *)s;
+  char rec[REC_ID_MAX], why[256], *body = NULL;
+  th_ddb_outcome o = {0};
+  th_ddb_idem_record found = {0};
+  th_result r;
+  if ((r = record_id(q, "idem_commit", rq, rec)) != TH_OK)
+    return r;
+  if (!rq->pending_id || !rq->pending_item)
+    return fail(q, TH_ERR_INTERNAL, "idem_commit: no create to commit");
+  if ((r = check_task_id(q, "idem_commit", rq->pending_id, TH_ERR_INVALID)) != TH_OK)
+    return r;
+  if ((r = th_ddb_body_idem_commit(th_ddb_get_codec(q->d), q->table, s->owner, rec, rq, response,
+                                   &body, why, sizeof why)) != TH_OK)
+    return fail(q, r, "idem_commit: %s", why);
+  r = call(q, "TransactWriteItems", body, &o);
+  if (r == TH_OK) {
+    s->version = 1;
+    goto out;
+  }
+  if (o.error.kind != TH_DDB_CONDITION)
+    goto out;
+  /* Cancelled. After a lost answer (a DynamoDB without the token's
+   * idempotency, or past its 10 minutes) the record says whether it was ours. */
+  if (o.maybe_applied) {
+    if ((r = read_record(q, rec, &found)) != TH_OK)
+      goto out;
+    if (found.found && found.completed && strcmp(found.token, rq->token) == 0) {
+      th_log_field f[] = {TH_LOG_STR("op", "TransactWriteItems"),
+                          TH_LOG_NUM("attempts", o.attempts)};
+      th_log(TH_LOG_INFO, NULL, "dynamodb: transaction had landed on an earlier attempt", f,
+             (int)TH_ARRAY_LEN(f));
+      s->version = 1;
+      r = TH_OK;
+      goto out;
+    }
+  }
+  if (o.error.n_reasons > 1 && strcmp(o.error.reasons[1], "ConditionalCheckFailed") == 0)
+    r = fail(q, TH_ERR_PRECONDITION, "TransactWriteItems: the key's claim is no longer this "
+                                     "request's");
+  else
+    r = fail(q, TH_ERR_EXISTS, "TransactWriteItems: an item with that id exists (reasons: %s%s%s)",
+             o.error.n_reasons > 0 ? o.error.reasons[0] : "none",
+             o.error.n_reasons > 1 ? ", " : "", o.error.n_reasons > 1 ? o.error.reasons[1] : "");
+out:
+  free(found.response);
+  free(body);
+  th_ddb_outcome_free(&o);
+  return r;
+}
+
+static th_result dd_idem_release(th_store *s, const th_store_idem *rq) {
+  dd_store *q = (dd_store *)s;
+  char rec[REC_ID_MAX], why[256], *body = NULL;
+  th_ddb_outcome o = {0};
+  th_result r;
+  if ((r = record_id(q, "idem_release", rq, rec)) != TH_OK)
+    return r;
+  if ((r = th_ddb_body_idem_release(th_ddb_get_codec(q->d), q->table, s->owner, rec, rq, &body,
+                                    why, sizeof why)) != TH_OK)
+    return fail(q, r, "idem_release: %s", why);
+  r = call(q, "DeleteItem", body, &o);
+  if (r != TH_OK && o.error.kind == TH_DDB_CONDITION)
+    r = TH_OK; /* no longer ours (or gone): nothing to drop */
+  free(body);
+  th_ddb_outcome_free(&o);
+  return r;
+}
+
 static void dd_close(th_store *s) {
   dd_store *q = (dd_store *)s;
   if (!q)
@@ -424,7 +605,8 @@ static void dd_close(th_store *s) {
 
 static const th_store_lua_ops dd_lua_ops = {dd_get_lua, dd_update_lua, dd_remove_lua, dd_scan_lua};
 static const th_store_ops dd_ops = {dd_create, dd_get,  dd_update,  dd_remove,
-                                    dd_scan,   dd_close, &dd_lua_ops, NULL, NULL, NULL};
+                                    dd_scan,   dd_close, &dd_lua_ops, dd_idem_begin,
+                                    dd_idem_commit, dd_idem_release};
 
 th_store *th_store_dynamodb_open(const th_config *cfg, char *err, size_t errlen) {
   dd_store *q = NULL;

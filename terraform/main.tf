@@ -65,6 +65,15 @@ resource "aws_dynamodb_table" "tasks" {
     enabled = true
   }
 
+  # Idempotency-Key records (docs/idempotency.md) share the table and carry their expiry
+  # here (epoch seconds); DynamoDB deletes them some time after it. TTL deletion lags, so
+  # the runtime also compares the time itself. Tasks have no expires_at: TTL never
+  # touches them.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   # Encryption at rest with the AWS managed key (aws/dynamodb) rather than the default
   # AWS owned key, so key use shows in CloudTrail.
   server_side_encryption {

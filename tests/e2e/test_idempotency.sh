@@ -10,19 +10,24 @@
 #   ETag / If-Match / If-None-Match: GET/POST/PUT answer ETag, 412 on a failed or
 #   weak If-Match, * and lists, 304 without a body, 32 concurrent PUTs with one
 #   If-Match → one 200, the rest 412, the final task the winner's.
-# The records' table is read and edited straight in the SQLite file (python3's
-# sqlite3) to put a claim in flight or a record past its expiry without waiting.
-# With E2E_STORE=dynamodb (dynamodb.e2e_conditional, under with_dynalite.sh) the
+# The records are read and edited straight in the store (python3's sqlite3 on
+# the SQLite file; the AWS CLI on DynamoDB) to put a claim in flight or a
+# record past its expiry without waiting.
+# With E2E_STORE=dynamodb under with_dynalite.sh (dynamodb.e2e_conditional) the
 # ETag / If-Match sections run on dynalite, the item edited with the AWS CLI;
-# a keyed POST there is 501 (the DynamoDB store has no idempotency records yet).
+# dynalite has no TransactWriteItems, so the Idempotency-Key sections run
+# under with_moto.sh (MOTO_DIR set: dynamodb.e2e_idempotency_moto), where the
+# records are items of the task table (id: U+10FFFF "idem:" key).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 DB="$TMP/idem.db"
 ON_SQLITE=1
+KEYED=1 # the Idempotency-Key sections: SQLite, and DynamoDB on moto
 if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
   ON_SQLITE=0
+  [ -n "${MOTO_DIR:-}" ] || KEYED=0
 else
   export TASKHOST_STORE="sqlite:$DB"
 fi
@@ -40,7 +45,50 @@ PYEOF
 }
 # fingerprint BODY: what the server computes for POST /tasks with BODY.
 fingerprint() { "$PY" -c 'import hashlib,sys; print(hashlib.sha256(b"POST\0/tasks\0" + sys.argv[1].encode()).hexdigest())' "$1"; }
-tasks_named() { sql "SELECT count(*) FROM items WHERE json_extract(doc, '\$.task.S') = ?" "$1"; }
+REC_PREFIX=$'\xf4\x8f\xbf\xbfidem:' # a record's id on DynamoDB (runtime/dynamodb.h)
+ddb_scan() { aws dynamodb scan --table-name "$TABLE_NAME" --consistent-read --output json; }
+rec_key() { jq -cn --arg id "$REC_PREFIX$1" '{user_id: {S: "public"}, id: {S: $id}}'; }
+rec_get() { aws dynamodb get-item --table-name "$TABLE_NAME" --consistent-read --key "$(rec_key "$1")" --output json; }
+rec_set_num() { # KEY ATTRIBUTE VALUE
+  aws dynamodb update-item --table-name "$TABLE_NAME" --key "$(rec_key "$1")" \
+    --update-expression 'SET #a = :v' --expression-attribute-names "{\"#a\":\"$2\"}" \
+    --expression-attribute-values "{\":v\":{\"N\":\"$3\"}}" >/dev/null
+}
+tasks_named() {
+  if [ "$ON_SQLITE" = 1 ]; then
+    sql "SELECT count(*) FROM items WHERE json_extract(doc, '\$.task.S') = ?" "$1"
+  else
+    ddb_scan | jq --arg t "$1" '[.Items[] | select(.task.S == $t)] | length'
+  fi
+}
+# rec_inflight KEY FINGERPRINT EXPIRES_AT LOCKED_UNTIL_MS: another request's claim.
+rec_inflight() {
+  if [ "$ON_SQLITE" = 1 ]; then
+    sql "INSERT INTO idempotency (user_id, key, state, fingerprint, token, expires_at, locked_until)
+         VALUES ('public', ?, 'in_progress', ?, 'other', ?, ?)" "$@"
+  else
+    aws dynamodb put-item --table-name "$TABLE_NAME" --item "$(jq -cn --arg id "$REC_PREFIX$1" \
+      --arg fp "$2" --arg e "$3" --arg l "$4" '{user_id: {S: "public"}, id: {S: $id},
+      status: {S: "IN_PROGRESS"}, fingerprint: {S: $fp}, token: {S: "other"},
+      expires_at: {N: $e}, locked_until_ms: {N: $l}}')" >/dev/null
+  fi
+}
+rec_set_locked() { # KEY MS
+  if [ "$ON_SQLITE" = 1 ]; then sql "UPDATE idempotency SET locked_until = ? WHERE key = ?" "$2" "$1"
+  else rec_set_num "$1" locked_until_ms "$2"; fi
+}
+rec_set_expires() { # KEY S
+  if [ "$ON_SQLITE" = 1 ]; then sql "UPDATE idempotency SET expires_at = ? WHERE key = ?" "$2" "$1"
+  else rec_set_num "$1" expires_at "$2"; fi
+}
+rec_state() { # completed | in_progress
+  if [ "$ON_SQLITE" = 1 ]; then sql "SELECT state FROM idempotency WHERE key = ?" "$1"
+  else rec_get "$1" | jq -r '.Item.status.S | ascii_downcase'; fi
+}
+rec_expires() {
+  if [ "$ON_SQLITE" = 1 ]; then sql "SELECT expires_at FROM idempotency WHERE key = ?" "$1"
+  else rec_get "$1" | jq -r '.Item.expires_at.N'; fi
+}
 
 section "start (SQLite)"
 if ! serve_start; then
@@ -49,12 +97,7 @@ if ! serve_start; then
 fi
 pass
 
-if [ "$ON_SQLITE" = 0 ]; then
-  section "Idempotency-Key on DynamoDB: refused, never ignored"
-  http POST /tasks -H "$J" -H 'Idempotency-Key: "ddb"' -d '{"task":"keyed on dynamodb"}'
-  check_eq "501" 501 "$STATUS"
-  check_jq "501 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
-else
+if [ "$KEYED" = 1 ]; then
 section "Idempotency-Key: a retry replays the first answer"
 http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"replay me"}'
 check_eq "first POST: 201" 201 "$STATUS"
@@ -81,6 +124,31 @@ check_eq "after a delete: still the first answer (201)" "201 $FIRST_BODY" "$STAT
 check_eq "after a delete: no task recreated" 0 "$(tasks_named 'replay me')"
 http GET /tasks
 check_jq "records are never listed" "$BODY" '.count == (.items | length) and all(.items[]; .id | test("^[0-9a-f-]{36}$"))'
+if [ "$ON_SQLITE" = 0 ]; then
+  check_eq "the record is an item of the task table" completed "$(rec_state replay-1)"
+  # Neither a task nor reachable as one: 404 by its id, never on a page, never counted.
+  REC_PATH="/tasks/%F4%8F%BF%BFidem%3Areplay-1"
+  for m in GET PUT DELETE; do
+    http "$m" "$REC_PATH" -H "$J" -d '{"task":"overwrite the record"}'
+    check_eq "$m of the record's id: 404" 404 "$STATUS"
+  done
+  check_eq "the record is untouched" completed "$(rec_state replay-1)"
+  # Pages of one, to the end: every id a task's, the last page ends the list.
+  seen="" pages=0 cursor=""
+  while :; do
+    http GET "/tasks?limit=1${cursor:+&next=$cursor}"
+    [ "$STATUS" = 200 ] || break
+    seen+=$(jq -r '.items[].id' <<<"$BODY")$'\n'
+    pages=$((pages + 1))
+    cursor=$(jq -r '.next // empty' <<<"$BODY")
+    [ -n "$cursor" ] && [ "$pages" -lt 200 ] || break
+  done
+  check_eq "pages of one: every page 200" 200 "$STATUS"
+  check "pages of one: only task ids" test -z "$(grep -v -E '^([0-9a-f-]{36})?$' <<<"$seen")"
+  check_eq "pages of one: as many as tasks in the table" \
+    "$(ddb_scan | jq '[.Items[] | select(.id.S | test("^[0-9a-f-]{36}$"))] | length')" \
+    "$(grep -c . <<<"$seen")"
+fi
 
 section "Idempotency-Key: the same key with another body → 422"
 http POST /tasks -H "$J" -H 'Idempotency-Key: "replay-1"' -d '{"task":"something else"}'
@@ -115,27 +183,25 @@ check_eq "corrected body, same key: 201" 201 "$STATUS"
 section "Idempotency-Key: in flight → 409, taken over after its deadline"
 NOW_MS=$(($(date +%s) * 1000))
 BODY1='{"task":"in flight"}'
-sql "INSERT INTO idempotency (user_id, key, state, fingerprint, token, expires_at, locked_until)
-     VALUES ('public', 'busy', 'in_progress', ?, 'other', ?, ?)" \
-  "$(fingerprint "$BODY1")" $((NOW_MS / 1000 + 3600)) $((NOW_MS + 600000))
+rec_inflight busy "$(fingerprint "$BODY1")" $((NOW_MS / 1000 + 3600)) $((NOW_MS + 600000))
 http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d "$BODY1"
 check_eq "in flight: 409" 409 "$STATUS"
 check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
 check_jq "409 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
 http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d '{"task":"another body"}'
 check_eq "in flight, another body: 422" 422 "$STATUS"
-sql "UPDATE idempotency SET locked_until = ? WHERE key = 'busy'" $((NOW_MS - 1000))
+rec_set_locked busy $((NOW_MS - 1000))
 http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d "$BODY1"
 check_eq "past its deadline: taken over, 201" 201 "$STATUS"
 check_eq "one task" 1 "$(tasks_named 'in flight')"
-check_eq "the record completed" completed "$(sql "SELECT state FROM idempotency WHERE key = 'busy'")"
+check_eq "the record completed" completed "$(rec_state busy)"
 
 section "Idempotency-Key: expiry (TASKHOST_IDEMPOTENCY_TTL_S, checked by timestamp)"
 http POST /tasks -H "$J" -H 'Idempotency-Key: "ttl"' -d '{"task":"ttl 1"}'
-EXP=$(sql "SELECT expires_at FROM idempotency WHERE key = 'ttl'")
+EXP=$(rec_expires ttl)
 NOW=$(date +%s)
 check "default TTL 86400 s: expires_at = now + 86400 (±60)" test $((EXP - NOW - 86400)) -le 60 -a $((EXP - NOW - 86400)) -ge -60
-sql "UPDATE idempotency SET expires_at = ? WHERE key = 'ttl'" $((NOW - 1))
+rec_set_expires ttl $((NOW - 1))
 http POST /tasks -H "$J" -H 'Idempotency-Key: "ttl"' -d '{"task":"ttl 2"}'
 check_eq "an expired key is free again: 201 (not 422)" 201 "$STATUS"
 check_eq "a new task" 1 "$(tasks_named 'ttl 2')"
@@ -256,7 +322,7 @@ expect "If-Match current (v1 event): 200" 200
 api v2 GET "/tasks/$LID" -H 'If-None-Match: "2"'
 expect "If-None-Match: 304" 304
 check_eq "304: no body" "" "$BODY"
-if [ "$ON_SQLITE" = 1 ]; then
+if [ "$KEYED" = 1 ]; then
 api v2 POST /tasks -H 'Idempotency-Key: "lambda-1"' -b '{"task":"via lambda"}'
 expect "first invocation" 201
 L1=$BODY

@@ -19,7 +19,9 @@
  *   - th_ddb_items_equal(item, item) is 1 (or -1 for an invalid number);
  *   - the error code is NUL-terminated, the message one NUL-terminated line
  *     (control characters blanked), and the kind is the one th_ddb_classify
- *     gives for that status and code. */
+ *     gives for that status and code — but for TransactionCanceledException,
+ *     a failed condition when one of its CancellationReasons (each one line,
+ *     at most TH_DDB_MAX_REASONS) is ConditionalCheckFailed, else busy. */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdint.h>
@@ -34,6 +36,16 @@
 
 static th_ddb_codec *codec;
 static lua_State *L;
+
+/* What th_ddb_error_decode must have made of e (see the properties above). */
+static th_ddb_kind expected_kind(long status, const th_ddb_error *e) {
+  if (strcmp(e->code, "TransactionCanceledException") != 0)
+    return th_ddb_classify(status, e->code);
+  for (int i = 0; i < e->n_reasons; i++)
+    if (strcmp(e->reasons[i], "ConditionalCheckFailed") == 0)
+      return TH_DDB_CONDITION;
+  return TH_DDB_BUSY;
+}
 
 static void fail(const char *what, const char *detail) {
   fprintf(stderr, "fuzz_dynamodb: %s: %s\n", what, detail ? detail : "");
@@ -278,19 +290,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   th_ddb_error e;
   th_ddb_error_decode(codec, status, errortype, text, len, &e);
+  if (e.n_reasons < 0 || e.n_reasons > TH_DDB_MAX_REASONS)
+    fail("error decode", "reasons out of range");
+  for (int i = 0; i < e.n_reasons; i++)
+    if (!one_line_ok(e.reasons[i], sizeof e.reasons[i]))
+      fail("error decode", "a cancellation reason is not one line");
   /* the message is promised one line; the code only NUL-terminated (it goes
    * to the log, whose JSON encoding escapes it) */
   if (strnlen(e.code, sizeof e.code) == sizeof e.code || !one_line_ok(e.message, sizeof e.message))
     fail("error decode", "code not NUL-terminated, or message not one line");
   if (e.status != status)
     fail("error decode", "status changed");
-  if (e.kind != th_ddb_classify(status, e.code))
+  if (e.kind != expected_kind(status, &e))
     fail("error decode", "kind is not th_ddb_classify(status, code)");
   /* and the same bytes as an X-Amzn-Errortype header only */
   th_ddb_error_decode(codec, status, text, NULL, 0, &e);
   if (strnlen(e.code, sizeof e.code) == sizeof e.code || e.message[0])
     fail("error decode (header)", "code not NUL-terminated, or a message without a body");
-  if (e.kind != th_ddb_classify(status, e.code))
+  if (e.kind != expected_kind(status, &e))
     fail("error decode (header)", "kind is not th_ddb_classify(status, code)");
   free(text);
   return 0;

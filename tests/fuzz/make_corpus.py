@@ -126,6 +126,13 @@ for i, e in enumerate(e for e in errs if e.get("exception")):
     body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#" + e["exception"],
                        "message": e.get("documented_message") or ""})
     write("dynamodb", ddb(st, 0, body))
+# TransactionCanceledException with CancellationReasons (moto 5.2.1's answer, AWS's shape)
+for reasons in (["None", "ConditionalCheckFailed"], ["TransactionConflict", "None"]):
+    write("dynamodb", ddb(1, 0, json.dumps({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "CancellationReasons": [{"Code": c} for c in reasons],
+        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons"}),
+        "TransactionCanceledException"))
     if i % 3 == 0:
         write("dynamodb", ddb(st, 0, '{"code":"x","Message":"m"}', e["exception"] + ":http://internal"))
 for f in sorted(glob.glob(os.path.join(FIX, "dynamodb", "errors", "*.error-body.json"))):

@@ -18,6 +18,7 @@
  *     unknown CA refused. */
 #include "../unit/check.h"
 #include "config.h"
+#include "dynamodb.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -888,6 +889,81 @@ static int parse_port(const char *url) {
   return url && th_http_parse_url(url, &u, NULL) == TH_OK ? u.port : 0;
 }
 
+/* Idempotency records (dynamodb.h) are items of the owner's partition that
+ * the task operations never reach: claimed, refused as another request's,
+ * released — and meanwhile 404 by id, absent from every page, refused as a
+ * new task's id or a cursor. (The claim is one PutItem: dynalite can do it;
+ * the transaction of the commit is tested on moto.) */
+static void test_record_range(void) {
+  th_store *s = open_fresh(NULL);
+  CHECK(s, "open");
+  if (!s)
+    return;
+  CHECK(s->ops->idem_begin && s->ops->idem_release, "the store has idempotency records");
+  if (!s->ops->idem_begin || !s->ops->idem_release) {
+    s->ops->close(s);
+    return;
+  }
+  char key[64], rec[128], *out = NULL, *last = NULL;
+  new_id(key, sizeof key, "key");
+  snprintf(rec, sizeof rec, "%s%s", TH_DDB_IDEM_PREFIX, key);
+  th_store_idem a = {.now_ms = (long long)time(NULL) * 1000, .expires_at = time(NULL) + 3600};
+  snprintf(a.key, sizeof a.key, "%s", key);
+  snprintf(a.fingerprint, sizeof a.fingerprint, "fp-a");
+  snprintf(a.token, sizeof a.token, "token-a");
+  a.locked_until_ms = a.now_ms + 600000;
+  th_idem_state st = TH_IDEM_REPLAY;
+  CHECK(s->ops->idem_begin(s, &a, &st, &out) == TH_OK && st == TH_IDEM_NEW, "claim: %s",
+        s->error);
+  th_store_idem b = a;
+  snprintf(b.token, sizeof b.token, "token-b");
+  CHECK(s->ops->idem_begin(s, &b, &st, &out) == TH_OK && st == TH_IDEM_IN_FLIGHT,
+        "another request, same fingerprint: in flight (%d, %s)", (int)st, s->error);
+  snprintf(b.fingerprint, sizeof b.fingerprint, "fp-b");
+  CHECK(s->ops->idem_begin(s, &b, &st, &out) == TH_OK && st == TH_IDEM_MISMATCH,
+        "another fingerprint: mismatch (%d, %s)", (int)st, s->error);
+  CHECK(s->ops->idem_begin(s, &a, &st, &out) == TH_OK && st == TH_IDEM_NEW,
+        "the same claim again (a resend after a lost answer): still ours (%d)", (int)st);
+  CHECK(op_get(s, rec) == TH_ERR_NOT_FOUND, "get of the record's id: %s", s->error);
+  CHECK(s->ops->update(s, rec, "{\"task\":{\"S\":\"x\"}}", &out) == TH_ERR_NOT_FOUND,
+        "update of the record's id");
+  CHECK(s->ops->remove(s, rec, &out) == TH_ERR_NOT_FOUND, "remove of the record's id");
+  char item[256];
+  snprintf(item, sizeof item, "{\"id\":{\"S\":\"%s\"}}", rec);
+  CHECK(s->ops->create(s, rec, item) == TH_ERR_INVALID, "create at the record's id");
+  CHECK(s->ops->scan(s, 1, rec, &out, &last) == TH_ERR_INVALID, "a cursor at the record's id");
+  /* Every page of the owner, to the end: never the record. */
+  char *after = NULL;
+  int pages = 0, seen = 0;
+  for (;;) {
+    char *items = NULL, *next = NULL;
+    th_result r = s->ops->scan(s, 1000, after, &items, &next);
+    CHECK(r == TH_OK, "scan: %s", s->error);
+    if (r != TH_OK)
+      break;
+    seen += strstr(items, "idem:") != NULL;
+    free(items);
+    free(after);
+    after = next;
+    if (!after || ++pages > 100)
+      break;
+  }
+  free(after);
+  CHECK(seen == 0, "a page held an idempotency record");
+  CHECK(s->ops->idem_release(s, &b) == TH_OK, "release of another's claim: nothing to drop");
+  CHECK(s->ops->idem_begin(s, &b, &st, &out) == TH_OK && st == TH_IDEM_MISMATCH,
+        "still a's claim after b's release");
+  CHECK(s->ops->idem_release(s, &a) == TH_OK, "release: %s", s->error);
+  CHECK(s->ops->idem_begin(s, &b, &st, &out) == TH_OK && st == TH_IDEM_NEW,
+        "released: the key is free (%d)", (int)st);
+  /* Past its deadline a claim is taken over. */
+  a.now_ms = b.locked_until_ms + 1;
+  CHECK(s->ops->idem_begin(s, &a, &st, &out) == TH_OK && st == TH_IDEM_NEW,
+        "taken over after the deadline (%d, %s)", (int)st, s->error);
+  s->ops->idem_release(s, &a);
+  s->ops->close(s);
+}
+
 int main(void) {
   char err[512];
   if (th_config_from_env(&cfg, ".", err, sizeof err) != TH_OK) {
@@ -915,6 +991,7 @@ int main(void) {
   test_server_closes();
   test_scan_pages();
   test_tls();
+  test_record_range();
   proxy_stop();
   th_config_free(&cfg);
   th_log_shutdown();

@@ -44,6 +44,9 @@ const DYNAMODB_OPERATIONS = new Set(
     "UpdateGlobalTableSettings UpdateItem UpdateKinesisStreamingDestination UpdateTable " +
     "UpdateTableReplicaAutoScaling UpdateTimeToLive").split(" ")
 );
+// A TransactWriteItems action object → the IAM action that authorises it.
+const TRANSACT_ACTIONS = { Put: "PutItem", Update: "UpdateItem", Delete: "DeleteItem",
+  ConditionCheck: "ConditionCheckItem" };
 const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
   1827, 2192, 2557, 2922, 3288, 3653];
 
@@ -250,16 +253,29 @@ function runtimeOperations() {
     .filter((f) => /dynamodb.*\.c$/.test(f) && f !== "dynamodb.c")
     .map((f) => path.join(ROOT, "runtime", f)));
   const ops = new Set();
+  const contained = new Set(); // the actions of the runtime's TransactWriteItems bodies
   for (const f of files) {
     for (const lit of cStringLiterals(fs.readFileSync(f, "utf8"))) {
       const target = /^DynamoDB_20120810\.([A-Za-z]+)$/.exec(lit);
       if (target) ops.add(target[1]);
       else if (DYNAMODB_OPERATIONS.has(lit)) ops.add(lit);
+      for (const m of lit.matchAll(/"(Put|Update|Delete|ConditionCheck)":\{"TableName"/g))
+        contained.add(TRANSACT_ACTIONS[m[1]]);
     }
+  }
+  // There is no dynamodb:TransactWriteItems action: IAM authorises each action the
+  // transaction holds as its own operation (AWS Developer Guide, "Using IAM with DynamoDB
+  // transactions": Put/Update/Delete by PutItem/UpdateItem/DeleteItem, ConditionCheck by
+  // dynamodb:ConditionCheckItem).
+  const actions = new Set(ops);
+  if (actions.delete("TransactWriteItems")) {
+    need(contained.size > 0, "TransactWriteItems is sent but no transaction action " +
+      '("Put":{"TableName" ...) was found in the sources');
+    for (const a of contained) actions.add(a);
   }
   need(ops.size > 0, `no DynamoDB operation name found in ${files.map(rel).join(", ")} ` +
     `(expected literals such as "PutItem" or "DynamoDB_20120810.PutItem")`);
-  return { ops, files: files.map(rel) };
+  return { ops, actions, files: files.map(rel) };
 }
 
 function setDiff(a, b) {
@@ -1193,6 +1209,11 @@ async function main() {
     const p = first(table(), "point_in_time_recovery");
     need(p && p.enabled === true, `point_in_time_recovery is ${JSON.stringify(p)}`);
   });
+  check("dynamodb: TTL on expires_at (idempotency records; the runtime also checks the time)", () => {
+    const t = first(table(), "ttl");
+    need(t && t.enabled === true && t.attribute_name === "expires_at",
+      `ttl is ${JSON.stringify(t)}`);
+  });
   check("dynamodb: server-side encryption enabled", () => {
     const s = first(table(), "server_side_encryption");
     need(s && s.enabled === true, `server_side_encryption is ${JSON.stringify(s)}`);
@@ -1210,8 +1231,8 @@ async function main() {
   const statements = docs.flatMap(statementsOf);
 
   check("iam: DynamoDB actions are exactly the operations runtime/*dynamodb*.c sends", () => {
-    const { ops, files: sources } = runtimeOperations();
-    const wanted = new Set([...ops].map((o) => `dynamodb:${o}`));
+    const { ops, actions, files: sources } = runtimeOperations();
+    const wanted = new Set([...actions].map((o) => `dynamodb:${o}`));
     const granted = new Set(statements.flatMap(({ s }) => list(s.actions))
       .filter((a) => typeof a === "string" && /^dynamodb:/i.test(a)));
     const missing = setDiff(wanted, granted);

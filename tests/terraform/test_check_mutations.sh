@@ -49,6 +49,10 @@ static int put(q) { return call(q, "PutItem", body, &o); }
 static int update(q) { return call(q, "UpdateItem", body, &o); }
 static int del(q) { return call(q, "DeleteItem", body, &o); }
 static int list(q) { return call(q, "Query", body, &o); }
+/* Like dynamodb.c's idempotency commit: a transaction of a Put and an Update. */
+static const char tx_body[] = "{\"TransactItems\":[{\"Put\":{\"TableName\":\"t\"}},"
+                              "{\"Update\":{\"TableName\":\"t\"}}]}";
+static int tx(q) { return call(q, "TransactWriteItems", tx_body, &o); }
 EOF
   cat > "$scratch/repo/scripts/package.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -110,7 +114,9 @@ mutate 'action missing (Query)' $L 's/\s*"dynamodb:Query",//' 'the runtime sends
 mutate 'extra action (BatchWriteItem)' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:BatchWriteItem",/' 'never sends: dynamodb:BatchWriteItem'
 mutate 'Scan granted again beside Query' $L 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:Scan",/' 'the role may but the runtime never sends: dynamodb:Scan'
 mutate 'runtime sends a new operation (DynamoDB_20120810.Scan)' runtime/dynamodb.c 's/^#define TARGET_PREFIX.*$/$&\nstatic const char *q = "DynamoDB_20120810." "Scan";/m' 'the runtime sends but the role may not: dynamodb:Scan'
-mutate 'the store calls a new operation ("TransactWriteItems")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "TransactWriteItems", body, &o); }\n/' 'may not: dynamodb:TransactWriteItems'
+mutate 'the store calls a new operation ("BatchWriteItem")' runtime/store_dynamodb.c 's/\z/static int tx(q) { return call(q, "BatchWriteItem", body, &o); }\n/' 'may not: dynamodb:BatchWriteItem'
+mutate 'the transaction gains a ConditionCheck' runtime/store_dynamodb.c 's/\{\\"Update\\":\{\\"TableName\\":/{\\"ConditionCheck\\":{\\"TableName\\":/' 'may not: dynamodb:ConditionCheckItem'
+mutate 'a transaction without its actions' runtime/store_dynamodb.c 's/\\"(Put|Update)\\":\{/\\"$1\\":[/g' 'no transaction action'
 mutate 'the store no longer queries' runtime/store_dynamodb.c 's/^static int list.*\n//m' 'the role may but the runtime never sends: dynamodb:Query'
 mutate 'runtime/dynamodb.c missing' runtime/dynamodb.c DELETE 'runtime/dynamodb.c not found'
 mutate 'resource "*" on the DynamoDB statement' $L 's/resources = \[var\.table\.arn\]/resources = ["*"]/' 'no "\*" in any action'
@@ -144,6 +150,11 @@ mutate 'function log group without retention' $L 's/(name\s*=\s*"\/aws\/lambda\/
 mutate 'retention default 0 (never expire)' terraform/variables.tf 's/default     = 14/default     = 0/' 'every log group has a retention'
 mutate 'function not depending on its log group' $L 's/\n\s*aws_cloudwatch_log_group\.function,\n/\n/' 'created first (depends_on)'
 mutate 'point-in-time recovery off' $M 's/(point_in_time_recovery \{\n\s*enabled = )true/${1}false/' 'point-in-time recovery enabled'
+mutate 'TTL off' $M 's/(ttl \{\n\s*attribute_name = "expires_at"\n\s*enabled\s*= )true/${1}false/' 'TTL on expires_at'
+mutate 'TTL on another attribute' $M 's/attribute_name = "expires_at"/attribute_name = "ttl"/' 'TTL on expires_at'
+mutate 'TTL block dropped' $M 's/\n\s*ttl \{\n[^}]*\}\n/\n/' 'TTL on expires_at'
+mutate 'transaction put not granted' terraform/modules/lambda/main.tf 's/\n\s*"dynamodb:PutItem",//' 'the runtime sends but the role may not: dynamodb:PutItem'
+mutate 'a made-up TransactWriteItems action' terraform/modules/lambda/main.tf 's/"dynamodb:Query",/"dynamodb:Query",\n      "dynamodb:TransactWriteItems",/' 'the role may but the runtime never sends: dynamodb:TransactWriteItems'
 mutate 'server-side encryption off' $M 's/(server_side_encryption \{\n\s*enabled = )true/${1}false/' 'server-side encryption enabled'
 mutate 'billing PROVISIONED' $M 's/"PAY_PER_REQUEST"/"PROVISIONED"/' 'billing_mode is PAY_PER_REQUEST'
 mutate 'deletion protection hard-coded off' $M 's/deletion_protection_enabled = var\.deletion_protection/deletion_protection_enabled = false/' 'deletion_protection_enabled = var.deletion_protection'

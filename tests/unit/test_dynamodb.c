@@ -478,8 +478,12 @@ static void test_body_other(void) {
         "query: %s", body);
   push_body(body);
   CHECK_STR(PATH(1, "TableName"), "Tasks");
-  CHECK_STR(PATH(1, "KeyConditionExpression"), "#u = :u");
+  CHECK_STR(PATH(1, "KeyConditionExpression"), "#u = :u AND #k < :r");
   CHECK_STR(PATH(1, "ExpressionAttributeNames", "#u"), "user_id");
+  CHECK_STR(PATH(1, "ExpressionAttributeNames", "#k"), "id");
+  /* bounded below the idempotency records (U+10FFFF...), never filtered */
+  CHECK_STR(PATH(1, "ExpressionAttributeValues", ":r", "S"), "\xF4\x8F\xBF\xBF");
+  CHECK(!strstr(body, "FilterExpression"), "query: %s", body);
   CHECK_STR(PATH(1, "ExpressionAttributeValues", ":u", "S"), "o\"1");
   lua_settop(TL, 0);
   free(body);
@@ -1038,6 +1042,16 @@ static void test_client_no_server(void) {
   CHECK(r == TH_ERR_TIMEOUT && o.attempts == 1, "passed deadline: %s", th_result_name(r));
   CHECK(th_ddb_http_stats(d).requests == 2, "nothing sent after the deadline");
   th_ddb_outcome_free(&o);
+  /* A transaction is resent only with its ClientRequestToken. */
+  r = th_ddb_call(d, "TransactWriteItems", "{\"TransactItems\":[]}", th_now_ms() + 5000, NULL, &o);
+  CHECK(r == TH_ERR_UNAVAILABLE && o.attempts == 1 && strstr(o.detail, "ClientRequestToken"),
+        "transaction without a token: %d attempts (%s)", o.attempts, o.detail);
+  th_ddb_outcome_free(&o);
+  r = th_ddb_call(d, "TransactWriteItems", "{\"TransactItems\":[],\"ClientRequestToken\":\"t\"}",
+                  th_now_ms() + 5000, NULL, &o);
+  CHECK(r == TH_ERR_UNAVAILABLE && o.attempts == 2, "transaction with a token: %d attempts (%s)",
+        o.attempts, o.detail);
+  th_ddb_outcome_free(&o);
   th_ddb_free(d);
 
   static const th_ddb_config bad[] = {
@@ -1151,6 +1165,85 @@ static void test_client_stopped(void) {
   close(fd);
 }
 
+/* TransactionCanceledException as moto 5.2.1 answers it (the shape AWS
+ * documents), and the idempotency record bodies. */
+static void test_transactions(void) {
+  static const char cancelled[] =
+    "{\"__type\": \"com.amazonaws.dynamodb.v20120810#TransactionCanceledException\", "
+    "\"CancellationReasons\": [{\"Code\": \"None\"}, {\"Code\": \"ConditionalCheckFailed\", "
+    "\"Message\": \"The conditional request failed\"}], \"Message\": \"Transaction cancelled, "
+    "please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]\"}";
+  th_ddb_error e;
+  th_ddb_error_decode(C, 400, "TransactionCanceledException", cancelled, strlen(cancelled), &e);
+  CHECK_STR(e.code, "TransactionCanceledException");
+  CHECK(e.n_reasons == 2, "reasons: %d", e.n_reasons);
+  CHECK_STR(e.reasons[0], "None");
+  CHECK_STR(e.reasons[1], "ConditionalCheckFailed");
+  CHECK(e.kind == TH_DDB_CONDITION, "kind %s", th_ddb_kind_name(e.kind));
+  static const char conflict[] =
+    "{\"__type\":\"TransactionCanceledException\",\"CancellationReasons\":"
+    "[{\"Code\":\"TransactionConflict\"},{\"Code\":\"None\"}],\"Message\":\"x\"}";
+  th_ddb_error_decode(C, 400, NULL, conflict, strlen(conflict), &e);
+  CHECK(e.n_reasons == 2 && e.kind == TH_DDB_BUSY && !th_ddb_retryable(e.kind), "conflict: %s",
+        th_ddb_kind_name(e.kind));
+
+  th_store_idem r = {.key = "k", .fingerprint = "fp", .token = "tok-1", .now_ms = 1700000000123,
+                     .expires_at = 1700086400, .locked_until_ms = 1700000031000};
+  const char *rec = TH_DDB_IDEM_PREFIX "k";
+  char why[256], *body = NULL;
+  CHECK(th_ddb_body_idem_claim(C, "T", "o1", rec, &r, &body, why, sizeof why) == TH_OK, "%s", why);
+  push_body(body);
+  CHECK_STR(PATH(1, "Item", "id", "S"), rec);
+  CHECK_STR(PATH(1, "Item", "status", "S"), "IN_PROGRESS");
+  CHECK_STR(PATH(1, "Item", "expires_at", "N"), "1700086400");
+  CHECK_STR(PATH(1, "ConditionExpression"),
+            "attribute_not_exists(#k) OR #e <= :now OR (#st = :ip AND #l <= :nowms)");
+  CHECK_STR(PATH(1, "ExpressionAttributeValues", ":now", "N"), "1700000000");
+  lua_settop(TL, 0);
+  free(body);
+  body = NULL;
+  r.pending_id = "t1";
+  r.pending_item = "{\"id\":{\"S\":\"t1\"},\"task\":{\"S\":\"x\"}}";
+  CHECK(th_ddb_body_idem_commit(C, "T", "o1", rec, &r, "{\"status\":201}", &body, why,
+                                sizeof why) == TH_OK, "%s", why);
+  push_body(body);
+  CHECK_STR(PATH(1, "ClientRequestToken"), "tok-1");
+  lua_getfield(TL, 1, "TransactItems");
+  lua_rawgeti(TL, -1, 1);
+  CHECK_STR(PATH(-1, "Put", "Item", "user_id", "S"), "o1");
+  CHECK_STR(PATH(-1, "Put", "Item", "version", "N"), "1");
+  CHECK_STR(PATH(-1, "Put", "ConditionExpression"), "attribute_not_exists(#k)");
+  lua_rawgeti(TL, -2, 2);
+  CHECK_STR(PATH(-1, "Update", "Key", "id", "S"), rec);
+  CHECK_STR(PATH(-1, "Update", "ConditionExpression"), "#t = :tok AND #st = :ip");
+  CHECK_STR(PATH(-1, "Update", "ExpressionAttributeValues", ":tok", "S"), "tok-1");
+  CHECK_STR(PATH(-1, "Update", "ExpressionAttributeValues", ":resp", "S"), "{\"status\":201}");
+  lua_settop(TL, 0);
+  free(body);
+  body = NULL;
+  CHECK(th_ddb_body_idem_release(C, "T", "o1", rec, &r, &body, why, sizeof why) == TH_OK, "%s",
+        why);
+  push_body(body);
+  CHECK_STR(PATH(1, "ConditionExpression"), "#t = :tok AND #st = :ip");
+  lua_settop(TL, 0);
+  free(body);
+
+  static const char got[] =
+    "{\"Item\":{\"user_id\":{\"S\":\"o1\"},\"id\":{\"S\":\"x\"},\"status\":{\"S\":\"COMPLETED\"},"
+    "\"fingerprint\":{\"S\":\"fp\"},\"token\":{\"S\":\"tok-1\"},\"expires_at\":{\"N\":\"5\"},"
+    "\"locked_until_ms\":{\"N\":\"0\"},\"response\":{\"S\":\"{}\"}}}";
+  th_ddb_idem_record f = {0};
+  CHECK(th_ddb_parse_idem(C, got, strlen(got), &f, why, sizeof why) == TH_OK, "%s", why);
+  CHECK(f.found && f.completed && f.expires_at == 5 && f.response && strcmp(f.response, "{}") == 0,
+        "parse_idem");
+  free(f.response);
+  f = (th_ddb_idem_record){0};
+  CHECK(th_ddb_parse_idem(C, "{}", 2, &f, why, sizeof why) == TH_OK && !f.found, "absent");
+  static const char partial[] = "{\"Item\":{\"status\":{\"S\":\"COMPLETED\"}}}";
+  CHECK(th_ddb_parse_idem(C, partial, strlen(partial), &f, why, sizeof why) == TH_ERR_INTERNAL &&
+            strstr(why, "fingerprint"), "a record without its attributes: %s", why);
+}
+
 int main(void) {
   th_log_configure(TH_LOG_ERROR, 0); /* the retry warnings are expected here */
   TL = luaL_newstate();
@@ -1181,6 +1274,7 @@ int main(void) {
   test_client_no_server();
   test_client_unresolved();
   test_client_stopped();
+  test_transactions();
 
   th_ddb_codec_free(C);
   lua_close(TL);
