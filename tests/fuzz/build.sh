@@ -37,13 +37,22 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" 2>"$pr
   exit 3
 fi
 
-mkdir -p "$out/obj"
+mkdir -p "$out/obj" "$out/generated"
+# version.h, as CMake generates it from runtime/version.h.in (lambda.c and serve.c include it):
+# the project's version from CMakeLists.txt, this checkout's commit, build type "fuzz".
+version=$(sed -n 's/^project(taskhost VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+sed -e "s/@PROJECT_VERSION@/${version:-unknown}/" -e "s/@TASKHOST_COMMIT@/$commit/" \
+  -e 's/@TASKHOST_BUILD_TYPE@/fuzz/' "$runtime/version.h.in" >"$out/generated/version.h.new"
+cmp -s "$out/generated/version.h.new" "$out/generated/version.h" 2>/dev/null ||
+  mv "$out/generated/version.h.new" "$out/generated/version.h"
+rm -f "$out/generated/version.h.new"
 # clang's `undefined` has float-cast-overflow (named anyway, as in CMakeLists.txt)
 # but not float-divide-by-zero.
 SAN=(-fsanitize=address,undefined,float-cast-overflow,float-divide-by-zero -fno-sanitize-recover=all
   -fno-omit-frame-pointer)
 COMMON=(-std=c11 -D_DEFAULT_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter
-  -I"$runtime" $cflags_pkg)
+  -I"$runtime" -I"$out/generated" $cflags_pkg)
 
 # The runtime, instrumented for coverage; two compilers at a time (2 cores).
 srcs=()

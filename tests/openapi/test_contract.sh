@@ -31,8 +31,7 @@
 # Without the header the real routes.lua answers, unchanged.
 #
 # Conditional requests and Idempotency-Key (issue 13): ETag, 304, 412, the malformed
-# If-Match 400 on both stores; replay, 422, malformed key 400 and 409 on SQLite; the 501 of
-# a keyed POST on DynamoDB (E2E_STORE=dynamodb), whose store cannot honour the key yet.
+# If-Match 400 on both stores; replay, 422, malformed key 400 and 409 on both stores.
 #
 # What Prism cannot carry, so e2e.serve covers it directly and not this test: Prism parses
 # a JSON body and re-serialises it (malformed JSON gets Prism's own 400; `null` and `"x"`
@@ -354,82 +353,71 @@ named() {
   NAMED=$(jq --arg t "$1" '[.items[] | select(.task == $t)] | length' <<<"$BODY")
 }
 
-if [ "${E2E_STORE:-sqlite}" = dynamodb ]; then
-  section "Idempotency-Key on the DynamoDB store: 501, nothing created"
-  # Not through Prism: its proxy answers an upstream 501 with a mock of its own (a fake
-  # 201), so this one exchange goes straight to taskhost and is checked here.
-  BASE_URL=$UPSTREAM http POST /tasks "${AUTH[@]}" -H 'Idempotency-Key: "contract-ddb"' \
-    "${JSON[@]}" --data-binary '{"task":"keyed"}'
-  DIRECT=$((DIRECT + 1))
-  expect "keyed POST" 501 '. == {"message": "Idempotency-Key is not supported by this store"}'
-  check_eq "501: nosniff (the CORS headers: lib.sh's http)" nosniff "$(hdr X-Content-Type-Options)"
-  named keyed
-  check_eq "keyed POST: nothing created" 0 "$NAMED"
-else
-  section "Idempotency-Key: replay, 422, 400, in flight (409)"
-  KEY='"contract-once"'
-  ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"once"}'
-  expect "keyed POST" 201 '.task.task == "once"'
-  first=$BODY first_loc=$(hdr Location) first_etag=$(hdr ETag)
-  check_eq "keyed POST: ETag" '"1"' "$first_etag"
-  once=$(jq -r '.id' <<<"$BODY")
-  ok PUT "/tasks/$once" "${JSON[@]}" --data-binary '{"status":"completed"}'
-  expect "the task changes meanwhile" 200
-  for k in "$KEY" contract-once; do
-    ok POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"once"}'
-    expect "repeated with key $k: the first answer" 201 '. == $first' --argjson first "$first"
-    check_eq "repeated with key $k: Location" "$first_loc" "$(hdr Location)"
-    check_eq "repeated with key $k: ETag" "$first_etag" "$(hdr ETag)"
-  done
-  named once
-  check_eq "one task created" 1 "$NAMED"
-  ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"twice"}'
-  expect "same key, another body" 422 \
-    '. == {"message": "Idempotency-Key was already used with a different request"}'
-  named twice
-  check_eq "another body: nothing created" 0 "$NAMED"
-  for k in '""' '"a b"' '"a\"b"' "\"$(repeat_char k 256)\""; do
-    bad POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"bad key"}'
-    expect "malformed key of ${#k} characters" 400 \
-      '.message | startswith("Idempotency-Key must be a string of 1 to 255 visible ASCII")'
-  done
-  named 'bad key'
-  check_eq "malformed keys: nothing created" 0 "$NAMED"
-  ok POST /tasks -H "Idempotency-Key: \"$(repeat_char k 255)\"" "${JSON[@]}" --data-binary '{"task":"long key"}'
-  expect "a 255-character key" 201
+# Both stores honour the key (DynamoDB: one TransactWriteItems, so dynamodb.openapi_contract
+# runs on moto_server; dynalite has no transactions).
+section "Idempotency-Key: replay, 422, 400, in flight (409)"
+KEY='"contract-once"'
+ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"once"}'
+expect "keyed POST" 201 '.task.task == "once"'
+first=$BODY first_loc=$(hdr Location) first_etag=$(hdr ETag)
+check_eq "keyed POST: ETag" '"1"' "$first_etag"
+once=$(jq -r '.id' <<<"$BODY")
+ok PUT "/tasks/$once" "${JSON[@]}" --data-binary '{"status":"completed"}'
+expect "the task changes meanwhile" 200
+for k in "$KEY" contract-once; do
+  ok POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"once"}'
+  expect "repeated with key $k: the first answer" 201 '. == $first' --argjson first "$first"
+  check_eq "repeated with key $k: Location" "$first_loc" "$(hdr Location)"
+  check_eq "repeated with key $k: ETag" "$first_etag" "$(hdr ETag)"
+done
+named once
+check_eq "one task created" 1 "$NAMED"
+ok POST /tasks -H "Idempotency-Key: $KEY" "${JSON[@]}" --data-binary '{"task":"twice"}'
+expect "same key, another body" 422 \
+  '. == {"message": "Idempotency-Key was already used with a different request"}'
+named twice
+check_eq "another body: nothing created" 0 "$NAMED"
+for k in '""' '"a b"' '"a\"b"' "\"$(repeat_char k 256)\""; do
+  bad POST /tasks -H "Idempotency-Key: $k" "${JSON[@]}" --data-binary '{"task":"bad key"}'
+  expect "malformed key of ${#k} characters" 400 \
+    '.message | startswith("Idempotency-Key must be a string of 1 to 255 visible ASCII")'
+done
+named 'bad key'
+check_eq "malformed keys: nothing created" 0 "$NAMED"
+ok POST /tasks -H "Idempotency-Key: \"$(repeat_char k 255)\"" "${JSON[@]}" --data-binary '{"task":"long key"}'
+expect "a 255-character key" 201
 
-  release="release $$-$RANDOM"
-  held '"contract-held"' '{"task":"held"}' "$release"
-  for _ in $(seq 1 600); do
-    grep -q '"contract: holding"' "$SERVE_LOG" && break
-    sleep 0.1
-  done
-  check_match "the held request reached the route" '"contract: holding"' "$(cat "$SERVE_LOG")"
-  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
-  expect "same key while in flight" 409 \
-    '. == {"message": "A request with this Idempotency-Key is still in progress"}'
-  check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
-  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"other"}'
-  expect "same key, another body, while in flight" 422
-  ok POST /tasks "${JSON[@]}" --data-binary "$(json_task "$release")"
-  expect "release the held request" 201
-  held_answer
-  expect "the held request, released" 201 '.task.task == "held"'
-  held_body=$BODY
-  ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
-  expect "same key after it completed: its answer" 201 '. == $b' --argjson b "$held_body"
-  named held
-  check_eq "one held task" 1 "$NAMED"
+release="release $$-$RANDOM"
+held '"contract-held"' '{"task":"held"}' "$release"
+for _ in $(seq 1 600); do
+  grep -q '"contract: holding"' "$SERVE_LOG" && break
+  sleep 0.1
+done
+check_match "the held request reached the route" '"contract: holding"' "$(cat "$SERVE_LOG")"
+ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
+expect "same key while in flight" 409 \
+  '. == {"message": "A request with this Idempotency-Key is still in progress"}'
+check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
+ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"other"}'
+expect "same key, another body, while in flight" 422
+ok POST /tasks "${JSON[@]}" --data-binary "$(json_task "$release")"
+expect "release the held request" 201
+held_answer
+expect "the held request, released" 201 '.task.task == "held"'
+held_body=$BODY
+ok POST /tasks -H 'Idempotency-Key: "contract-held"' "${JSON[@]}" --data-binary '{"task":"held"}'
+expect "same key after it completed: its answer" 201 '. == $b' --argjson b "$held_body"
+named held
+check_eq "one held task" 1 "$NAMED"
 
-  # leave the caller's tasks as they were (the auth test counts them at the end)
-  ok GET '/tasks?limit=100'
-  for t in $(jq -r --arg r "$release" \
-    '.items[] | select(.task == "once" or .task == "held" or .task == "long key" or .task == $r) | .id' \
-    <<<"$BODY"); do
-    ok DELETE "/tasks/$t"
-    expect "clean up $t" 200
-  done
-fi
+# leave the caller's tasks as they were (the auth test counts them at the end)
+ok GET '/tasks?limit=100'
+for t in $(jq -r --arg r "$release" \
+  '.items[] | select(.task == "once" or .task == "held" or .task == "long key" or .task == $r) | .id' \
+  <<<"$BODY"); do
+  ok DELETE "/tasks/$t"
+  expect "clean up $t" 200
+done
 
 section "CORS preflight"
 for p in /tasks "/tasks/$target"; do
