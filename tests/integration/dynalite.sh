@@ -48,8 +48,13 @@ curl_local() {
 
 start() {
   command -v node >/dev/null || die "node is not installed (needed to run dynalite)"
-  if [ ! -d "$here/node_modules/dynalite" ]; then
-    (cd "$here" && npm ci --no-audit --no-fund --ignore-scripts >&2) || die "npm ci failed in $here"
+  # Under a lock: two first runs at once (ctest -j) would each empty node_modules under the other.
+  if [ ! -f "$here/node_modules/dynalite/package.json" ]; then
+    (
+      flock 9
+      [ -f "$here/node_modules/dynalite/package.json" ] ||
+        (cd "$here" && npm ci --no-audit --no-fund --ignore-scripts >&2)
+    ) 9>"$here/.npm-ci.lock" || die "npm ci failed in $here"
   fi
   mkdir -p "$DYNALITE_DIR"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && die "already running (pid $(cat "$pidfile"))"
