@@ -161,6 +161,14 @@ grep -q '^TASKHOST_PACKAGE:BOOL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null || 
   exit 1
 }
 
+# The function's architecture (terraform/modules/lambda) and AL2023's glibc: a binary that
+# would fail Lambda's init is never zipped — checked first, before the binary is run to load the
+# scripts below — (and again on the stripped copy with lib/).
+bash "$root/scripts/lambda-fit.sh" --no-libs "$binary" "$arch" >/dev/null || {
+  echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
+  exit 1
+}
+
 # The route scripts must load as `taskhost --check` loads them (the binary itself, against a
 # throwaway SQLite store, nothing from this shell's environment): a zip whose lua/ has a
 # syntax error or a failing require would only fail in Lambda's init.
@@ -190,13 +198,6 @@ case $check_rc in
     echo "$check_out" | sed 's/^/    /' >&2
     exit 1 ;;
 esac
-
-# The function's architecture (terraform/modules/lambda) and AL2023's glibc: a binary that
-# would fail Lambda's init is never zipped (checked again on the stripped copy with lib/).
-bash "$root/scripts/lambda-fit.sh" --no-libs "$binary" "$arch" >/dev/null || {
-  echo "package.sh: $binary cannot run on provided.al2023 (above); no package written" >&2
-  exit 1
-}
 
 # glibc's own libraries: never shipped. Also recognised by the GLIBC_* symbol
 # versions they define (ld.so, libc, libm, libpthread, libdl, librt, ...).

@@ -69,7 +69,7 @@ for broken in syntax require; do
       sed -i '1i local _broken = require("th_broken_helper")' "$root/lua/routes.lua" ;;
   esac
   rm -f "$TMP/broken.zip"
-  bash "$root/scripts/package.sh" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
+  bash "$root/scripts/package.sh" --arch "$PACKAGE_ARCH" --lua-only --build-dir "$PACKAGE_BUILD_DIR" \
     --output "$TMP/broken.zip" >"$TMP/broken.log" 2>&1
   rc=$?
   if [ "$rc" -ne 0 ]; then pass; else fail "--lua-only, $broken error in lua/: exits non-zero" "exit 0"; fi
