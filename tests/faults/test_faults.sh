@@ -37,25 +37,13 @@ SHOW_LAST=0
 command -v aws >/dev/null || { echo "SKIP: the AWS CLI is not installed (scripts/deps.sh --test)"; exit 0; }
 PY=${PYTHON:-python3}
 
-UPSTREAM=$AWS_ENDPOINT_URL_DYNAMODB
 DEADLINE_MS=${FAULTS_DEADLINE_MS:-5000}
 export TASKHOST_LUA_TIMEOUT_MS=$DEADLINE_MS AWS_MAX_ATTEMPTS=3 TASKHOST_WORKERS=1
 export TASKHOST_LOG_LEVEL=INFO
 
 # ---- the proxy ------------------------------------------------------------------
-PROXY_LOG="$TMP/proxy.log"
-"$PY" "$here/fault_proxy.py" --upstream "$UPSTREAM" --port-file "$TMP/proxy.port" \
-  --control-port-file "$TMP/control.port" --log "$PROXY_LOG" 2>>"$PROXY_LOG" &
-PROXY_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
-[ -s "$TMP/proxy.port" ] || { echo "the fault proxy did not start:"; cat "$PROXY_LOG"; exit 1; }
-CONTROL="http://127.0.0.1:$(cat "$TMP/control.port")"
-export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$(cat "$TMP/proxy.port")"
-trap 'kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null; _cleanup' EXIT
-
-ctl() { curl -s --max-time 5 -X "$1" "$CONTROL$2" ${3:+-d "$3"}; }
-plan() { ctl POST /reset >/dev/null; [ -z "${2:-}" ] || ctl POST /plan "{\"op\":\"$1\",\"faults\":$2}" >/dev/null; }
-count() { ctl GET /stats | jq -r --arg op "$1" '.requests[$op] // 0'; }
+source "$here/proxy_lib.sh"
+proxy_start
 
 serve_start || { fail "taskhost --serve starts on the proxy"; finish; }
 

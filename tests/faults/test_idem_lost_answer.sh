@@ -20,22 +20,10 @@ source "$here/../e2e/lib.sh"
 command -v aws >/dev/null || { echo "FAIL - the AWS CLI is not installed (scripts/deps.sh --test)"; exit 1; }
 PY=${PYTHON:-python3}
 
-UPSTREAM=$AWS_ENDPOINT_URL_DYNAMODB
 export TASKHOST_LUA_TIMEOUT_MS=5000 AWS_MAX_ATTEMPTS=3 TASKHOST_WORKERS=1 TASKHOST_LOG_LEVEL=INFO
 
-PROXY_LOG="$TMP/proxy.log"
-"$PY" "$here/fault_proxy.py" --upstream "$UPSTREAM" --port-file "$TMP/proxy.port" \
-  --control-port-file "$TMP/control.port" --log "$PROXY_LOG" 2>>"$PROXY_LOG" &
-PROXY_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
-[ -s "$TMP/proxy.port" ] || { echo "the fault proxy did not start:"; cat "$PROXY_LOG"; exit 1; }
-CONTROL="http://127.0.0.1:$(cat "$TMP/control.port")"
-export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$(cat "$TMP/proxy.port")"
-trap 'kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null; _cleanup' EXIT
-
-ctl() { curl -s --max-time 5 -X "$1" "$CONTROL$2" ${3:+-d "$3"}; }
-plan() { ctl POST /reset >/dev/null; [ -z "${2:-}" ] || ctl POST /plan "{\"op\":\"$1\",\"faults\":$2}" >/dev/null; }
-count() { ctl GET /stats | jq -r --arg op "$1" '.requests[$op] // 0'; }
+source "$here/proxy_lib.sh"
+proxy_start
 # The whole table, read at moto itself.
 scan() { aws dynamodb scan --endpoint-url "$UPSTREAM" --table-name "$TABLE_NAME" --consistent-read --output json; }
 J='Content-Type: application/json'
