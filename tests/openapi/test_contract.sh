@@ -328,14 +328,19 @@ expect "PUT gone task, If-Match" 412 '. == {"message": "Precondition failed"}'
 # held KEY BODY RELEASE: a keyed POST through the strict proxy that fault.lua holds in flight
 # until the caller has a task named RELEASE; in the background, its answer kept in
 # $TMP/held.*. held_answer loads it as the last answer (and counts it as an exchange).
+# The subshell has its own $TMP: http keeps each answer in $TMP/h and $TMP/b, which the
+# requests sent meanwhile in the foreground write too.
 held() {
+  mkdir -p "$TMP/held.d"
   (
+    out=$TMP
+    TMP=$TMP/held.d
     BASE_URL=$STRICT http POST /tasks "${AUTH[@]}" -H "Idempotency-Key: $1" \
       -H 'X-Test-Fault: hold' -H "X-Test-Release: $3" "${JSON[@]}" --data-binary "$2"
-    printf '%s' "$STATUS" >"$TMP/held.status"
-    printf '%s' "$BODY" >"$TMP/held.body"
-    printf '%s' "$HDRS" >"$TMP/held.hdrs"
-    printf '%s' "$RC" >"$TMP/held.rc"
+    printf '%s' "$STATUS" >"$out/held.status"
+    printf '%s' "$BODY" >"$out/held.body"
+    printf '%s' "$HDRS" >"$out/held.hdrs"
+    printf '%s' "$RC" >"$out/held.rc"
   ) &
   HELD_PID=$!
 }
