@@ -8,7 +8,6 @@
 #   AWS/ApiGateway  HTTP APIs: Count, 4xx, 5xx, Latency, IntegrationLatency by ApiId and Stage;
 #                   REST APIs (api_type = "rest"): Count, 4XXError, 5XXError, Latency,
 #                   IntegrationLatency by ApiName and Stage
-#                   (REST APIs use other names: 4XXError/5XXError by ApiName; not these)
 #   AWS/DynamoDB    ConsumedRead/WriteCapacityUnits, ReadThrottleEvents, WriteThrottleEvents by
 #                   TableName; ThrottledRequests by TableName and Operation
 #   var.metrics_namespace  the runtime's own EMF metrics (runtime/metrics.h): every metric by

@@ -26,6 +26,7 @@ const DDB_SOURCE = "runtime/dynamodb.c";
 const PACKAGE_SCRIPT = "scripts/package.sh";
 const DEPLOYER_POLICY = "terraform/deployer-policy.json";
 const AUTH_MODES = ["cognito", "jwt", "none"];
+const API_TYPES = ["http", "rest"];
 
 // Every operation of the DynamoDB_20120810 JSON API (botocore's dynamodb service model).
 const DYNAMODB_OPERATIONS = new Set(
@@ -71,6 +72,7 @@ function check(name, fn) {
   if (problem && typeof problem === "object") report(`${name} (${problem.note})`, null);
   else report(name, problem || null);
 }
+const checkAt = check;
 class CheckError extends Error {}
 function need(cond, message) {
   if (!cond) throw new CheckError(message);
@@ -262,6 +264,19 @@ function runtimeOperations() {
   return { ops, files: files.map(rel) };
 }
 
+// The count of a resource of the root module ("type.name") under evaluator ev; undefined for
+// for_each or an unknown address.
+function countOfIn(root, ev, addr) {
+  const m = /^(data\.)?([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(addr);
+  if (!m) return undefined;
+  const bodies = (root[m[1] ? "data" : "resource"][m[2]] || {})[m[3]];
+  if (!bodies || bodies[0].for_each !== undefined) return undefined;
+  if (bodies[0].count === undefined) return 1;
+  const n = ev.attr(bodies[0].count);
+  need(typeof n === "number", `${addr}: count is ${show(n)}, not a number known at plan time`);
+  return n;
+}
+
 function setDiff(a, b) {
   return [...a].filter((x) => !b.has(x)).sort();
 }
@@ -284,7 +299,8 @@ function authChecks(modules, root, fn, apis) {
   // auth = "jwt" needs an issuer and an audience (a precondition says so): give it some.
   const JWT_VARS = { jwt_issuer: "https://issuer.example/", jwt_audience: ["aud-1"] };
   function evaluator(mode, extra) {
-    const vars = Object.assign({ auth: mode, deletion_protection: true },
+    // The HTTP API's authorizer and routes: api_type "http" (restChecks judges "rest").
+    const vars = Object.assign({ auth: mode, deletion_protection: true, api_type: "http" },
       mode === "jwt" ? JWT_VARS : {}, extra || {});
     const ev = new Evaluator({ locals, vars, countOf: (addr) => countIn(ev, addr) });
     return ev;
@@ -478,7 +494,7 @@ function authChecks(modules, root, fn, apis) {
       need(ev.attr(a.body.authorizer_type) === "JWT", `authorizer_type is ${show(ev.attr(a.body.authorizer_type))}`);
       need(same(ev.attr(a.body.identity_sources), ["$request.header.Authorization"]),
         `identity_sources is ${show(ev.attr(a.body.identity_sources))}`);
-      need(same(ev.attr(a.body.api_id), { ref: `aws_apigatewayv2_api.${apis[0].name}.id` }),
+      need(same(ev.attr(a.body.api_id), { ref: `aws_apigatewayv2_api.${apis[0].name}[0].id` }),
         `api_id is ${show(ev.attr(a.body.api_id))}`);
     });
   });
@@ -559,7 +575,7 @@ function authChecks(modules, root, fn, apis) {
       const pre = live.find(({ key, type }) => key === "OPTIONS /{proxy+}" && type === "NONE");
       need(pre, `route ${show(catchAll[0].key)} needs a token and catches OPTIONS too, and there is no ` +
         "OPTIONS /{proxy+} route without authorization: every preflight would be a 401");
-      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(pre.r.body.target || ""),
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+(\[0\])?\.id\}$/.test(pre.r.body.target || ""),
         `the OPTIONS /{proxy+} route's target is ${JSON.stringify(pre.r.body.target)}: nothing would answer it`);
     }, ["cognito", "jwt"]);
   });
@@ -665,11 +681,22 @@ const PUBLISHED = {
     ["Duration", { stats: TIME_STATS }],
     ["ConcurrentExecutions", { stats: ["Maximum", "Average"] }],
   ].map(([m, v]) => [m, Object.assign({ dims: [["FunctionName"], ["ExecutedVersion", "FunctionName"], ["FunctionName", "Resource"]] }, v)])),
-  // HTTP APIs. REST APIs publish 4XXError/5XXError/Count/Latency by ApiName: not these.
-  "AWS/ApiGateway": Object.fromEntries([
-    ...["Count", "4xx", "5xx", "DataProcessed"].map((m) => [m, { stats: ["Sum", "Average", "SampleCount"] }]),
-    ...["Latency", "IntegrationLatency"].map((m) => [m, { stats: TIME_STATS }]),
-  ].map(([m, v]) => [m, Object.assign({ dims: [["ApiId"], ["ApiId", "Stage"], ["ApiId", "Route", "Stage"]] }, v)])),
+  // HTTP APIs (by ApiId) and REST APIs (by ApiName; 4XXError/5XXError instead of 4xx/5xx).
+  "AWS/ApiGateway": (() => {
+    const httpDims = [["ApiId"], ["ApiId", "Stage"], ["ApiId", "Route", "Stage"]];
+    const restDims = [["ApiName"], ["ApiName", "Stage"], ["ApiName", "Method", "Resource", "Stage"]];
+    const counted = ["Sum", "Average", "SampleCount"];
+    return {
+      Count: { dims: httpDims.concat(restDims), stats: counted },
+      "4xx": { dims: httpDims, stats: counted },
+      "5xx": { dims: httpDims, stats: counted },
+      DataProcessed: { dims: httpDims, stats: counted },
+      "4XXError": { dims: restDims, stats: counted },
+      "5XXError": { dims: restDims, stats: counted },
+      Latency: { dims: httpDims.concat(restDims), stats: TIME_STATS },
+      IntegrationLatency: { dims: httpDims.concat(restDims), stats: TIME_STATS },
+    };
+  })(),
   "AWS/DynamoDB": {
     ConsumedReadCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
     ConsumedWriteCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
@@ -717,15 +744,27 @@ function routeOperations() {
   return ops;
 }
 
-function monitoringChecks(modules, root, fn) {
+// Run once per var.api_type (every other variable at its default): the API's metrics are an
+// HTTP API's (by ApiId) or a REST API's (by ApiName), and a reference to the other type's
+// resources is a plan failure (their count is 0).
+function monitoringChecks(modules, root, fn, apiType) {
+  const check = (name, f) => checkAt(`${name} [api_type = ${apiType}]`, f);
   const locals = Object.assign({}, ...root.locals);
   const defaults = {};
   for (const [name, bodies] of Object.entries(root.variable)) defaults[name] = bodies[0].default === undefined ? null : bodies[0].default;
-  const ev = new Evaluator({ locals, vars: defaults, countOf: () => undefined });
+  defaults.api_type = apiType;
+  const ev = new Evaluator({ locals, vars: defaults, countOf: (addr) => countOfIn(root, ev, addr) });
   const alarms = all(root, "resource", "aws_cloudwatch_metric_alarm");
   const topics = all(root, "resource", "aws_sns_topic");
   const isRef = (v, re) => v && typeof v.ref === "string" && re.test(v.ref);
   const defined = (type, name) => Boolean((root.resource[type] || {})[name]);
+  // v is <type>.<name>[0].<attr> (or without [0]) of a resource of the root module.
+  const refTo = (v, type, attr) => {
+    const m = isRef(v, /./) && new RegExp(`^${type}\\.([A-Za-z0-9_-]+)(\\[0\\])?\\.${attr}$`).exec(v.ref);
+    return Boolean(m && defined(type, m[1]));
+  };
+  const api5xx = apiType === "rest" ? "5XXError" : "5xx";
+  const api4xx = apiType === "rest" ? "4XXError" : "4xx";
 
   // The function's name as the modules give it: module.<m>.function_name, where module m is
   // the function's module and its output function_name is the function's own.
@@ -767,8 +806,9 @@ function monitoringChecks(modules, root, fn) {
     for (const [k, v] of Object.entries(dims || {})) {
       let ok;
       if (k === "FunctionName" || k === "Service") ok = isFunctionName(v);
-      else if (k === "ApiId") ok = isRef(v, /^aws_apigatewayv2_api\.([A-Za-z0-9_-]+)\.id$/) && defined("aws_apigatewayv2_api", v.ref.split(".")[1]);
-      else if (k === "Stage") ok = isRef(v, /^aws_apigatewayv2_stage\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_apigatewayv2_stage", v.ref.split(".")[1]);
+      else if (k === "ApiId") ok = apiType === "http" && refTo(v, "aws_apigatewayv2_api", "id");
+      else if (k === "ApiName") ok = apiType === "rest" && refTo(v, "aws_api_gateway_rest_api", "name");
+      else if (k === "Stage") ok = apiType === "http" ? refTo(v, "aws_apigatewayv2_stage", "name") : refTo(v, "aws_api_gateway_stage", "stage_name");
       else if (k === "TableName") ok = isRef(v, /^aws_dynamodb_table\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_dynamodb_table", v.ref.split(".")[1]);
       else if (k === "Operation" && ns === "AWS/DynamoDB") ok = typeof v === "string" && runtimeOperations().ops.has(v);
       else if (k === "Operation") ok = typeof v === "string" && (ops = ops || routeOperations()).has(v);
@@ -865,7 +905,7 @@ function monitoringChecks(modules, root, fn) {
       ["Lambda errors", (r) => r.ns === "AWS/Lambda" && r.name === "Errors"],
       ["Lambda throttles", (r) => r.ns === "AWS/Lambda" && r.name === "Throttles"],
       ["Lambda duration near the timeout", (r) => r.ns === "AWS/Lambda" && r.name === "Duration"],
-      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      [`API ${api5xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api5xx],
       ["DynamoDB throttles", (r) => r.ns === "AWS/DynamoDB" && /Throttle/.test(r.name)],
       ["runtime 5xx (EMF)", (r) => emfNamespace(r.ns) && r.name === "5xx"],
       ["runtime store retries (EMF)", (r) => emfNamespace(r.ns) && r.name === "StoreRetries"],
@@ -943,8 +983,8 @@ function monitoringChecks(modules, root, fn) {
     const has = (f) => rows.some(f);
     const wanted = [
       ["API requests (Count)", (r) => r.ns === "AWS/ApiGateway" && r.name === "Count"],
-      ["API 4xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "4xx"],
-      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      [`API ${api4xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api4xx],
+      [`API ${api5xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api5xx],
       ["API latency p50", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p50"],
       ["API latency p99", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p99"],
       ["function latency p50", (r) => ((emfNamespace(r.ns) && r.name === "Latency") || (r.ns === "AWS/Lambda" && r.name === "Duration")) && r.stat === "p50"],
@@ -1206,7 +1246,23 @@ async function main() {
   });
 
   // ---------------------------------------------------------------- IAM
-  const docs = everywhere(modules, "data", "aws_iam_policy_document");
+  // The REST API's logging role (rest.tf: the role aws_api_gateway_account names, its trust
+  // policy and its inline policy) is judged by restChecks; the IAM checks below are about the
+  // function's role and see every other document and role.
+  const docOf = (e) => (/^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)(\[0\])?\.json$/.exec(e || "") || [])[1];
+  const apigwRoles = new Set(everywhere(modules, "resource", "aws_api_gateway_account")
+    .map((a) => (/^aws_iam_role\.([A-Za-z0-9_-]+)(\[0\])?\.arn$/.exec(expr(a.body.cloudwatch_role_arn) || "") || [])[1])
+    .filter(Boolean));
+  const apigwDocs = new Set();
+  for (const r of all(root, "resource", "aws_iam_role")) {
+    if (apigwRoles.has(r.name)) apigwDocs.add(docOf(expr(r.body.assume_role_policy)));
+  }
+  for (const r of all(root, "resource", "aws_iam_role_policy")) {
+    const role = (/^aws_iam_role\.([A-Za-z0-9_-]+)(\[0\])?\.id$/.exec(expr(r.body.role) || "") || [])[1];
+    if (apigwRoles.has(role)) apigwDocs.add(docOf(expr(r.body.policy)));
+  }
+  const fnRoles = (rs) => rs.filter((r) => !(r.mod === root && apigwRoles.has(r.name)));
+  const docs = everywhere(modules, "data", "aws_iam_policy_document").filter((d) => !(d.mod === root && apigwDocs.has(d.name)));
   const statements = docs.flatMap(statementsOf);
 
   check("iam: DynamoDB actions are exactly the operations runtime/*dynamodb*.c sends", () => {
@@ -1294,13 +1350,13 @@ async function main() {
     for (const r of everywhere(modules, "resource", "aws_iam_role")) {
       if (r.body.managed_policy_arns !== undefined) bad.push(`aws_iam_role.${r.name}.managed_policy_arns`);
       if (r.body.inline_policy !== undefined) bad.push(`aws_iam_role.${r.name}.inline_policy`);
-      if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.assume_role_policy) || "")) {
+      if (!docOf(expr(r.body.assume_role_policy))) {
         bad.push(`aws_iam_role.${r.name}.assume_role_policy`);
       }
     }
     for (const type of ["aws_iam_role_policy", "aws_iam_policy"]) {
       for (const r of everywhere(modules, "resource", type)) {
-        if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.policy) || "")) {
+        if (!docOf(expr(r.body.policy))) {
           bad.push(`${type}.${r.name}.policy is not a data.aws_iam_policy_document`);
         }
       }
@@ -1309,8 +1365,8 @@ async function main() {
   });
 
   check("iam: the role is assumed by lambda.amazonaws.com only", () => {
-    const roles = everywhere(modules, "resource", "aws_iam_role");
-    need(roles.length === 1, `expected one aws_iam_role, found ${roles.length}`);
+    const roles = fnRoles(everywhere(modules, "resource", "aws_iam_role"));
+    need(roles.length === 1, `expected one aws_iam_role (the REST API's logging role aside), found ${roles.length}`);
     const docName = /^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json$/.exec(expr(roles[0].body.assume_role_policy) || "");
     need(docName, "assume_role_policy is not a data.aws_iam_policy_document");
     const doc = all(roles[0].mod, "data", "aws_iam_policy_document").find((d) => d.name === docName[1]);
@@ -1432,7 +1488,7 @@ async function main() {
     const routes = everywhere(modules, "resource", "aws_apigatewayv2_route");
     need(routes.length >= 1, "no aws_apigatewayv2_route");
     for (const { name, body } of routes) {
-      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(body.target || ""),
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+(\[0\])?\.id\}$/.test(body.target || ""),
         `${name}: target ${JSON.stringify(body.target)}`);
     }
   });
@@ -1469,13 +1525,13 @@ async function main() {
     for (const { name, body } of perms) {
       need(body.principal === "apigateway.amazonaws.com", `${name}: principal ${JSON.stringify(body.principal)}`);
       need(body.action === "lambda:InvokeFunction", `${name}: action ${JSON.stringify(body.action)}`);
-      need(/^\$\{aws_apigatewayv2_api\.[A-Za-z0-9_-]+\.execution_arn\}\/./.test(body.source_arn || ""),
+      need(/^\$\{(aws_apigatewayv2_api|aws_api_gateway_rest_api)\.[A-Za-z0-9_-]+(\[0\])?\.execution_arn\}\/./.test(body.source_arn || ""),
         `${name}: source_arn ${JSON.stringify(body.source_arn)} is not under the API's execution_arn`);
     }
   });
 
   authChecks(modules, root, fn, apis);
-  if (fn) monitoringChecks(modules, root, fn);
+  if (fn) for (const t of API_TYPES) monitoringChecks(modules, root, fn, t);
   else report("monitoring", "no aws_lambda_function: the alarms cannot be checked");
 
   // ---------------------------------------------------------------- variables and outputs
@@ -1497,7 +1553,8 @@ async function main() {
     const missing = wanted.filter((o) => !root.output[o]);
     need(missing.length === 0, `missing ${missing.join(", ")}`);
     const v = String(root.output.api_endpoint[0].value);
-    need(/aws_apigatewayv2_stage\.[A-Za-z0-9_-]+\.invoke_url/.test(v), `api_endpoint is ${v}`);
+    need(/aws_apigatewayv2_stage\.[A-Za-z0-9_-]+(\[0\])?\.invoke_url/.test(v) &&
+      /aws_api_gateway_stage\.[A-Za-z0-9_-]+(\[0\])?\.invoke_url/.test(v), `api_endpoint is ${v} (the HTTP and the REST stage's invoke_url)`);
     const undocumented = Object.entries(root.output).filter(([, b]) => !b[0].description).map(([n]) => n);
     need(undocumented.length === 0, `outputs without a description: ${undocumented.join(", ")}`);
   });
