@@ -9,9 +9,10 @@
 #     answered by the function, which already does (one list of CORS headers, runtime/host.c,
 #     instead of a second copy in mock integrations here; a REST API passes the function's
 #     Access-Control-* headers through untouched, unlike an HTTP API's cors_configuration);
-#   - auth = "cognito": a Cognito user-pool authorizer on every ANY method (REST APIs have no
-#     JWT authorizer, so auth = "jwt" is refused at plan time); the function reads the same
-#     claims (requestContext.authorizer.claims) and TASKHOST_AUTH stays "jwt";
+#   - auth = "cognito": a Cognito user-pool authorizer on every ANY method, taking the pool's
+#     access tokens (REST APIs have no JWT authorizer, so auth = "jwt" is refused at plan
+#     time); the function reads the same claims (requestContext.authorizer.claims) and
+#     TASKHOST_AUTH stays "jwt";
 #   - gateway responses: API Gateway's own 4xx/5xx (401 from the authorizer, 403 for a missing
 #     API key or a WAF block, 429 from throttling or a quota) carry the CORS origin, so a
 #     browser's script can read them;
@@ -94,6 +95,10 @@ resource "aws_api_gateway_method" "rest" {
   authorization    = each.value.method != "OPTIONS" && local.cognito ? "COGNITO_USER_POOLS" : "NONE"
   authorizer_id    = each.value.method != "OPTIONS" && local.cognito ? aws_api_gateway_authorizer.cognito[0].id : null
   api_key_required = each.value.method != "OPTIONS" && local.api_keys_on
+  # With a scope named, a Cognito authorizer takes ACCESS tokens (what scripts/token.sh prints
+  # and the HTTP API's authorizer takes) carrying it; without one it would take ID tokens only.
+  # aws.cognito.signin.user.admin is in every access token of a user-pool sign-in.
+  authorization_scopes = each.value.method != "OPTIONS" && local.cognito ? ["aws.cognito.signin.user.admin"] : null
 }
 
 resource "aws_api_gateway_integration" "rest" {
@@ -138,6 +143,7 @@ resource "aws_api_gateway_deployment" "rest" {
       local.cognito,
       aws_api_gateway_authorizer.cognito[*].id,
       local.api_keys_on,
+      "scopes: aws.cognito.signin.user.admin",
       module.lambda.invoke_arn,
       var.cors_origin,
     ]))
