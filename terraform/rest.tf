@@ -116,10 +116,10 @@ resource "aws_api_gateway_integration" "rest" {
 # API Gateway's own error answers carry the CORS origin (the function's answers carry it
 # already).
 resource "aws_api_gateway_gateway_response" "cors" {
-  for_each = local.rest ? toset(["DEFAULT_4XX", "DEFAULT_5XX"]) : toset([])
+  for_each = local.rest ? { DEFAULT_4XX = "4xx", DEFAULT_5XX = "5xx" } : {}
 
   rest_api_id   = aws_api_gateway_rest_api.rest[0].id
-  response_type = each.value
+  response_type = each.key
   response_parameters = {
     "gatewayresponse.header.Access-Control-Allow-Origin"   = "'${var.cors_origin}'"
     "gatewayresponse.header.Access-Control-Expose-Headers" = "'Location, ETag, WWW-Authenticate, Retry-After'"
