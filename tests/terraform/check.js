@@ -787,7 +787,7 @@ function restChecks(modules, root) {
     need(/\.root_resource_id\}$/.test(res.parent_id || ""), `parent_id ${res.parent_id} is not the root`);
     const m = one("aws_api_gateway_method");
     const i = one("aws_api_gateway_integration");
-    under([{ api_type: "rest" }], (ev) => {
+    under([{ api_type: "rest", name: "probe-name" }], (ev) => {
       const methods = ev.attr(m.body.for_each);
       const pairs = Object.values(methods).map((x) => `${x.resource} ${x.method}`).sort();
       need(same(pairs, ["proxy ANY", "proxy OPTIONS", "root ANY", "root OPTIONS"]), `methods ${show(pairs)}`);
@@ -797,7 +797,16 @@ function restChecks(modules, root) {
         `local.rest_resources is ${show(rr)}`);
       need(expr(m.body.resource_id) === "local.rest_resources[each.value.resource]", `resource_id ${m.body.resource_id}`);
       need(i.body.type === "AWS_PROXY" && i.body.integration_http_method === "POST", `type ${i.body.type}, method ${i.body.integration_http_method}`);
-      need(expr(i.body.uri) === "module.lambda.invoke_arn", `uri ${i.body.uri}`);
+      // The function's invoke URI, spelt out (see the next check): .../functions/<the function's ARN>/invocations.
+      const uri = ev.attr(i.body.uri);
+      const text = show(uri);
+      need(/^"arn:\$\{data\.aws_partition\.current\.partition\}:apigateway:\$\{data\.aws_region\.current\.name\}:lambda:path\/2015-03-31\/functions\/arn:\$\{data\.aws_partition\.current\.partition\}:lambda:\$\{data\.aws_region\.current\.name\}:\$\{data\.aws_caller_identity\.current\.account_id\}:function:probe-name\/invocations"$/.test(text) ||
+        expr(i.body.uri) === "module.lambda.invoke_arn", `uri ${text}`);
+      const fnMod = modules.find((x) => x !== root && x.resource.aws_lambda_function);
+      const fnBody = fnMod && Object.values(fnMod.resource.aws_lambda_function)[0][0];
+      const call = fnMod && callersOf(modules, fnMod)[0];
+      need(fnBody && expr(fnBody.function_name) === "var.name" && call && expr(call.body.name) === "var.name",
+        "the function is not named var.name, which the integration's URI spells out");
     });
   });
 
@@ -850,6 +859,37 @@ function restChecks(modules, root) {
     const t = first(first(dyn, "throttle_settings"), "content") || {};
     need(expr(q) === "quota_settings.value.quota_limit", `quota limit ${show(q)}`);
     need(/throttle_settings\.value\.rate_limit/.test(t.rate_limit || "") && /throttle_settings\.value\.burst_limit/.test(t.burst_limit || ""), `throttle ${show(t)}`);
+  });
+
+  // Terraform makes every resource a create_before_destroy resource depends on
+  // create_before_destroy too, in every stack (the REST deployment's count does not matter).
+  // The table and the function's role must not be among them: replaced under the same name
+  // (a key change), they must be deleted first.
+  check("rest: no create_before_destroy resource depends on the table, the function or its role (they would be created before the old one is deleted)", () => {
+    const refsOf = (v) => [...JSON.stringify(v).matchAll(/\b(module\.[A-Za-z0-9_-]+|local\.[A-Za-z0-9_]+|(?:data\.)?aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)/g)].map((m) => m[1]);
+    const bodyOf = (addr) => {
+      if (addr.startsWith("local.")) return locals[addr.slice(6)];
+      const m = /^(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)$/.exec(addr);
+      return m ? ((root[m[1] ? "data" : "resource"][m[2]] || {})[m[3]] || [])[0] : undefined;
+    };
+    const bad = [];
+    for (const [type, byName] of Object.entries(root.resource)) {
+      for (const [name, bodies] of Object.entries(byName)) {
+        if (!blocks(bodies[0], "lifecycle").some((l) => l.create_before_destroy === true)) continue;
+        const seen = new Set();
+        const todo = refsOf(bodies[0]);
+        while (todo.length) {
+          const a = todo.pop();
+          if (seen.has(a)) continue;
+          seen.add(a);
+          const b = bodyOf(a);
+          if (b !== undefined) todo.push(...refsOf(b));
+        }
+        const hit = [...seen].filter((a) => /^module\./.test(a) || a === "aws_dynamodb_table.tasks");
+        if (hit.length) bad.push(`${type}.${name} depends on ${hit.join(", ")}`);
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
   });
 
   check("outputs: api_key_ids names each client's key id, never its value", () => {
