@@ -389,7 +389,9 @@ run "deploy.sh -var name=renamed (replaces the table and the role), no terminal:
   AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var name=renamed
 has "replace: the plan's deletions are listed" "aws_dynamodb_table.tasks: delete then create"
 has "replace: the role too" "module.lambda.aws_iam_role.function: delete then create"
-has "replace: the user pool too (a new pool: every account gone, new subs)" "aws_cognito_user_pool.users[0]: delete then create"
+# The pool is replaced create-then-delete: the REST deployment's create_before_destroy reaches
+# it through the authorizer (docs/deployment.md, "Switching an existing stack").
+has "replace: the user pool too (a new pool: every account gone, new subs)" "aws_cognito_user_pool.users[0]: create then delete"
 has "replace: nothing applied" "nothing was applied"
 stack_whole "after the refused replacement"
 no_plan_left "refused replacement"
@@ -613,9 +615,9 @@ check "waf, count mode: the rule groups count (override count), the rate rule co
   <(awsr $REGION wafv2 get-web-acl --scope REGIONAL --name "$acl_name" --id "$acl_id")
 run "rest: auth=jwt refused at plan time" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke "${rest_vars[@]}" \
   -var auth=jwt -var jwt_issuer=https://issuer.example.com/ -var 'jwt_audience=["x"]'
-has "rest + jwt: says why" 'REST APIs have no JWT authorizer'
+has "rest + jwt: says why" 'cannot take auth = "jwt": REST APIs have no JWT'
 run "http: waf=true refused at plan time" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var waf=true
-has "http + waf: says why" 'AWS WAF cannot be associated with an HTTP API'
+has "http + waf: says why" 'waf = true needs api_type = "rest": AWS WAF cannot be associated'
 run "teardown.sh --yes of the REST stack" 0 AWS_REGION=$REGION -- bash scripts/teardown.sh --yes "${rest_vars[@]}" -var waf_mode=count
 left=$(cd "$R" && terraform -chdir=terraform state list 2>/dev/null || true)
 if [ -z "$left" ]; then ok "teardown (rest): the state is empty"; else bad "teardown (rest): state still lists $left"; fi
