@@ -380,23 +380,34 @@ main() {
     token_line='  TOKEN=...   # an access token from your issuer (jwt_issuer), for one of jwt_audience'$'\n'
     auth_header=' -H "Authorization: Bearer $TOKEN"'
   fi
+  # A REST API with api_clients: every request needs a client's API key (the first one here).
+  local key_client key_id key_line="" key_header=""
+  key_client=$(terraform -chdir="$tfdir" output -json api_key_ids 2>/dev/null | jq -r 'keys[0] // empty' 2>/dev/null || true)
+  if [ -n "$key_client" ]; then
+    key_id=$(terraform -chdir="$tfdir" output -json api_key_ids | jq -r --arg c "$key_client" '.[$c]')
+    # shellcheck disable=SC2016 # $API_KEY is printed for the user's shell
+    key_line='  API_KEY=$(aws apigateway get-api-key --api-key '"$key_id"' --include-value --query value --output text --region '"$region"')   # client '"$key_client"$'\n'
+    key_header=' -H "x-api-key: $API_KEY"'
+  fi
   cat <<EOF
 
 api_endpoint = $url
 
 Try it:
   export API_URL=$url
-${token_line}  curl -s -X POST \$API_URL/tasks$auth_header -H 'Content-Type: application/json' -d '{"task": "Try taskhost", "priority": "high"}'
-  curl -s$auth_header \$API_URL/tasks
+${token_line}${key_line}  curl -s -X POST \$API_URL/tasks$auth_header$key_header -H 'Content-Type: application/json' -d '{"task": "Try taskhost", "priority": "high"}'
+  curl -s$auth_header$key_header \$API_URL/tasks
 Logs:
   aws logs tail ${fn:-/aws/lambda/taskhost} --follow --region $region
 EOF
-  smoke_deployed "$url" "$auth_header"
+  smoke_deployed "$url" "$auth_header" "${key_id:-}"
 }
 
-# smoke_deployed URL AUTH_HEADER: scripts/smoke.sh against the new stack (see the top).
+# smoke_deployed URL AUTH_HEADER [API_KEY_ID]: scripts/smoke.sh against the new stack (see the
+# top); with a key id (a REST API with api_clients) it sends that key (SMOKE_API_KEY, or the
+# key's value read with get-api-key).
 smoke_deployed() {
-  local url=$1 auth_on=${2:+1} origin smoke_args=()
+  local url=$1 auth_on=${2:+1} key_id=${3:-} origin smoke_args=() key
   if [ "$opt_no_smoke" = 1 ]; then
     echo "== smoke test skipped (--no-smoke)"
     return 0
@@ -412,6 +423,11 @@ smoke_deployed() {
     return 0
   fi
   [ -z "$auth_on" ] || smoke_args+=(--token "$SMOKE_TOKEN")
+  if [ -n "$key_id" ]; then
+    key=${SMOKE_API_KEY:-$(aws apigateway get-api-key --api-key "$key_id" --include-value --query value --output text --region "$region")} ||
+      { echo "$me: could not read API key $key_id for the smoke test (set SMOKE_API_KEY)" >&2; exit 1; }
+    smoke_args+=(--api-key "$key")
+  fi
   origin=$(tfvar cors_origin)
   [ -z "$origin" ] || [ "$origin" = "*" ] || smoke_args+=(--origin "$origin")
   echo "== scripts/smoke.sh $url"

@@ -2,11 +2,14 @@
 # smoke.sh — checks a running taskhost API end to end, as a client sees it: the check to run
 # after a deploy (scripts/deploy.sh runs it after `terraform apply`) or against --serve.
 #
-#   scripts/smoke.sh API_URL [--token TOKEN] [--origin ORIGIN] [--timeout SECONDS] [--wait SECONDS]
+#   scripts/smoke.sh API_URL [--token TOKEN] [--api-key KEY] [--origin ORIGIN] [--timeout SECONDS] [--wait SECONDS]
 #
 #   API_URL    the API's base URL: terraform output api_endpoint, or http://127.0.0.1:3000
 #   --token    a bearer token (scripts/token.sh prints one) when the API has auth on: every
 #              request carries it, and requests without it (and with a bad one) must be 401
+#   --api-key  an API key (a REST API with api_clients: terraform output api_key_ids names
+#              them): every request but the preflight sends it as x-api-key, and a request
+#              without it must be refused (403)
 #   --origin   the Origin of the CORS preflight (default: https://example.com); give the
 #              deployment's cors_origin when it is not "*"
 #   --timeout  seconds each request may take (default 30; a cold Lambda start is in it)
@@ -24,6 +27,7 @@
 #   not found   GET /tasks/{an id that does not exist} → 404
 #   preflight   OPTIONS /tasks from ORIGIN asking for POST with Authorization and
 #               Content-Type → allowed (origin, method and both headers)
+#   api key     (with --api-key) GET /tasks without x-api-key → 403
 #   auth        (with --token) no token → 401 (WWW-Authenticate: Bearer, when sent); a token
 #               with a changed signature → 401
 # Read-backs are retried for a few seconds: DynamoDB reads are eventually consistent
@@ -35,10 +39,11 @@ me=$(basename "$0")
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
-url="" token="" origin="https://example.com" timeout=30 wait=0 settle=${SMOKE_SETTLE_SECONDS:-6}
+url="" token="" apikey="" origin="https://example.com" timeout=30 wait=0 settle=${SMOKE_SETTLE_SECONDS:-6}
 while [ $# -gt 0 ]; do
   case $1 in
     --token) [ $# -ge 2 ] || { echo "$me: --token needs a value" >&2; exit 2; }; token=$2; shift ;;
+    --api-key) [ $# -ge 2 ] || { echo "$me: --api-key needs a value" >&2; exit 2; }; apikey=$2; shift ;;
     --origin) [ $# -ge 2 ] || { echo "$me: --origin needs a value" >&2; exit 2; }; origin=$2; shift ;;
     --timeout) [ $# -ge 2 ] || { echo "$me: --timeout needs a value" >&2; exit 2; }; timeout=$2; shift ;;
     --wait) [ $# -ge 2 ] || { echo "$me: --wait needs a value" >&2; exit 2; }; wait=$2; shift ;;
@@ -66,7 +71,7 @@ cleanup() {
   local id
   for id in "${created[@]+"${created[@]}"}"; do
     [ -n "$id" ] || continue
-    curl -s -o /dev/null --max-time "$timeout" -X DELETE "${auth[@]+"${auth[@]}"}" "$url/tasks/$id" || true
+    curl -s -o /dev/null --max-time "$timeout" -X DELETE "${auth[@]+"${auth[@]}"}" "${keyh[@]+"${keyh[@]}"}" "$url/tasks/$id" || true
   done
   rm -rf "$tmp"
 }
@@ -76,17 +81,21 @@ trap 'exit 143' TERM
 
 auth=()
 [ -z "$token" ] || auth=(-H "Authorization: Bearer $token")
+keyh=()
+[ -z "$apikey" ] || keyh=(-H "x-api-key: $apikey")
 
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 
 # req METHOD PATH [curl args...]: sets STATUS, BODY, HDRS (header block, CR stripped); the
-# token goes along unless NOAUTH=1.
+# token goes along unless NOAUTH=1, the API key unless NOKEY=1 or the method is OPTIONS (a
+# browser's preflight carries neither).
 req() {
   local method=$1 path=$2 rc
   shift 2
   local a=("${auth[@]+"${auth[@]}"}")
   [ "${NOAUTH:-0}" = 0 ] || a=()
+  [ "${NOKEY:-0}" = 1 ] || [ "$method" = OPTIONS ] || a+=("${keyh[@]+"${keyh[@]}"}")
   : >"$tmp/h"
   : >"$tmp/b"
   STATUS=$(curl -s -X "$method" --max-time "$timeout" -D "$tmp/h" -o "$tmp/b" -w '%{http_code}' \
@@ -274,6 +283,16 @@ elif ! has authorization "$acah" || ! has content-type "$acah"; then
   fail preflight "Access-Control-Allow-Headers '$acah' lacks authorization or content-type"
 else
   pass "preflight: origin $acao, methods $acam, headers allowed: authorization, content-type"
+fi
+
+# ---- 403 without the API key -----------------------------------------------------------
+if [ -n "$apikey" ]; then
+  NOKEY=1 req GET /tasks
+  if [ "$STATUS" = 403 ]; then
+    pass "api key: no x-api-key → 403"
+  else
+    fail "api key" "GET /tasks without x-api-key: expected 403, got $(what)"
+  fi
 fi
 
 # ---- 401 without a token ---------------------------------------------------------------

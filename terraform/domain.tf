@@ -59,9 +59,10 @@ resource "aws_apigatewayv2_domain_name" "api" {
 resource "aws_apigatewayv2_api_mapping" "api" {
   count = local.domain_on ? 1 : 0
 
-  api_id      = aws_apigatewayv2_api.http.id
+  # The HTTP API's stage, or the REST API's (a regional domain maps either).
+  api_id      = local.http ? aws_apigatewayv2_api.http[0].id : aws_api_gateway_rest_api.rest[0].id
   domain_name = aws_apigatewayv2_domain_name.api[0].id
-  stage       = aws_apigatewayv2_stage.api.id
+  stage       = local.http ? aws_apigatewayv2_stage.api[0].id : aws_api_gateway_stage.rest[0].stage_name
 }
 
 resource "aws_route53_record" "api" {

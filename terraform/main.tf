@@ -35,6 +35,10 @@ locals {
   # The iss of the pool's tokens: https://cognito-idp.<region>.amazonaws.com/<pool id> (the
   # pool's endpoint attribute is that host and path, in the partition's own domain).
   cognito_issuer = local.cognito ? "https://${aws_cognito_user_pool.users[0].endpoint}" : null
+
+  # var.api_type: "http" makes the HTTP API below, "rest" the REST API of rest.tf instead.
+  http = var.api_type == "http"
+  rest = var.api_type == "rest"
 }
 
 # ------------------------------------------------------------------------------ the table
@@ -217,6 +221,8 @@ module "lambda" {
 # ------------------------------------------------------------------------------ the API
 
 resource "aws_apigatewayv2_api" "http" {
+  count = local.http ? 1 : 0
+
   name          = var.name
   description   = "taskhost Task CRUD API"
   protocol_type = "HTTP"
@@ -238,7 +244,9 @@ resource "aws_apigatewayv2_api" "http" {
 }
 
 resource "aws_apigatewayv2_integration" "lambda" {
-  api_id                 = aws_apigatewayv2_api.http.id
+  count = local.http ? 1 : 0
+
+  api_id                 = aws_apigatewayv2_api.http[0].id
   description            = "taskhost function (Lambda proxy)"
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
@@ -252,9 +260,9 @@ resource "aws_apigatewayv2_integration" "lambda" {
 # and iss, and that its aud (an ID token) or client_id (a Cognito access token) is in the
 # audience; anything else is a 401 before the function runs.
 resource "aws_apigatewayv2_authorizer" "jwt" {
-  count = local.auth_on ? 1 : 0
+  count = local.http && local.auth_on ? 1 : 0
 
-  api_id           = aws_apigatewayv2_api.http.id
+  api_id           = aws_apigatewayv2_api.http[0].id
   name             = "${var.name}-jwt"
   authorizer_type  = "JWT"
   identity_sources = ["$request.header.Authorization"]
@@ -278,9 +286,11 @@ resource "aws_apigatewayv2_authorizer" "jwt" {
 # Terraform change, and unknown paths get the function's JSON 404/405 (with CORS headers)
 # instead of API Gateway's own. Every request on it needs a valid token unless auth is "none".
 resource "aws_apigatewayv2_route" "default" {
-  api_id    = aws_apigatewayv2_api.http.id
+  count = local.http ? 1 : 0
+
+  api_id    = aws_apigatewayv2_api.http[0].id
   route_key = "$default"
-  target    = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+  target    = "integrations/${aws_apigatewayv2_integration.lambda[0].id}"
 
   authorization_type = local.auth_on ? "JWT" : "NONE"
   authorizer_id      = local.auth_on ? aws_apigatewayv2_authorizer.jwt[0].id : null
@@ -302,11 +312,11 @@ resource "aws_apigatewayv2_route" "default" {
 # and API Gateway's answer carries the cors_configuration headers either way. It exists exactly
 # when the authorizer does.
 resource "aws_apigatewayv2_route" "preflight" {
-  count = local.auth_on ? 1 : 0
+  count = local.http && local.auth_on ? 1 : 0
 
-  api_id             = aws_apigatewayv2_api.http.id
+  api_id             = aws_apigatewayv2_api.http[0].id
   route_key          = "OPTIONS /{proxy+}"
-  target             = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+  target             = "integrations/${aws_apigatewayv2_integration.lambda[0].id}"
   authorization_type = "NONE"
 }
 
@@ -316,7 +326,9 @@ resource "aws_cloudwatch_log_group" "access" {
 }
 
 resource "aws_apigatewayv2_stage" "api" {
-  api_id      = aws_apigatewayv2_api.http.id
+  count = local.http ? 1 : 0
+
+  api_id      = aws_apigatewayv2_api.http[0].id
   name        = var.stage_name
   auto_deploy = true
 
@@ -352,11 +364,13 @@ resource "aws_apigatewayv2_stage" "api" {
 
 # API Gateway may invoke the function, from this API only.
 resource "aws_lambda_permission" "api" {
+  count = local.http ? 1 : 0
+
   statement_id  = "AllowInvokeFromHttpApi"
   action        = "lambda:InvokeFunction"
   function_name = module.lambda.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*"
+  source_arn    = "${aws_apigatewayv2_api.http[0].execution_arn}/*"
 }
 
 data "aws_region" "current" {}

@@ -5,8 +5,9 @@
 # Every metric here is one its service really publishes, with the dimensions it publishes it
 # under (tests/terraform/check.js holds the table and checks each alarm and widget against it):
 #   AWS/Lambda      Errors, Throttles, Duration, Invocations, ConcurrentExecutions by FunctionName
-#   AWS/ApiGateway  HTTP APIs: Count, 4xx, 5xx, Latency, IntegrationLatency by ApiId and Stage
-#                   (REST APIs use other names: 4XXError/5XXError by ApiName; not these)
+#   AWS/ApiGateway  HTTP APIs: Count, 4xx, 5xx, Latency, IntegrationLatency by ApiId and Stage;
+#                   REST APIs (api_type = "rest"): Count, 4XXError, 5XXError, Latency,
+#                   IntegrationLatency by ApiName and Stage
 #   AWS/DynamoDB    ConsumedRead/WriteCapacityUnits, ReadThrottleEvents, WriteThrottleEvents by
 #                   TableName; ThrottledRequests by TableName and Operation
 #   var.metrics_namespace  the runtime's own EMF metrics (runtime/metrics.h): every metric by
@@ -24,9 +25,20 @@ locals {
   alarm_topic = [aws_sns_topic.alarms.arn]
 
   # The dimension values, each from the resource that owns the name.
-  fn_dims    = { FunctionName = module.lambda.function_name }
-  api_dims   = { ApiId = aws_apigatewayv2_api.http.id, Stage = aws_apigatewayv2_stage.api.name }
-  table_dims = { TableName = aws_dynamodb_table.tasks.name }
+  fn_dims = { FunctionName = module.lambda.function_name }
+  # An HTTP API publishes Count/4xx/5xx/Latency by ApiId and Stage; a REST API publishes
+  # Count/4XXError/5XXError/Latency by ApiName and Stage (var.api_type).
+  api_dims = local.http ? {
+    ApiId = aws_apigatewayv2_api.http[0].id, Stage = aws_apigatewayv2_stage.api[0].name
+    } : {
+    ApiName = aws_api_gateway_rest_api.rest[0].name, Stage = aws_api_gateway_stage.rest[0].stage_name
+  }
+  api_4xx = local.http ? "4xx" : "4XXError"
+  api_5xx = local.http ? "5xx" : "5XXError"
+  # A dashboard metric row's dimensions, flattened: ["ApiId", id, "Stage", name] or the REST
+  # API's ["ApiName", name, "Stage", name].
+  api_dim_row = local.http ? ["ApiId", aws_apigatewayv2_api.http[0].id, "Stage", aws_apigatewayv2_stage.api[0].name] : ["ApiName", aws_api_gateway_rest_api.rest[0].name, "Stage", aws_api_gateway_stage.rest[0].stage_name]
+  table_dims  = { TableName = aws_dynamodb_table.tasks.name }
   # The runtime's Service dimension is AWS_LAMBDA_FUNCTION_NAME, the function's name.
   emf_dims = { Service = module.lambda.function_name }
 
@@ -111,9 +123,9 @@ resource "aws_cloudwatch_metric_alarm" "lambda_duration" {
 # Lambda, integration timeouts, 502s from a function that answered no proxy response).
 resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   alarm_name          = "${var.name}-api-5xx"
-  alarm_description   = "HTTP API 5xx >= ${var.alarm_5xx_threshold} in 5 minutes (docs/operations.md)"
+  alarm_description   = "API Gateway ${local.api_5xx} >= ${var.alarm_5xx_threshold} in 5 minutes (docs/operations.md)"
   namespace           = "AWS/ApiGateway"
-  metric_name         = "5xx"
+  metric_name         = local.api_5xx
   dimensions          = local.api_dims
   statistic           = "Sum"
   period              = 300
@@ -215,7 +227,7 @@ locals {
         properties = {
           title = "API requests", region = local.region, view = "timeSeries", stat = "Sum", period = 60
           metrics = [
-            ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name],
+            concat(["AWS/ApiGateway", "Count"], local.api_dim_row),
           ]
         }
       },
@@ -224,8 +236,8 @@ locals {
         properties = {
           title = "API 4xx and 5xx", region = local.region, view = "timeSeries", stat = "Sum", period = 60
           metrics = [
-            ["AWS/ApiGateway", "4xx", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name],
-            ["AWS/ApiGateway", "5xx", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name],
+            concat(["AWS/ApiGateway", local.api_4xx], local.api_dim_row),
+            concat(["AWS/ApiGateway", local.api_5xx], local.api_dim_row),
           ]
         }
       },
@@ -234,9 +246,9 @@ locals {
         properties = {
           title = "API latency p50 / p99 (ms)", region = local.region, view = "timeSeries", period = 60
           metrics = [
-            ["AWS/ApiGateway", "Latency", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name, { stat = "p50", label = "API p50" }],
-            ["AWS/ApiGateway", "Latency", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name, { stat = "p99", label = "API p99" }],
-            ["AWS/ApiGateway", "IntegrationLatency", "ApiId", aws_apigatewayv2_api.http.id, "Stage", aws_apigatewayv2_stage.api.name, { stat = "p99", label = "integration p99" }],
+            concat(["AWS/ApiGateway", "Latency"], local.api_dim_row, [{ stat = "p50", label = "API p50" }]),
+            concat(["AWS/ApiGateway", "Latency"], local.api_dim_row, [{ stat = "p99", label = "API p99" }]),
+            concat(["AWS/ApiGateway", "IntegrationLatency"], local.api_dim_row, [{ stat = "p99", label = "integration p99" }]),
           ]
         }
       },

@@ -1,6 +1,38 @@
 output "api_endpoint" {
   description = "Base URL of the API (the stage's invoke URL, no trailing slash): curl $API_URL/tasks"
-  value       = trimsuffix(aws_apigatewayv2_stage.api.invoke_url, "/")
+  value       = trimsuffix(local.http ? aws_apigatewayv2_stage.api[0].invoke_url : aws_api_gateway_stage.rest[0].invoke_url, "/")
+
+  # What only a REST API has, asked of an HTTP API: refused at plan time.
+  precondition {
+    condition     = local.rest || var.waf != true
+    error_message = "waf = true needs api_type = \"rest\": AWS WAF cannot be associated with an HTTP API."
+  }
+  precondition {
+    condition     = local.rest || length(var.api_clients) == 0
+    error_message = "api_clients needs api_type = \"rest\": HTTP APIs have no usage plans or API keys."
+  }
+}
+
+output "api_type" {
+  description = "The API Gateway flavour in front of the function: \"http\" (HTTP API) or \"rest\" (REST API)."
+  value       = var.api_type
+}
+
+# The ids (never the values) of the clients' API keys; the value of one:
+# aws apigateway get-api-key --api-key <id> --include-value --query value --output text
+output "api_key_ids" {
+  description = "The API key id of each api_clients entry (api_type = \"rest\"), by client name; the key's value is read with aws apigateway get-api-key --api-key <id> --include-value."
+  value       = { for k, key in aws_api_gateway_api_key.client : k => key.id }
+}
+
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL in front of the REST API's stage (null without one)."
+  value       = local.waf_on ? aws_wafv2_web_acl.api[0].arn : null
+}
+
+output "waf_log_group" {
+  description = "The WAF log group (aws-waf-logs-<name>; null without a web ACL): one JSON record per request WAF evaluated."
+  value       = local.waf_on ? aws_cloudwatch_log_group.waf[0].name : null
 }
 
 output "table_name" {

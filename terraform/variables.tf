@@ -315,3 +315,70 @@ variable "domain_certificate_arn" {
     error_message = "domain_certificate_arn must be null or an ACM certificate ARN."
   }
 }
+
+# ------------------------------------------------- API type, WAF, usage plans (rest.tf)
+
+variable "api_type" {
+  description = "The API Gateway flavour in front of the function. \"http\": an HTTP API (payload 2.0, JWT authorizer; the cheapest). \"rest\": a REST API (payload 1.0, Cognito user-pool authorizer) with an AWS WAF web ACL (var.waf) and usage plans with API keys (var.api_clients), which HTTP APIs do not have. docs/deployment.md compares them."
+  type        = string
+  default     = "http"
+
+  validation {
+    condition     = contains(["http", "rest"], var.api_type)
+    error_message = "api_type must be \"http\" or \"rest\"."
+  }
+}
+
+variable "waf" {
+  description = "With api_type = \"rest\": put an AWS WAF web ACL (managed rule groups, a rate limit per client IP, logging) in front of the stage. null: on for \"rest\". HTTP APIs cannot have one: true with api_type = \"http\" is refused at plan time."
+  type        = bool
+  default     = null
+}
+
+variable "waf_mode" {
+  description = "What the web ACL's rules do with a matching request: \"count\" (only count and log it: a first rollout, to see what would be blocked) or \"block\" (answer 403)."
+  type        = string
+  default     = "block"
+
+  validation {
+    condition     = contains(["count", "block"], var.waf_mode)
+    error_message = "waf_mode must be \"count\" or \"block\"."
+  }
+}
+
+variable "waf_rate_limit" {
+  description = "The WAF rate-based rule: the most requests one client IP may send in any 5 minutes (AWS WAF's window) before its further requests are blocked (or counted, waf_mode = \"count\"). 100 to 2000000000."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.waf_rate_limit >= 100 && var.waf_rate_limit <= 2000000000 && floor(var.waf_rate_limit) == var.waf_rate_limit
+    error_message = "waf_rate_limit must be a whole number from 100 to 2000000000 (AWS WAF's bounds for a rate-based rule)."
+  }
+}
+
+variable "api_clients" {
+  description = "With api_type = \"rest\": the partners (or apps) that get an API key, by name; each gets its own key and usage plan with a quota (requests per DAY, WEEK or MONTH; null: none) and a throttle (requests per second and burst; null: the stage's). When any is defined every method except OPTIONS requires an x-api-key header (on top of the authorizer). The keys' ids are the api_key_ids output; their values never appear in an output. Refused with api_type = \"http\" (HTTP APIs have no API keys)."
+  type = map(object({
+    quota_limit  = optional(number)
+    quota_period = optional(string, "MONTH")
+    rate_limit   = optional(number)
+    burst_limit  = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([for k, c in var.api_clients : can(regex("^[A-Za-z0-9_-]{1,64}$", k)) &&
+      contains(["DAY", "WEEK", "MONTH"], c.quota_period) &&
+      (c.quota_limit == null || try(c.quota_limit >= 1 && floor(c.quota_limit) == c.quota_limit, false)) &&
+      (c.rate_limit == null || try(c.rate_limit > 0, false)) &&
+    (c.burst_limit == null || try(c.burst_limit >= 0 && floor(c.burst_limit) == c.burst_limit, false))])
+    error_message = "api_clients: each name is 1 to 64 letters, digits, '-' or '_'; quota_period is DAY, WEEK or MONTH; quota_limit a whole number >= 1 or null; rate_limit > 0 or null; burst_limit a whole number >= 0 or null."
+  }
+}
+
+variable "manage_apigateway_account" {
+  description = "With api_type = \"rest\": set the region's API Gateway account setting (one per account and region) to a role that lets API Gateway write the REST stage's access log to CloudWatch Logs. REST APIs need it for access logging; HTTP APIs do not. false: it is already set (by another stack or by hand)."
+  type        = bool
+  default     = true
+}

@@ -26,6 +26,7 @@ const DDB_SOURCE = "runtime/dynamodb.c";
 const PACKAGE_SCRIPT = "scripts/package.sh";
 const DEPLOYER_POLICY = "terraform/deployer-policy.json";
 const AUTH_MODES = ["cognito", "jwt", "none"];
+const API_TYPES = ["http", "rest"];
 
 // Every operation of the DynamoDB_20120810 JSON API (botocore's dynamodb service model).
 const DYNAMODB_OPERATIONS = new Set(
@@ -74,6 +75,7 @@ function check(name, fn) {
   if (problem && typeof problem === "object") report(`${name} (${problem.note})`, null);
   else report(name, problem || null);
 }
+const checkAt = check;
 class CheckError extends Error {}
 function need(cond, message) {
   if (!cond) throw new CheckError(message);
@@ -278,6 +280,19 @@ function runtimeOperations() {
   return { ops, actions, files: files.map(rel) };
 }
 
+// The count of a resource of the root module ("type.name") under evaluator ev; undefined for
+// for_each or an unknown address.
+function countOfIn(root, ev, addr) {
+  const m = /^(data\.)?([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(addr);
+  if (!m) return undefined;
+  const bodies = (root[m[1] ? "data" : "resource"][m[2]] || {})[m[3]];
+  if (!bodies || bodies[0].for_each !== undefined) return undefined;
+  if (bodies[0].count === undefined) return 1;
+  const n = ev.attr(bodies[0].count);
+  need(typeof n === "number", `${addr}: count is ${show(n)}, not a number known at plan time`);
+  return n;
+}
+
 function setDiff(a, b) {
   return [...a].filter((x) => !b.has(x)).sort();
 }
@@ -300,7 +315,8 @@ function authChecks(modules, root, fn, apis) {
   // auth = "jwt" needs an issuer and an audience (a precondition says so): give it some.
   const JWT_VARS = { jwt_issuer: "https://issuer.example/", jwt_audience: ["aud-1"] };
   function evaluator(mode, extra) {
-    const vars = Object.assign({ auth: mode, deletion_protection: true },
+    // The HTTP API's authorizer and routes: api_type "http" (restChecks judges "rest").
+    const vars = Object.assign({ auth: mode, deletion_protection: true, api_type: "http" },
       mode === "jwt" ? JWT_VARS : {}, extra || {});
     const ev = new Evaluator({ locals, vars, countOf: (addr) => countIn(ev, addr) });
     return ev;
@@ -494,7 +510,7 @@ function authChecks(modules, root, fn, apis) {
       need(ev.attr(a.body.authorizer_type) === "JWT", `authorizer_type is ${show(ev.attr(a.body.authorizer_type))}`);
       need(same(ev.attr(a.body.identity_sources), ["$request.header.Authorization"]),
         `identity_sources is ${show(ev.attr(a.body.identity_sources))}`);
-      need(same(ev.attr(a.body.api_id), { ref: `aws_apigatewayv2_api.${apis[0].name}.id` }),
+      need(same(ev.attr(a.body.api_id), { ref: `aws_apigatewayv2_api.${apis[0].name}[0].id` }),
         `api_id is ${show(ev.attr(a.body.api_id))}`);
     });
   });
@@ -575,7 +591,7 @@ function authChecks(modules, root, fn, apis) {
       const pre = live.find(({ key, type }) => key === "OPTIONS /{proxy+}" && type === "NONE");
       need(pre, `route ${show(catchAll[0].key)} needs a token and catches OPTIONS too, and there is no ` +
         "OPTIONS /{proxy+} route without authorization: every preflight would be a 401");
-      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(pre.r.body.target || ""),
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+(\[0\])?\.id\}$/.test(pre.r.body.target || ""),
         `the OPTIONS /{proxy+} route's target is ${JSON.stringify(pre.r.body.target)}: nothing would answer it`);
     }, ["cognito", "jwt"]);
   });
@@ -661,6 +677,347 @@ function authChecks(modules, root, fn, apis) {
   });
 }
 
+// ------------------------------------------------------------ REST API (var.api_type, rest.tf)
+//
+// api_type = "rest": a REST API (root and {proxy+}, ANY and OPTIONS, Lambda proxy), a Cognito
+// user-pool authorizer, usage plans and API keys (var.api_clients), an AWS WAF web ACL
+// (var.waf, var.waf_mode, var.waf_rate_limit). Judged by evaluating the root module's
+// expressions with each variable value that matters (hcl_eval.js), as authChecks does;
+// for_each maps and `each.value.method` are evaluated per method.
+
+function restChecks(modules, root) {
+  const locals = Object.assign({}, ...root.locals);
+  const defaults = {};
+  for (const [name, bodies] of Object.entries(root.variable)) defaults[name] = bodies[0].default === undefined ? null : bodies[0].default;
+  const JWT_VARS = { jwt_issuer: "https://issuer.example/", jwt_audience: ["aud-1"] };
+  const CLIENTS = { "partner-a": { quota_limit: 1000, quota_period: "MONTH", rate_limit: 5, burst_limit: 10 } };
+  function evaluator(extra) {
+    const vars = Object.assign({}, defaults, extra.auth === "jwt" ? JWT_VARS : {}, extra);
+    const ev = new Evaluator({ locals, vars, countOf: (addr) => countOfIn(root, ev, addr) });
+    return ev;
+  }
+  const label = (extra) => Object.entries(extra).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ");
+  // Runs f(ev) under each variable set; an evaluation problem fails the check, naming the set.
+  function under(sets, f) {
+    for (const extra of sets) {
+      try {
+        f(evaluator(extra), extra);
+      } catch (e) {
+        if (e instanceof EvalError || e instanceof CheckError) throw new CheckError(`${label(extra)}: ${e.message}`);
+        throw e;
+      }
+    }
+  }
+  function one(type) {
+    const here = all(root, "resource", type);
+    need(here.length === 1, `expected one ${type} in the root module, found ${here.length}`);
+    return here[0];
+  }
+  // How many instances a resource has: its count, or the size of its for_each.
+  function instances(ev, r) {
+    if (r.body.for_each !== undefined) {
+      const v = ev.attr(r.body.for_each);
+      need(v !== null && typeof v === "object" && !isSymbolic(v), `${r.name}: for_each is ${show(v)}, not known at plan time`);
+      return Array.isArray(v) ? v.length : Object.keys(v).length;
+    }
+    return r.body.count === undefined ? 1 : ev.attr(r.body.count);
+  }
+  const isSymbolic = (v) => v && (v.ref !== undefined || v.tmpl !== undefined);
+  // An attribute of a for_each resource with each.value.<k> / each.key replaced by literals.
+  function perEach(ev, value, each) {
+    if (typeof value !== "string") return ev.attr(value);
+    let s = value;
+    for (const [k, v] of Object.entries(each.value || {})) s = s.split(`each.value.${k}`).join(JSON.stringify(v));
+    if (each.key !== undefined) s = s.split("each.key").join(JSON.stringify(each.key));
+    return ev.attr(s);
+  }
+  // Preconditions of the root module: { where, body, owner } (owner null for an output).
+  const preconditions = [];
+  for (const [type, byName] of Object.entries(root.resource)) {
+    for (const [name, bodies] of Object.entries(byName)) {
+      for (const lc of blocks(bodies[0], "lifecycle")) {
+        for (const p of blocks(lc, "precondition")) preconditions.push({ where: `${type}.${name}`, body: p, owner: { name, body: bodies[0] } });
+      }
+    }
+  }
+  for (const [name, bodies] of Object.entries(root.output)) {
+    for (const p of blocks(bodies[0], "precondition")) preconditions.push({ where: `output.${name}`, body: p, owner: null });
+  }
+  // The preconditions that fail the plan under ev: those of an existing owner whose condition is false.
+  function refusals(ev) {
+    return preconditions.filter((p) => (p.owner === null || instances(ev, p.owner) > 0) && ev.attr(p.body.condition) === false);
+  }
+
+  check("api_type: \"http\" (the default) or \"rest\", and nothing else", () => {
+    const v = (root.variable.api_type || [])[0];
+    need(v, "no variable \"api_type\"");
+    need(v.default === "http", `the default is ${JSON.stringify(v.default)}`);
+    const cond = first(v, "validation") && first(v, "validation").condition;
+    for (const [val, want] of [["http", true], ["rest", true], ["websocket", false]]) {
+      const got = new Evaluator({ locals, vars: { api_type: val }, countOf: () => undefined }).attr(cond);
+      need(got === want, `the validation ${want ? "refuses" : "accepts"} ${JSON.stringify(val)}`);
+    }
+  });
+
+  check("api_type: the HTTP API exists exactly with \"http\", the REST API, its stage, deployment and permission exactly with \"rest\"", () => {
+    under([{ api_type: "http" }, { api_type: "rest" }], (ev, x) => {
+      const http = x.api_type === "http";
+      for (const t of ["aws_apigatewayv2_api", "aws_apigatewayv2_stage", "aws_apigatewayv2_integration"]) {
+        need(instances(ev, one(t)) === (http ? 1 : 0), `${t}: ${instances(ev, one(t))} instances`);
+      }
+      for (const t of ["aws_api_gateway_rest_api", "aws_api_gateway_resource", "aws_api_gateway_deployment", "aws_api_gateway_stage", "aws_api_gateway_method_settings"]) {
+        need(instances(ev, one(t)) === (http ? 0 : 1), `${t}: ${instances(ev, one(t))} instances`);
+      }
+      const perms = all(root, "resource", "aws_lambda_permission").filter((p) => instances(ev, p) > 0);
+      need(perms.length === 1, `${perms.length} Lambda permissions exist`);
+      need(new RegExp(`^\\$\\{${http ? "aws_apigatewayv2_api" : "aws_api_gateway_rest_api"}\\.`).test(perms[0].body.source_arn),
+        `the permission's source_arn ${perms[0].body.source_arn} is not this API's`);
+    });
+  });
+
+  check("rest: auth = \"jwt\" refused at plan time (REST APIs have no JWT authorizer); cognito and none planned", () => {
+    under([{ api_type: "rest", auth: "jwt" }], (ev) => {
+      const r = refusals(ev);
+      need(r.length >= 1, "no precondition fails the plan");
+      need(r.some((p) => /JWT/.test(String(p.body.error_message))), `the refusal does not say why: ${r.map((p) => p.body.error_message).join(" | ")}`);
+    });
+    under([{ api_type: "rest", auth: "cognito" }, { api_type: "rest", auth: "none" }, { api_type: "http", auth: "jwt" }], (ev) => {
+      const r = refusals(ev);
+      need(r.length === 0, `refused by ${r.map((p) => p.where).join(", ")}`);
+    });
+  });
+
+  check("http: waf = true and api_clients refused at plan time (HTTP APIs have neither); rest takes both", () => {
+    for (const x of [{ api_type: "http", waf: true }, { api_type: "http", api_clients: CLIENTS }]) {
+      under([x], (ev) => need(refusals(ev).length >= 1, "planned"));
+    }
+    under([{ api_type: "rest", waf: true, api_clients: CLIENTS }, { api_type: "http" }], (ev) => {
+      const r = refusals(ev);
+      need(r.length === 0, `refused by ${r.map((p) => p.where).join(", ")}`);
+    });
+  });
+
+  check("rest: the root and {proxy+}, each with ANY and OPTIONS, each a Lambda proxy integration (POST to the function's invoke_arn)", () => {
+    const res = one("aws_api_gateway_resource").body;
+    need(res.path_part === "{proxy+}", `path_part ${JSON.stringify(res.path_part)}`);
+    need(/\.root_resource_id\}$/.test(res.parent_id || ""), `parent_id ${res.parent_id} is not the root`);
+    const m = one("aws_api_gateway_method");
+    const i = one("aws_api_gateway_integration");
+    under([{ api_type: "rest", name: "probe-name" }], (ev) => {
+      const methods = ev.attr(m.body.for_each);
+      const pairs = Object.values(methods).map((x) => `${x.resource} ${x.method}`).sort();
+      need(same(pairs, ["proxy ANY", "proxy OPTIONS", "root ANY", "root OPTIONS"]), `methods ${show(pairs)}`);
+      need(same(ev.attr(i.body.for_each), methods), "the integrations are not one per method");
+      const rr = ev.attr(locals.rest_resources);
+      need(rr && isSymbolic(rr.root) && /root_resource_id$/.test(rr.root.ref) && isSymbolic(rr.proxy) && /^aws_api_gateway_resource\./.test(rr.proxy.ref),
+        `local.rest_resources is ${show(rr)}`);
+      need(expr(m.body.resource_id) === "local.rest_resources[each.value.resource]", `resource_id ${m.body.resource_id}`);
+      need(i.body.type === "AWS_PROXY" && i.body.integration_http_method === "POST", `type ${i.body.type}, method ${i.body.integration_http_method}`);
+      // The function's invoke URI, spelt out (see the next check): .../functions/<the function's ARN>/invocations.
+      const uri = ev.attr(i.body.uri);
+      const text = show(uri);
+      need(/^"arn:\$\{data\.aws_partition\.current\.partition\}:apigateway:\$\{data\.aws_region\.current\.name\}:lambda:path\/2015-03-31\/functions\/arn:\$\{data\.aws_partition\.current\.partition\}:lambda:\$\{data\.aws_region\.current\.name\}:\$\{data\.aws_caller_identity\.current\.account_id\}:function:probe-name\/invocations"$/.test(text) ||
+        expr(i.body.uri) === "module.lambda.invoke_arn", `uri ${text}`);
+      const fnMod = modules.find((x) => x !== root && x.resource.aws_lambda_function);
+      const fnBody = fnMod && Object.values(fnMod.resource.aws_lambda_function)[0][0];
+      const call = fnMod && callersOf(modules, fnMod)[0];
+      need(fnBody && expr(fnBody.function_name) === "var.name" && call && expr(call.body.name) === "var.name",
+        "the function is not named var.name, which the integration's URI spells out");
+    });
+  });
+
+  check("rest: ANY needs the Cognito authorizer (auth = cognito, access tokens) and the API key (with api_clients); OPTIONS neither", () => {
+    const m = one("aws_api_gateway_method");
+    const a = one("aws_api_gateway_authorizer");
+    for (const auth of ["cognito", "none"]) {
+      for (const clients of [{}, CLIENTS]) {
+        under([{ api_type: "rest", auth, api_clients: clients }], (ev) => {
+          const cognito = auth === "cognito";
+          const keys = Object.keys(clients).length > 0;
+          need(instances(ev, a) === (cognito ? 1 : 0), `${instances(ev, a)} authorizers`);
+          for (const method of ["ANY", "OPTIONS"]) {
+            const each = { value: { method } };
+            const guarded = method !== "OPTIONS";
+            const authz = perEach(ev, m.body.authorization, each);
+            need(authz === (guarded && cognito ? "COGNITO_USER_POOLS" : "NONE"), `${method}: authorization ${show(authz)}`);
+            const id = perEach(ev, m.body.authorizer_id, each);
+            need(guarded && cognito ? isSymbolic(id) && id.ref === `aws_api_gateway_authorizer.${a.name}[0].id` : id === null || id === undefined,
+              `${method}: authorizer_id ${show(id)}`);
+            const scopes = perEach(ev, m.body.authorization_scopes, each);
+            need(guarded && cognito ? same(scopes, ["aws.cognito.signin.user.admin"]) : scopes === null || scopes === undefined,
+              `${method}: authorization_scopes ${show(scopes)} (a Cognito authorizer takes access tokens only with a scope)`);
+            const key = perEach(ev, m.body.api_key_required, each);
+            need(key === (guarded && keys), `${method}: api_key_required ${show(key)}`);
+          }
+        });
+      }
+    }
+    need(a.body.type === "COGNITO_USER_POOLS", `authorizer type ${a.body.type}`);
+    need(a.body.identity_source === "method.request.header.Authorization", `identity_source ${a.body.identity_source}`);
+    need(same(a.body.provider_arns, ["${aws_cognito_user_pool.users[0].arn}"]), `provider_arns ${show(a.body.provider_arns)}`);
+  });
+
+  check("rest: one API key, usage plan and plan key per api_clients entry (none for http); the plan on this stage with the client's quota and throttle", () => {
+    const key = one("aws_api_gateway_api_key");
+    const plan = one("aws_api_gateway_usage_plan");
+    const pk = one("aws_api_gateway_usage_plan_key");
+    under([{ api_type: "rest", api_clients: CLIENTS }, { api_type: "rest", api_clients: {} }, { api_type: "http", api_clients: CLIENTS }], (ev, x) => {
+      const want = x.api_type === "rest" ? Object.keys(x.api_clients).length : 0;
+      for (const r of [key, plan, pk]) need(instances(ev, r) === want, `${r.name}: ${instances(ev, r)} instances, want ${want}`);
+    });
+    const st = first(plan.body, "api_stages");
+    need(/^\$\{aws_api_gateway_rest_api\.[A-Za-z0-9_-]+\[0\]\.id\}$/.test(st && st.api_id) && /^\$\{aws_api_gateway_stage\.[A-Za-z0-9_-]+\[0\]\.stage_name\}$/.test(st && st.stage),
+      `api_stages ${show(st)}`);
+    need(pk.body.key_type === "API_KEY" && expr(pk.body.key_id) === `aws_api_gateway_api_key.${key.name}[each.key].id` &&
+      expr(pk.body.usage_plan_id) === `aws_api_gateway_usage_plan.${plan.name}[each.key].id`, "the plan key does not join each client's key to its plan");
+    const dyn = first(plan.body, "dynamic") || {};
+    const q = first(first(first(dyn, "quota_settings"), "content"), "limit");
+    const t = first(first(dyn, "throttle_settings"), "content") || {};
+    need(expr(q) === "quota_settings.value.quota_limit", `quota limit ${show(q)}`);
+    need(/throttle_settings\.value\.rate_limit/.test(t.rate_limit || "") && /throttle_settings\.value\.burst_limit/.test(t.burst_limit || ""), `throttle ${show(t)}`);
+  });
+
+  // Terraform makes every resource a create_before_destroy resource depends on
+  // create_before_destroy too, in every stack (the REST deployment's count does not matter).
+  // The table and the function's role must not be among them: replaced under the same name
+  // (a key change), they must be deleted first.
+  check("rest: no create_before_destroy resource depends on the table, the function or its role (they would be created before the old one is deleted)", () => {
+    const refsOf = (v) => [...JSON.stringify(v).matchAll(/\b(module\.[A-Za-z0-9_-]+|local\.[A-Za-z0-9_]+|(?:data\.)?aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)/g)].map((m) => m[1]);
+    const bodyOf = (addr) => {
+      if (addr.startsWith("local.")) return locals[addr.slice(6)];
+      const m = /^(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)$/.exec(addr);
+      return m ? ((root[m[1] ? "data" : "resource"][m[2]] || {})[m[3]] || [])[0] : undefined;
+    };
+    const bad = [];
+    for (const [type, byName] of Object.entries(root.resource)) {
+      for (const [name, bodies] of Object.entries(byName)) {
+        if (!blocks(bodies[0], "lifecycle").some((l) => l.create_before_destroy === true)) continue;
+        const seen = new Set();
+        const todo = refsOf(bodies[0]);
+        while (todo.length) {
+          const a = todo.pop();
+          if (seen.has(a)) continue;
+          seen.add(a);
+          const b = bodyOf(a);
+          if (b !== undefined) todo.push(...refsOf(b));
+        }
+        const hit = [...seen].filter((a) => /^module\./.test(a) || a === "aws_dynamodb_table.tasks");
+        if (hit.length) bad.push(`${type}.${name} depends on ${hit.join(", ")}`);
+      }
+    }
+    need(bad.length === 0, bad.join("; "));
+  });
+
+  check("outputs: api_key_ids names each client's key id, never its value", () => {
+    const o = (root.output.api_key_ids || [])[0];
+    need(o, "no output api_key_ids");
+    const v = String(o.value);
+    need(/aws_api_gateway_api_key\.[A-Za-z0-9_-]+ : k => key\.id \}/.test(v) || /=> *[a-z]+\.id *\}/.test(v), `api_key_ids is ${v}`);
+    const leaks = Object.entries(root.output).filter(([, b]) => /aws_api_gateway_api_key[^}]*\.value\b|\bkey\.value\b/.test(String(b[0].value))).map(([n]) => n);
+    need(leaks.length === 0, `outputs with a key's value: ${leaks.join(", ")}`);
+  });
+
+  check("waf: a regional web ACL on the REST stage, on by default for rest, off with waf = false and for http; logging to aws-waf-logs-*", () => {
+    const acl = one("aws_wafv2_web_acl");
+    const assoc = one("aws_wafv2_web_acl_association");
+    const logc = one("aws_wafv2_web_acl_logging_configuration");
+    under([{ api_type: "rest" }, { api_type: "rest", waf: true }, { api_type: "rest", waf: false }, { api_type: "http" }], (ev, x) => {
+      const want = x.api_type === "rest" && x.waf !== false ? 1 : 0;
+      for (const r of [acl, assoc, logc]) need(instances(ev, r) === want, `${r.name}: ${instances(ev, r)} instances, want ${want}`);
+    });
+    need(acl.body.scope === "REGIONAL", `scope ${acl.body.scope}`);
+    need(first(acl.body, "default_action") && first(acl.body, "default_action").allow, "the default action is not allow");
+    need(/^\$\{aws_api_gateway_stage\.[A-Za-z0-9_-]+\[0\]\.arn\}$/.test(assoc.body.resource_arn), `association resource_arn ${assoc.body.resource_arn}`);
+    need(expr(assoc.body.web_acl_arn) === `aws_wafv2_web_acl.${acl.name}[0].arn`, `association web_acl_arn ${assoc.body.web_acl_arn}`);
+    const dest = list(logc.body.log_destination_configs).map(expr);
+    const m = dest.length === 1 && /^aws_cloudwatch_log_group\.([A-Za-z0-9_-]+)\[0\]\.arn$/.exec(dest[0]);
+    need(m, `log_destination_configs ${show(logc.body.log_destination_configs)}`);
+    const g = (root.resource.aws_cloudwatch_log_group || {})[m[1]];
+    need(g && /^aws-waf-logs-/.test(g[0].name), `the WAF log group is named ${g && g[0].name} (WAF takes aws-waf-logs-* only)`);
+    const redacted = blocks(logc.body, "redacted_fields").flatMap((r) => blocks(r, "single_header")).map((h) => String(h.name).toLowerCase());
+    need(redacted.includes("authorization") && redacted.includes("x-api-key"), `redacted headers ${show(redacted)}: the token and the key must not be logged`);
+  });
+
+  check("waf: AWS's common and known-bad-inputs rule groups and a rate limit per client IP (var.waf_rate_limit); waf_mode count counts, block blocks", () => {
+    const acl = one("aws_wafv2_web_acl");
+    const dyn = blocks(first(acl.body, "dynamic"), "rule")[0];
+    need(dyn, "no dynamic rule block (the managed rule groups)");
+    const content = first(dyn, "content");
+    const mg = first(first(content, "statement"), "managed_rule_group_statement");
+    need(mg && mg.vendor_name === "AWS" && expr(mg.name) === "rule.key", `managed_rule_group_statement ${show(mg)}`);
+    const rate = blocks(acl.body, "rule").find((r) => first(first(r, "statement"), "rate_based_statement"));
+    need(rate, "no rate-based rule");
+    const rb = first(first(rate, "statement"), "rate_based_statement");
+    need(expr(rb.limit) === "var.waf_rate_limit" && rb.aggregate_key_type === "IP", `rate_based_statement ${show(rb)}`);
+    for (const mode of ["count", "block"]) {
+      under([{ api_type: "rest", waf_mode: mode }], (ev) => {
+        const groups = Object.keys(ev.attr(dyn.for_each) || {});
+        for (const g of ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"]) need(groups.includes(g), `no ${g} (groups: ${groups.join(", ")})`);
+        const active = (block) => Object.entries(first(block, "dynamic") || {}).filter(([, d]) => (ev.attr((Array.isArray(d) ? d[0] : d).for_each) || []).length > 0).map(([k]) => k);
+        const ov = active(first(content, "override_action"));
+        need(same(ov, [mode === "count" ? "count" : "none"]), `the managed groups' override_action is ${show(ov)}`);
+        const act = active(first(rate, "action"));
+        need(same(act, [mode]), `the rate rule's action is ${show(act)}`);
+      });
+    }
+  });
+
+  check("rest: stage JSON access log to the access log group, throttling from var.throttling_*, and every API Gateway error carries the CORS origin", () => {
+    const st = one("aws_api_gateway_stage").body;
+    const a = first(st, "access_log_settings");
+    need(a && /^\$\{aws_cloudwatch_log_group\.access\.arn\}$/.test(a.destination_arn), `access_log_settings ${show(a)}`);
+    const f = String(a.format || "");
+    const lacking = ["$context.requestId", "$context.identity.sourceIp", "$context.httpMethod", "$context.status",
+      "$context.identity.apiKeyId", "$context.wafResponseCode"].filter((x) => !f.includes(`"${x}"`));
+    need(/^\$\{jsonencode\(/.test(f) && lacking.length === 0, `format lacks ${lacking.join(", ")}`);
+    const ms = first(one("aws_api_gateway_method_settings").body, "settings");
+    need(ms && expr(ms.throttling_rate_limit) === "var.throttling_rate_limit" && expr(ms.throttling_burst_limit) === "var.throttling_burst_limit",
+      `method settings ${show(ms)}`);
+    need(one("aws_api_gateway_method_settings").body.method_path === "*/*", "method_path is not */* (every method)");
+    const gr = one("aws_api_gateway_gateway_response");
+    under([{ api_type: "rest" }], (ev) => {
+      const types = Object.keys(ev.attr(gr.body.for_each) || {}).sort();
+      need(same(types, ["DEFAULT_4XX", "DEFAULT_5XX"]), `gateway responses ${show(types)}`);
+    });
+    const p = gr.body.response_parameters || {};
+    need(p["gatewayresponse.header.Access-Control-Allow-Origin"] === "'${var.cors_origin}'", `Access-Control-Allow-Origin ${show(p["gatewayresponse.header.Access-Control-Allow-Origin"])}`);
+  });
+
+  check("cors: x-api-key is an allowed header at both layers (HTTP API cors_configuration, the function's Access-Control-Allow-Headers)", () => {
+    const cors = first(one("aws_apigatewayv2_api").body, "cors_configuration");
+    need(list(cors && cors.allow_headers).map((h) => String(h).toLowerCase()).includes("x-api-key"), "allow_headers lacks x-api-key");
+    const host = fs.readFileSync(path.join(ROOT, "runtime/host.c"), "utf8").replace(/"\s*\n\s*"/g, "");
+    const m = /"Access-Control-Allow-Headers",\s*"([^"]*)"/.exec(host);
+    need(m && m[1].split(",").map((h) => h.trim().toLowerCase()).includes("x-api-key"), "runtime/host.c's Access-Control-Allow-Headers lacks X-Api-Key");
+  });
+
+  check("rest: API Gateway's logging role is assumed by apigateway.amazonaws.com only, may write logs only, and exists only with rest and manage_apigateway_account", () => {
+    const acct = one("aws_api_gateway_account");
+    const roleName = (/^aws_iam_role\.([A-Za-z0-9_-]+)\[0\]\.arn$/.exec(expr(acct.body.cloudwatch_role_arn) || "") || [])[1];
+    need(roleName, `cloudwatch_role_arn ${acct.body.cloudwatch_role_arn}`);
+    const role = root.resource.aws_iam_role[roleName][0];
+    const trust = (/^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\[0\]\.json$/.exec(expr(role.assume_role_policy) || "") || [])[1];
+    need(trust, "assume_role_policy is not a data.aws_iam_policy_document");
+    for (const s of blocks(root.data.aws_iam_policy_document[trust][0], "statement")) {
+      need(same(list(s.actions), ["sts:AssumeRole"]), `trust actions ${show(s.actions)}`);
+      for (const p of blocks(s, "principals")) need(p.type === "Service" && same(list(p.identifiers), ["apigateway.amazonaws.com"]), `principal ${show(p)}`);
+    }
+    const pol = all(root, "resource", "aws_iam_role_policy").filter((r) => new RegExp(`^aws_iam_role\\.${roleName}\\[0\\]\\.id$`).test(expr(r.body.role) || ""));
+    need(pol.length === 1, `${pol.length} inline policies on the role`);
+    const doc = (/^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\[0\]\.json$/.exec(expr(pol[0].body.policy) || "") || [])[1];
+    need(doc, "the inline policy is not a data.aws_iam_policy_document");
+    for (const s of blocks(root.data.aws_iam_policy_document[doc][0], "statement")) {
+      need(list(s.actions).every((a) => /^logs:[A-Za-z]+$/.test(a)), `actions ${show(s.actions)}`);
+      need(list(s.resources).every((r) => /:log-group:\*$/.test(r)), `resources ${show(s.resources)}`);
+    }
+    under([{ api_type: "rest" }, { api_type: "rest", manage_apigateway_account: false }, { api_type: "http" }], (ev, x) => {
+      const want = x.api_type === "rest" && x.manage_apigateway_account !== false ? 1 : 0;
+      need(instances(ev, acct) === want, `aws_api_gateway_account: ${instances(ev, acct)} instances, want ${want}`);
+      need(instances(ev, { name: roleName, body: role }) === want, `the role: ${instances(ev, { name: roleName, body: role })} instances, want ${want}`);
+    });
+  });
+}
+
 // ------------------------------------------------------------------ monitoring (monitoring.tf)
 //
 // Every alarm and every dashboard widget must name a metric its service really publishes:
@@ -681,11 +1038,22 @@ const PUBLISHED = {
     ["Duration", { stats: TIME_STATS }],
     ["ConcurrentExecutions", { stats: ["Maximum", "Average"] }],
   ].map(([m, v]) => [m, Object.assign({ dims: [["FunctionName"], ["ExecutedVersion", "FunctionName"], ["FunctionName", "Resource"]] }, v)])),
-  // HTTP APIs. REST APIs publish 4XXError/5XXError/Count/Latency by ApiName: not these.
-  "AWS/ApiGateway": Object.fromEntries([
-    ...["Count", "4xx", "5xx", "DataProcessed"].map((m) => [m, { stats: ["Sum", "Average", "SampleCount"] }]),
-    ...["Latency", "IntegrationLatency"].map((m) => [m, { stats: TIME_STATS }]),
-  ].map(([m, v]) => [m, Object.assign({ dims: [["ApiId"], ["ApiId", "Stage"], ["ApiId", "Route", "Stage"]] }, v)])),
+  // HTTP APIs (by ApiId) and REST APIs (by ApiName; 4XXError/5XXError instead of 4xx/5xx).
+  "AWS/ApiGateway": (() => {
+    const httpDims = [["ApiId"], ["ApiId", "Stage"], ["ApiId", "Route", "Stage"]];
+    const restDims = [["ApiName"], ["ApiName", "Stage"], ["ApiName", "Method", "Resource", "Stage"]];
+    const counted = ["Sum", "Average", "SampleCount"];
+    return {
+      Count: { dims: httpDims.concat(restDims), stats: counted },
+      "4xx": { dims: httpDims, stats: counted },
+      "5xx": { dims: httpDims, stats: counted },
+      DataProcessed: { dims: httpDims, stats: counted },
+      "4XXError": { dims: restDims, stats: counted },
+      "5XXError": { dims: restDims, stats: counted },
+      Latency: { dims: httpDims.concat(restDims), stats: TIME_STATS },
+      IntegrationLatency: { dims: httpDims.concat(restDims), stats: TIME_STATS },
+    };
+  })(),
   "AWS/DynamoDB": {
     ConsumedReadCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
     ConsumedWriteCapacityUnits: { dims: [["TableName"], ["GlobalSecondaryIndexName", "TableName"]], stats: SUM_STATS },
@@ -733,15 +1101,27 @@ function routeOperations() {
   return ops;
 }
 
-function monitoringChecks(modules, root, fn) {
+// Run once per var.api_type (every other variable at its default): the API's metrics are an
+// HTTP API's (by ApiId) or a REST API's (by ApiName), and a reference to the other type's
+// resources is a plan failure (their count is 0).
+function monitoringChecks(modules, root, fn, apiType) {
+  const check = (name, f) => checkAt(`${name} [api_type = ${apiType}]`, f);
   const locals = Object.assign({}, ...root.locals);
   const defaults = {};
   for (const [name, bodies] of Object.entries(root.variable)) defaults[name] = bodies[0].default === undefined ? null : bodies[0].default;
-  const ev = new Evaluator({ locals, vars: defaults, countOf: () => undefined });
+  defaults.api_type = apiType;
+  const ev = new Evaluator({ locals, vars: defaults, countOf: (addr) => countOfIn(root, ev, addr) });
   const alarms = all(root, "resource", "aws_cloudwatch_metric_alarm");
   const topics = all(root, "resource", "aws_sns_topic");
   const isRef = (v, re) => v && typeof v.ref === "string" && re.test(v.ref);
   const defined = (type, name) => Boolean((root.resource[type] || {})[name]);
+  // v is <type>.<name>[0].<attr> (or without [0]) of a resource of the root module.
+  const refTo = (v, type, attr) => {
+    const m = isRef(v, /./) && new RegExp(`^${type}\\.([A-Za-z0-9_-]+)(\\[0\\])?\\.${attr}$`).exec(v.ref);
+    return Boolean(m && defined(type, m[1]));
+  };
+  const api5xx = apiType === "rest" ? "5XXError" : "5xx";
+  const api4xx = apiType === "rest" ? "4XXError" : "4xx";
 
   // The function's name as the modules give it: module.<m>.function_name, where module m is
   // the function's module and its output function_name is the function's own.
@@ -783,8 +1163,9 @@ function monitoringChecks(modules, root, fn) {
     for (const [k, v] of Object.entries(dims || {})) {
       let ok;
       if (k === "FunctionName" || k === "Service") ok = isFunctionName(v);
-      else if (k === "ApiId") ok = isRef(v, /^aws_apigatewayv2_api\.([A-Za-z0-9_-]+)\.id$/) && defined("aws_apigatewayv2_api", v.ref.split(".")[1]);
-      else if (k === "Stage") ok = isRef(v, /^aws_apigatewayv2_stage\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_apigatewayv2_stage", v.ref.split(".")[1]);
+      else if (k === "ApiId") ok = apiType === "http" && refTo(v, "aws_apigatewayv2_api", "id");
+      else if (k === "ApiName") ok = apiType === "rest" && refTo(v, "aws_api_gateway_rest_api", "name");
+      else if (k === "Stage") ok = apiType === "http" ? refTo(v, "aws_apigatewayv2_stage", "name") : refTo(v, "aws_api_gateway_stage", "stage_name");
       else if (k === "TableName") ok = isRef(v, /^aws_dynamodb_table\.([A-Za-z0-9_-]+)\.name$/) && defined("aws_dynamodb_table", v.ref.split(".")[1]);
       else if (k === "Operation" && ns === "AWS/DynamoDB") ok = typeof v === "string" && runtimeOperations().ops.has(v);
       else if (k === "Operation") ok = typeof v === "string" && (ops = ops || routeOperations()).has(v);
@@ -881,7 +1262,7 @@ function monitoringChecks(modules, root, fn) {
       ["Lambda errors", (r) => r.ns === "AWS/Lambda" && r.name === "Errors"],
       ["Lambda throttles", (r) => r.ns === "AWS/Lambda" && r.name === "Throttles"],
       ["Lambda duration near the timeout", (r) => r.ns === "AWS/Lambda" && r.name === "Duration"],
-      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      [`API ${api5xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api5xx],
       ["DynamoDB throttles", (r) => r.ns === "AWS/DynamoDB" && /Throttle/.test(r.name)],
       ["runtime 5xx (EMF)", (r) => emfNamespace(r.ns) && r.name === "5xx"],
       ["runtime store retries (EMF)", (r) => emfNamespace(r.ns) && r.name === "StoreRetries"],
@@ -959,8 +1340,8 @@ function monitoringChecks(modules, root, fn) {
     const has = (f) => rows.some(f);
     const wanted = [
       ["API requests (Count)", (r) => r.ns === "AWS/ApiGateway" && r.name === "Count"],
-      ["API 4xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "4xx"],
-      ["API 5xx", (r) => r.ns === "AWS/ApiGateway" && r.name === "5xx"],
+      [`API ${api4xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api4xx],
+      [`API ${api5xx}`, (r) => r.ns === "AWS/ApiGateway" && r.name === api5xx],
       ["API latency p50", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p50"],
       ["API latency p99", (r) => r.ns === "AWS/ApiGateway" && r.name === "Latency" && r.stat === "p99"],
       ["function latency p50", (r) => ((emfNamespace(r.ns) && r.name === "Latency") || (r.ns === "AWS/Lambda" && r.name === "Duration")) && r.stat === "p50"],
@@ -1227,7 +1608,23 @@ async function main() {
   });
 
   // ---------------------------------------------------------------- IAM
-  const docs = everywhere(modules, "data", "aws_iam_policy_document");
+  // The REST API's logging role (rest.tf: the role aws_api_gateway_account names, its trust
+  // policy and its inline policy) is judged by restChecks; the IAM checks below are about the
+  // function's role and see every other document and role.
+  const docOf = (e) => (/^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)(\[0\])?\.json$/.exec(e || "") || [])[1];
+  const apigwRoles = new Set(everywhere(modules, "resource", "aws_api_gateway_account")
+    .map((a) => (/^aws_iam_role\.([A-Za-z0-9_-]+)(\[0\])?\.arn$/.exec(expr(a.body.cloudwatch_role_arn) || "") || [])[1])
+    .filter(Boolean));
+  const apigwDocs = new Set();
+  for (const r of all(root, "resource", "aws_iam_role")) {
+    if (apigwRoles.has(r.name)) apigwDocs.add(docOf(expr(r.body.assume_role_policy)));
+  }
+  for (const r of all(root, "resource", "aws_iam_role_policy")) {
+    const role = (/^aws_iam_role\.([A-Za-z0-9_-]+)(\[0\])?\.id$/.exec(expr(r.body.role) || "") || [])[1];
+    if (apigwRoles.has(role)) apigwDocs.add(docOf(expr(r.body.policy)));
+  }
+  const fnRoles = (rs) => rs.filter((r) => !(r.mod === root && apigwRoles.has(r.name)));
+  const docs = everywhere(modules, "data", "aws_iam_policy_document").filter((d) => !(d.mod === root && apigwDocs.has(d.name)));
   const statements = docs.flatMap(statementsOf);
 
   check("iam: DynamoDB actions are exactly the operations runtime/*dynamodb*.c sends", () => {
@@ -1315,13 +1712,13 @@ async function main() {
     for (const r of everywhere(modules, "resource", "aws_iam_role")) {
       if (r.body.managed_policy_arns !== undefined) bad.push(`aws_iam_role.${r.name}.managed_policy_arns`);
       if (r.body.inline_policy !== undefined) bad.push(`aws_iam_role.${r.name}.inline_policy`);
-      if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.assume_role_policy) || "")) {
+      if (!docOf(expr(r.body.assume_role_policy))) {
         bad.push(`aws_iam_role.${r.name}.assume_role_policy`);
       }
     }
     for (const type of ["aws_iam_role_policy", "aws_iam_policy"]) {
       for (const r of everywhere(modules, "resource", type)) {
-        if (!/^data\.aws_iam_policy_document\.[A-Za-z0-9_-]+\.json$/.test(expr(r.body.policy) || "")) {
+        if (!docOf(expr(r.body.policy))) {
           bad.push(`${type}.${r.name}.policy is not a data.aws_iam_policy_document`);
         }
       }
@@ -1330,8 +1727,8 @@ async function main() {
   });
 
   check("iam: the role is assumed by lambda.amazonaws.com only", () => {
-    const roles = everywhere(modules, "resource", "aws_iam_role");
-    need(roles.length === 1, `expected one aws_iam_role, found ${roles.length}`);
+    const roles = fnRoles(everywhere(modules, "resource", "aws_iam_role"));
+    need(roles.length === 1, `expected one aws_iam_role (the REST API's logging role aside), found ${roles.length}`);
     const docName = /^data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json$/.exec(expr(roles[0].body.assume_role_policy) || "");
     need(docName, "assume_role_policy is not a data.aws_iam_policy_document");
     const doc = all(roles[0].mod, "data", "aws_iam_policy_document").find((d) => d.name === docName[1]);
@@ -1453,7 +1850,7 @@ async function main() {
     const routes = everywhere(modules, "resource", "aws_apigatewayv2_route");
     need(routes.length >= 1, "no aws_apigatewayv2_route");
     for (const { name, body } of routes) {
-      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+\.id\}$/.test(body.target || ""),
+      need(/^integrations\/\$\{aws_apigatewayv2_integration\.[A-Za-z0-9_-]+(\[0\])?\.id\}$/.test(body.target || ""),
         `${name}: target ${JSON.stringify(body.target)}`);
     }
   });
@@ -1490,13 +1887,14 @@ async function main() {
     for (const { name, body } of perms) {
       need(body.principal === "apigateway.amazonaws.com", `${name}: principal ${JSON.stringify(body.principal)}`);
       need(body.action === "lambda:InvokeFunction", `${name}: action ${JSON.stringify(body.action)}`);
-      need(/^\$\{aws_apigatewayv2_api\.[A-Za-z0-9_-]+\.execution_arn\}\/./.test(body.source_arn || ""),
+      need(/^\$\{(aws_apigatewayv2_api|aws_api_gateway_rest_api)\.[A-Za-z0-9_-]+(\[0\])?\.execution_arn\}\/./.test(body.source_arn || ""),
         `${name}: source_arn ${JSON.stringify(body.source_arn)} is not under the API's execution_arn`);
     }
   });
 
   authChecks(modules, root, fn, apis);
-  if (fn) monitoringChecks(modules, root, fn);
+  restChecks(modules, root);
+  if (fn) for (const t of API_TYPES) monitoringChecks(modules, root, fn, t);
   else report("monitoring", "no aws_lambda_function: the alarms cannot be checked");
 
   // ---------------------------------------------------------------- variables and outputs
@@ -1518,7 +1916,8 @@ async function main() {
     const missing = wanted.filter((o) => !root.output[o]);
     need(missing.length === 0, `missing ${missing.join(", ")}`);
     const v = String(root.output.api_endpoint[0].value);
-    need(/aws_apigatewayv2_stage\.[A-Za-z0-9_-]+\.invoke_url/.test(v), `api_endpoint is ${v}`);
+    need(/aws_apigatewayv2_stage\.[A-Za-z0-9_-]+(\[0\])?\.invoke_url/.test(v) &&
+      /aws_api_gateway_stage\.[A-Za-z0-9_-]+(\[0\])?\.invoke_url/.test(v), `api_endpoint is ${v} (the HTTP and the REST stage's invoke_url)`);
     const undocumented = Object.entries(root.output).filter(([, b]) => !b[0].description).map(([n]) => n);
     need(undocumented.length === 0, `outputs without a description: ${undocumented.join(", ")}`);
   });

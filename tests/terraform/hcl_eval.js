@@ -431,6 +431,11 @@ class Evaluator {
         const [v] = vals();
         return v;
       }
+      case "concat": {
+        const lists = vals();
+        if (!lists.every(Array.isArray)) throw new Undecidable(`concat(${lists.map(show).join(", ")})`);
+        return [].concat(...lists);
+      }
       case "tostring": {
         const [v] = vals();
         if (typeof v === "number" || typeof v === "boolean") return String(v);

@@ -114,7 +114,7 @@ cp "$PACKAGE_ZIP" "$R/dist/taskhost-lambda-x86_64.zip"
 # The package under test is this machine's own (x86_64); Terraform's default is arm64, so the
 # stack is deployed as x86_64 (Terraform and deploy.sh both read TF_VAR_architecture).
 export TF_VAR_architecture=x86_64
-services="apigateway apigatewayv2 cloudwatch cognitoidp dynamodb iam kms lambda logs sns sts"
+services="apigateway apigatewayv2 cloudwatch cognitoidp dynamodb iam kms lambda logs sns sts wafv2"
 {
   echo '# Written by tests/terraform/test_moto.sh into its scratch copy: every AWS call goes to moto.'
   echo 'provider "aws" {'
@@ -389,7 +389,9 @@ run "deploy.sh -var name=renamed (replaces the table and the role), no terminal:
   AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var name=renamed
 has "replace: the plan's deletions are listed" "aws_dynamodb_table.tasks: delete then create"
 has "replace: the role too" "module.lambda.aws_iam_role.function: delete then create"
-has "replace: the user pool too (a new pool: every account gone, new subs)" "aws_cognito_user_pool.users[0]: delete then create"
+# The pool is replaced create-then-delete: the REST deployment's create_before_destroy reaches
+# it through the authorizer (docs/deployment.md, "Switching an existing stack").
+has "replace: the user pool too (a new pool: every account gone, new subs)" "aws_cognito_user_pool.users[0]: create then delete"
 has "replace: nothing applied" "nothing was applied"
 stack_whole "after the refused replacement"
 no_plan_left "refused replacement"
@@ -513,6 +515,117 @@ left=$(cd "$R" && terraform -chdir=terraform state list 2>/dev/null || true)
 if [ -z "$left" ]; then ok "teardown (jwt): the state is empty"; else bad "teardown (jwt): state still lists $left"; fi
 if awsr $REGION dynamodb describe-table --table-name "$table" >/dev/null 2>&1; then bad "teardown (jwt): the table is still there"; else ok "teardown (jwt): table gone"; fi
 
+# --- api_type = "rest": a REST API with WAF, usage plans and API keys (rest.tf) -----------------
+rest_vars=(-var api_type=rest -var 'api_clients={"partner-a"={quota_limit=10000,rate_limit=5,burst_limit=10},"partner-b"={}}')
+run "deploy.sh -var api_type=rest with two API clients (auth cognito, WAF on by default)" 0 AWS_REGION=$REGION -- \
+  bash scripts/deploy.sh --no-package --no-smoke "${rest_vars[@]}"
+has "rest: the example sends a client's API key" 'API_KEY=$(aws apigateway get-api-key --api-key '
+has "rest: and the token" 'Authorization: Bearer $TOKEN'
+outputs=$(cd "$R" && terraform -chdir=terraform output -json)
+rest_id=$(awsr $REGION apigateway get-rest-apis | jq -r '.items[] | select(.name == "taskhost") | .id')
+check "rest: api_endpoint is the REST stage's URL, .../api" jq -e --arg id "$rest_id" --arg r "$REGION" \
+  '.api_endpoint.value == "https://\($id).execute-api.\($r).amazonaws.com/api" and .api_type.value == "rest"' <<<"$outputs"
+check "rest: no HTTP API" jq -e '[.Items[]? | select(.Name == "taskhost")] | length == 0' <(awsr $REGION apigatewayv2 get-apis)
+res=$(awsr $REGION apigateway get-resources --rest-api-id "$rest_id" --embed methods)
+pool_id=$(jq -r '.cognito_user_pool_id.value' <<<"$outputs")
+authz=$(awsr $REGION apigateway get-authorizers --rest-api-id "$rest_id")
+check "rest: one Cognito user-pool authorizer, the stack's pool, on the Authorization header" jq -e --arg p "$pool_id" \
+  '.items | length == 1 and .[0].type == "COGNITO_USER_POOLS" and (.[0].providerARNs[0] | endswith("userpool/" + $p))
+   and .[0].identitySource == "method.request.header.Authorization"' <<<"$authz"
+authz_id=$(jq -r '.items[0].id' <<<"$authz")
+check "rest: / and /{proxy+}, each ANY and OPTIONS, every one a Lambda proxy integration" jq -e '
+  (.items | map(.path) | sort) == ["/", "/{proxy+}"]
+  and all(.items[]; (.resourceMethods | keys | sort) == ["ANY", "OPTIONS"]
+    and all(.resourceMethods[]; .methodIntegration.type == "AWS_PROXY" and .methodIntegration.httpMethod == "POST"
+      and (.methodIntegration.uri | test(":function:taskhost/invocations$"))))' <<<"$res"
+check "rest: ANY needs the authorizer (access tokens: scope aws.cognito.signin.user.admin) and an API key" jq -e --arg a "$authz_id" '
+  all(.items[].resourceMethods.ANY; .authorizationType == "COGNITO_USER_POOLS" and .authorizerId == $a and .apiKeyRequired == true
+    and .authorizationScopes == ["aws.cognito.signin.user.admin"])' <<<"$res"
+check "rest: OPTIONS (preflights) needs neither" jq -e '
+  all(.items[].resourceMethods.OPTIONS; .authorizationType == "NONE" and .apiKeyRequired == false)' <<<"$res"
+stage=$(awsr $REGION apigateway get-stage --rest-api-id "$rest_id" --stage-name api)
+check "rest: stage api, throttled 50/s burst 100, JSON access log to the access log group" jq -e '
+  .methodSettings["*/*"].throttlingRateLimit == 50 and .methodSettings["*/*"].throttlingBurstLimit == 100
+  and (.accessLogSettings.destinationArn | endswith(":log-group:/aws/apigateway/taskhost/access"))
+  and (.accessLogSettings.format | fromjson | .requestId == "$context.requestId" and .apiKeyId == "$context.identity.apiKeyId")' <<<"$stage"
+check "rest: API Gateway's own 4xx/5xx carry the CORS origin" jq -e '
+  [.items[] | select(.responseType == "DEFAULT_4XX" or .responseType == "DEFAULT_5XX")
+   | .responseParameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'"'"'*'"'"'"] == [true, true]' \
+  <(awsr $REGION apigateway get-gateway-responses --rest-api-id "$rest_id")
+check "rest: the account's CloudWatch role is the stack's (REST access logging needs it)" jq -e --arg r "taskhost-apigw-logs-$REGION" \
+  '.cloudwatchRoleArn | endswith(":role/" + $r)' <(awsr $REGION apigateway get-account)
+check "rest: the function may be invoked by this REST API" jq -e --arg id "$rest_id" \
+  '.Policy | fromjson | any(.Statement[]; .Principal.Service == "apigateway.amazonaws.com" and (.Condition.ArnLike["AWS:SourceArn"] | test(":" + $id + "/\\*$")))' \
+  <(awsr $REGION lambda get-policy --function-name "$fn")
+plans=$(awsr $REGION apigateway get-usage-plans)
+check "usage plans: one per client on this stage; partner-a's quota 10000/MONTH, throttle 5/s burst 10; partner-b's none" jq -e --arg id "$rest_id" '
+  (.items | map(.name) | sort) == ["taskhost-partner-a", "taskhost-partner-b"]
+  and all(.items[]; .apiStages == [{"apiId": $id, "stage": "api"}])
+  and (.items[] | select(.name == "taskhost-partner-a") | .quota.limit == 10000 and .quota.period == "MONTH"
+       and .throttle.rateLimit == 5 and .throttle.burstLimit == 10)
+  and (.items[] | select(.name == "taskhost-partner-b") | .quota == null and .throttle == null)' <<<"$plans"
+keya=$(jq -r '.api_key_ids.value["partner-a"]' <<<"$outputs")
+check "api keys: the api_key_ids output names both clients' keys" jq -e '.api_key_ids.value | keys == ["partner-a", "partner-b"]' <<<"$outputs"
+if grep -qF "$(awsr $REGION apigateway get-api-key --api-key "$keya" --include-value | jq -r '.value')" <<<"$outputs"; then
+  bad "api keys: a key's value is in the outputs"
+else ok "api keys: no key's value in any output"; fi
+check "api keys: partner-a's key is in partner-a's plan, enabled" jq -e --arg k "$keya" '.id == $k and .enabled == true and .name == "taskhost-partner-a"' \
+  <(awsr $REGION apigateway get-api-key --api-key "$keya")
+plan_a=$(jq -r '.items[] | select(.name == "taskhost-partner-a") | .id' <<<"$plans")
+check "api keys: partner-a's plan holds exactly partner-a's key" jq -e --arg k "$keya" '[.items[].id] == [$k]' \
+  <(awsr $REGION apigateway get-usage-plan-keys --usage-plan-id "$plan_a")
+acl_arn=$(jq -r '.waf_web_acl_arn.value' <<<"$outputs")
+acl_name=$(cut -d/ -f3 <<<"$acl_arn") acl_id=$(cut -d/ -f4 <<<"$acl_arn")
+acl=$(awsr $REGION wafv2 get-web-acl --scope REGIONAL --name "$acl_name" --id "$acl_id")
+check "waf: a regional web ACL, default allow, the common and known-bad-inputs rule groups and a rate rule per IP, blocking" jq -e '
+  .WebACL.DefaultAction == {"Allow": {}}
+  and ([.WebACL.Rules[] | select(.Statement.ManagedRuleGroupStatement) | .Statement.ManagedRuleGroupStatement | "\(.VendorName)/\(.Name)"] | sort)
+      == ["AWS/AWSManagedRulesCommonRuleSet", "AWS/AWSManagedRulesKnownBadInputsRuleSet"]
+  and all(.WebACL.Rules[] | select(.Statement.ManagedRuleGroupStatement); .OverrideAction == {"None": {}})
+  and (.WebACL.Rules[] | select(.Statement.RateBasedStatement) | .Statement.RateBasedStatement.Limit == 2000
+       and .Statement.RateBasedStatement.AggregateKeyType == "IP" and .Action == {"Block": {}})' <<<"$acl"
+stage_arn="arn:aws:apigateway:$REGION::/restapis/$rest_id/stages/api"
+if wa=$(awsr $REGION wafv2 get-web-acl-for-resource --resource-arn "$stage_arn" 2>/dev/null); then
+  check "waf: the web ACL is associated with the stage" jq -e --arg a "$acl_arn" '.WebACL.ARN == $a' <<<"$wa"
+else
+  moto_note "GetWebACLForResource is not answered: the association is the Terraform state's only"
+fi
+moto_note "WAF, usage plans and API keys are stored, not enforced: no request is served, so that WAF blocks (or counts), that a missing key is a 403 and a quota a 429 is up to AWS"
+check "waf: logging to aws-waf-logs-taskhost, the token and the API key redacted" jq -e '
+  .LoggingConfiguration.LogDestinationConfigs == [.LoggingConfiguration.LogDestinationConfigs[0]]
+  and (.LoggingConfiguration.LogDestinationConfigs[0] | endswith(":log-group:aws-waf-logs-taskhost"))
+  and (.LoggingConfiguration.RedactedFields | map(.SingleHeader.Name) | sort) == ["authorization", "x-api-key"]' \
+  <(awsr $REGION wafv2 get-logging-configuration --resource-arn "$acl_arn")
+check "waf: its log group keeps 14 days" jq -e '.logGroups | length == 1 and .[0].retentionInDays == 14' \
+  <(awsr $REGION logs describe-log-groups --log-group-name-prefix aws-waf-logs-taskhost)
+alarms=$(awsr $REGION cloudwatch describe-alarms --alarm-name-prefix taskhost-)
+check "rest: the API 5xx alarm is AWS/ApiGateway 5XXError by ApiName and Stage" jq -e '.MetricAlarms[] | select(.AlarmName == "taskhost-api-5xx")
+  | .MetricName == "5XXError" and ((.Dimensions | sort_by(.Name)) == [{"Name": "ApiName", "Value": "taskhost"}, {"Name": "Stage", "Value": "api"}])' <<<"$alarms"
+check "rest: the dashboard's API widgets read 4XXError/5XXError/Count/Latency by ApiName" jq -e '
+  [.DashboardBody | fromjson | .widgets[].properties.metrics[] | select(.[0] == "AWS/ApiGateway")]
+  | length == 6 and all(.[]; .[2] == "ApiName" and .[3] == "taskhost" and .[4] == "Stage" and .[5] == "api")
+  and (map(.[1]) | index("4XXError") and index("5XXError"))' <(awsr $REGION cloudwatch get-dashboard --dashboard-name taskhost)
+run "rest: a second deploy.sh" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke "${rest_vars[@]}"
+has "rest, second deploy: nothing added" "0 to add"
+has "rest, second deploy: nothing destroyed" "0 to destroy"
+run "rest: waf_mode=count" 0 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke "${rest_vars[@]}" -var waf_mode=count
+check "waf, count mode: the rule groups count (override count), the rate rule counts" jq -e '
+  all(.WebACL.Rules[] | select(.Statement.ManagedRuleGroupStatement); .OverrideAction == {"Count": {}})
+  and (.WebACL.Rules[] | select(.Statement.RateBasedStatement) | .Action == {"Count": {}})' \
+  <(awsr $REGION wafv2 get-web-acl --scope REGIONAL --name "$acl_name" --id "$acl_id")
+run "rest: auth=jwt refused at plan time" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke "${rest_vars[@]}" \
+  -var auth=jwt -var jwt_issuer=https://issuer.example.com/ -var 'jwt_audience=["x"]'
+has "rest + jwt: says why" 'cannot take auth = "jwt": REST APIs have no JWT'
+run "http: waf=true refused at plan time" 1 AWS_REGION=$REGION -- bash scripts/deploy.sh --no-package --no-smoke -var waf=true
+has "http + waf: says why" 'waf = true needs api_type = "rest": AWS WAF cannot be associated'
+run "teardown.sh --yes of the REST stack" 0 AWS_REGION=$REGION -- bash scripts/teardown.sh --yes "${rest_vars[@]}" -var waf_mode=count
+left=$(cd "$R" && terraform -chdir=terraform state list 2>/dev/null || true)
+if [ -z "$left" ]; then ok "teardown (rest): the state is empty"; else bad "teardown (rest): state still lists $left"; fi
+check "teardown (rest): no REST API, no usage plan, no web ACL left" jq -e '.a == 0 and .p == 0 and .w == 0' <(jq -n \
+  --argjson a "$(awsr $REGION apigateway get-rest-apis | jq '.items | length')" \
+  --argjson p "$(awsr $REGION apigateway get-usage-plans | jq '.items | length')" \
+  --argjson w "$(awsr $REGION wafv2 list-web-acls --scope REGIONAL | jq '.WebACLs | length')" '{a: $a, p: $p, w: $w}')
+
 # --- upgrading a stack deployed before accounts: README "Upgrading", step by step ------------------
 # c0ccc58 is main just before accounts: the table <name>-tasks keyed id alone.
 OLD_MAIN=c0ccc58
@@ -547,6 +660,12 @@ else
   has "upgrade: the table's replacement is named" "aws_dynamodb_table.tasks: delete then create"
   has "upgrade: and the way round it" 'README "Upgrading" keeps that table and copies its tasks'
   run "upgrade 1: terraform state rm aws_dynamodb_table.tasks" 0 AWS_REGION=$REGION -- terraform -chdir=terraform state rm aws_dynamodb_table.tasks
+  # The HTTP API's resources became counted (api_type): their state moves to [0], and a -target
+  # plan refuses to leave those moves out; state mv makes them first (no AWS call).
+  for r in aws_apigatewayv2_api.http aws_apigatewayv2_integration.lambda aws_apigatewayv2_route.default \
+    aws_apigatewayv2_stage.api aws_lambda_permission.api; do
+    run "upgrade 1b: terraform state mv $r $r[0]" 0 -- terraform -chdir=terraform state mv "$r" "$r[0]"
+  done
   run "upgrade 2: apply -target=aws_dynamodb_table.tasks creates the new table alone" 0 AWS_REGION=$REGION -- \
     terraform -chdir=terraform apply -input=false -auto-approve -target=aws_dynamodb_table.tasks
   has "upgrade 2: one resource added, nothing destroyed" "Resources: 1 added, 0 changed, 0 destroyed"
