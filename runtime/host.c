@@ -852,7 +852,12 @@ static int begin_guards(lua_State *L, invocation *inv, int req) {
   s->deadline_ms = deadline - STORE_RESERVE_MS;
   th_idem_state state = TH_IDEM_NEW;
   char *stored = NULL;
+  /* The claim is a store call of this request (its metrics), as are the
+   * commit and the release after the route. */
+  s->stats = &inv->stats;
+  double t0 = th_store_call_start(s);
   r = s->ops->idem_begin(s, c, &state, &stored);
+  th_store_count_call(s, t0);
   if (r != TH_OK) {
     push_store_failure(L, inv, r, "idem_begin");
     return 1;
@@ -965,7 +970,9 @@ static void end_guards(lua_State *L, invocation *inv, int req) {
   if (!inv->idem.pending_id || status < 200 || status > 299)
     return; /* nothing written: release_guards drops the claim */
   push_snapshot(L);
+  double t0 = th_store_call_start(s);
   th_result r = s->ops->idem_commit(s, &inv->idem, lua_tostring(L, -1));
+  th_store_count_call(s, t0);
   lua_pop(L, 1);
   if (r == TH_OK) {
     inv->keyed = 0; /* completed: nothing to release */
@@ -991,10 +998,15 @@ static void end_guards(lua_State *L, invocation *inv, int req) {
  * unbinds the store from the request. */
 static void release_guards(th_host *h, invocation *inv) {
   th_store *s = h->binding.store;
-  if (inv->keyed && s->ops->idem_release && s->ops->idem_release(s, &inv->idem) != TH_OK) {
-    th_log_field f[] = {TH_LOG_STR("detail", s->error)};
-    th_log(TH_LOG_WARN, inv->request_id,
-           "cannot release the idempotency claim: it lapses at its deadline", f, 1);
+  if (inv->keyed && s->ops->idem_release) {
+    double t0 = th_store_call_start(s);
+    th_result r = s->ops->idem_release(s, &inv->idem);
+    th_store_count_call(s, t0);
+    if (r != TH_OK) {
+      th_log_field f[] = {TH_LOG_STR("detail", s->error)};
+      th_log(TH_LOG_WARN, inv->request_id,
+             "cannot release the idempotency claim: it lapses at its deadline", f, 1);
+    }
   }
   inv->keyed = 0;
   free(inv->idem.pending_id);

@@ -112,18 +112,6 @@ static void plain_from_top(lua_State *L) {
 
 static const th_store_lua_ops *lua_ops(const th_store_binding *b) { return b->store->ops->lua; }
 
-/* The time an operation starts, for count_call: 0 when nobody counts. */
-static double call_start(const th_store *s) { return s->stats ? th_now_ms() : 0; }
-
-/* Adds one operation that started at t0 to the request's store costs
- * (store.h), whatever its outcome. */
-static void count_call(th_store *s, double t0) {
-  if (s->stats) {
-    s->stats->calls++;
-    s->stats->latency_ms += th_now_ms() - t0;
-  }
-}
-
 static const char *check_id(lua_State *L, int arg) {
   size_t len;
   const char *id = luaL_checklstring(L, arg, &len);
@@ -157,9 +145,9 @@ static int l_create(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  double t0 = call_start(b->store);
+  double t0 = th_store_call_start(b->store);
   th_result r = b->store->ops->create(b->store, id, lua_tostring(L, -1));
-  count_call(b->store, t0);
+  th_store_count_call(b->store, t0);
   if (r == TH_OK || r == TH_ERR_EXISTS) {
     lua_pushboolean(L, r == TH_OK);
     return 1;
@@ -172,9 +160,9 @@ static int l_get(lua_State *L) {
   const char *id = check_id(L, 1);
   char *item = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
-  double t0 = call_start(b->store);
+  double t0 = th_store_call_start(b->store);
   th_result r = lo && lo->get ? lo->get(b->store, id, L) : b->store->ops->get(b->store, id, &item);
-  count_call(b->store, t0);
+  th_store_count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -204,10 +192,10 @@ static int l_update(lua_State *L) {
   th_json_encode(L, -1);
   char *item = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
-  double t0 = call_start(b->store);
+  double t0 = th_store_call_start(b->store);
   th_result r = lo && lo->update ? lo->update(b->store, id, lua_tostring(L, -1), L)
                                  : b->store->ops->update(b->store, id, lua_tostring(L, -1), &item);
-  count_call(b->store, t0);
+  th_store_count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -230,10 +218,10 @@ static int l_delete(lua_State *L) {
   char *old = NULL;
   const th_store_lua_ops *lo = lua_ops(b);
   b->store->version = 0; /* a deleted item has no entity tag */
-  double t0 = call_start(b->store);
+  double t0 = th_store_call_start(b->store);
   th_result r = lo && lo->remove ? lo->remove(b->store, id, L)
                                  : b->store->ops->remove(b->store, id, &old);
-  count_call(b->store, t0);
+  th_store_count_call(b->store, t0);
   if (r == TH_ERR_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
@@ -275,7 +263,7 @@ static int l_scan(lua_State *L) {
   b->store->version = 0; /* a page has no entity tag */
   th_result r;
   int avs = 0;
-  double t0 = call_start(b->store);
+  double t0 = th_store_call_start(b->store);
   if (lo && lo->scan) {
     lua_createtable(L, (int)limit, 0); /* the AV maps, decoded by the backend */
     avs = lua_gettop(L);
@@ -283,7 +271,7 @@ static int l_scan(lua_State *L) {
   } else {
     r = b->store->ops->scan(b->store, (int)limit, after, &items, &last);
   }
-  count_call(b->store, t0);
+  th_store_count_call(b->store, t0);
   free(after);
   if (r != TH_OK)
     return push_failure(L, "scan", r, b->store->error);

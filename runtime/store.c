@@ -3,6 +3,15 @@
 
 #include <string.h>
 
+double th_store_call_start(const th_store *s) { return s->stats ? th_now_ms() : 0; }
+
+void th_store_count_call(th_store *s, double t0) {
+  if (s->stats) {
+    s->stats->calls++;
+    s->stats->latency_ms += th_now_ms() - t0;
+  }
+}
+
 th_result th_store_set_owner(th_store *s, const char *owner) {
   if (!owner)
     owner = TH_STORE_PUBLIC_OWNER;

@@ -68,8 +68,9 @@ typedef struct th_store th_store;
 struct lua_State;
 
 /* What one request's store operations cost (the metrics of metrics.h): the
- * operations the route made and their total time (counted by the store
- * module, lua_store.c), the retries the backend made inside them (DynamoDB:
+ * operations the route made (counted by the store module, lua_store.c) and
+ * those the host makes around it for an Idempotency-Key (claim, commit,
+ * release: host.c), and their total time; the retries the backend made inside them (DynamoDB:
  * attempts after the first; SQLite: waits for a lock held by another
  * connection) and the attempts answered with a throttling error (DynamoDB
  * only). */
@@ -204,6 +205,15 @@ struct th_store {
  * and s->owner emptied (so every operation fails), for an empty owner or one
  * longer than TH_STORE_MAX_OWNER bytes. */
 th_result th_store_set_owner(th_store *s, const char *owner);
+
+/* The request's store costs (th_store_stats): th_store_call_start is when an
+ * operation starts (0 when s->stats is NULL: nobody counts); after it,
+ * whatever its outcome, th_store_count_call adds one call and its time to
+ * s->stats. Used for the route's operations (lua_store.c) and for those the
+ * host makes itself around the route (an Idempotency-Key's claim, commit and
+ * release, host.c). */
+double th_store_call_start(const th_store *s);
+void th_store_count_call(th_store *s, double t0);
 
 /* Opens the SQLite backend on the file at `path` (created if absent; WAL).
  * A file of the earlier id-keyed schema is migrated in place at open, in one

@@ -17,6 +17,9 @@
 #   api v1|v2 METHOD PATH [options]     event + run_local + $STATUS $BODY
 #   status_of / body_of / header_of NAME  (on $OUT, a proxy response)
 #   serve_start / serve_stop [SIG] / http METHOD PATH [curl args]
+#                                 with E2E_TRANSPORT=lambda, serve_start starts
+#                                 the Lambda loop behind a loopback API Gateway
+#                                 instead of --serve (see lambda_gateway_start)
 #   paginate NAME LIMIT FETCH_FN IDS_FILE   walks every page of GET /tasks
 
 set -u
@@ -34,12 +37,17 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskhost-e2e.XXXXXX") || exit 2
 SERVER_PID=""
+LAMBDA_PIDS=()
+GATEWAY_PID=""
 
 _cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
+  local p
+  for p in "$SERVER_PID" "${LAMBDA_PIDS[@]}" "$GATEWAY_PID"; do
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+      kill -KILL "$p" 2>/dev/null
+      wait "$p" 2>/dev/null
+    fi
+  done
   # background jobs this script started and still running (parallel runs, curls)
   local job
   for job in $(jobs -p); do kill "$job" 2>/dev/null; done
@@ -282,6 +290,10 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # answers HTTP (up to ~10 s). Sets SERVER_PID PORT BASE_URL SERVE_LOG.
 # Returns 1 when it does not come up.
 serve_start() {
+  if [ "${E2E_TRANSPORT:-serve}" = lambda ]; then
+    lambda_gateway_start
+    return
+  fi
   local want=${1:-} try port
   for try in 1 2 3 4 5 6 7 8; do
     port=${want:-$((20000 + RANDOM % 20001))}
@@ -333,6 +345,10 @@ SERVE_RC=""
 serve_stop() {
   local sig=${1:-TERM} i
   SERVE_RC=""
+  if [ "${E2E_TRANSPORT:-serve}" = lambda ]; then
+    lambda_gateway_stop "$sig"
+    return
+  fi
   [ -n "$SERVER_PID" ] || return 1
   kill -"$sig" "$SERVER_PID" 2>/dev/null
   for i in $(seq 1 100); do
@@ -347,6 +363,97 @@ serve_stop() {
   SERVE_RC=$?
   SERVER_PID=""
   check_eq "server on port $PORT exits 0 after SIG$sig" 0 "$SERVE_RC"
+}
+
+# ---- the Lambda loop behind a loopback API Gateway (E2E_TRANSPORT=lambda) ----
+
+# lambda_gateway_start: tests/lambda/runtime_api_server.py with its loopback
+# API Gateway (an HTTP request → a payload-2.0 event → the function's response
+# as the HTTP answer), and E2E_LAMBDA_INSTANCES (default 3) taskhost processes
+# started the way Lambda starts `bootstrap` (no arguments,
+# AWS_LAMBDA_RUNTIME_API set), all polling that one emulator with the current
+# environment (one store): concurrent instances of one function. Sets BASE_URL
+# (the gateway), PORT, LAMBDA_PIDS, GATEWAY_PID, GATEWAY_REC (the emulator's
+# record: one line per next/response, "client" telling the instances apart)
+# and SERVE_LOG (every instance's stderr). Waits until a request is answered;
+# returns 1 when that does not happen within ~20 s.
+lambda_gateway_start() {
+  SERVE_N=$((SERVE_N + 1))
+  local dir="$TMP/apigw.$SERVE_N" n=${E2E_LAMBDA_INSTANCES:-3} i code
+  local py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  mkdir -p "$dir"
+  SERVE_LOG="$dir/instances.log"
+  GATEWAY_REC="$dir/record.jsonl"
+  : >"$SERVE_LOG"
+  "$py" "$SOURCE_DIR/tests/lambda/runtime_api_server.py" --port-file "$dir/rapi.port" \
+    --gateway-port-file "$dir/gw.port" --record "$GATEWAY_REC" --timeout 900 \
+    </dev/null 2>"$dir/server.log" &
+  GATEWAY_PID=$!
+  for i in $(seq 1 200); do
+    [ -s "$dir/gw.port" ] && [ -s "$dir/rapi.port" ] && break
+    kill -0 "$GATEWAY_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ ! -s "$dir/gw.port" ]; then
+    echo "lambda_gateway_start: the emulator did not start:" >&2
+    cat "$dir/server.log" >&2
+    return 1
+  fi
+  PORT=$(cat "$dir/gw.port")
+  BASE_URL="http://127.0.0.1:$PORT"
+  LAMBDA_PIDS=()
+  for i in $(seq 1 "$n"); do
+    AWS_LAMBDA_RUNTIME_API="127.0.0.1:$(cat "$dir/rapi.port")" "${DEFAULT_SIGNALS[@]}" \
+      "$TASKHOST_BIN" </dev/null >"$dir/instance.$i.out" 2>>"$SERVE_LOG" &
+    LAMBDA_PIDS+=($!)
+  done
+  SERVER_PID=${LAMBDA_PIDS[0]}
+  for i in $(seq 1 20); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$BASE_URL/tasks?limit=1")
+    [ "$code" = 200 ] && return 0
+    sleep 0.5
+  done
+  echo "lambda_gateway_start: no 200 through $BASE_URL within ~20 s (last: $code); log:" >&2
+  cat "$SERVE_LOG" "$dir/server.log" >&2
+  return 1
+}
+
+# lambda_gateway_stop [SIGNAL]: SIGNAL (default TERM) to every instance; each
+# must exit 0 within 10 s (checked); then the emulator stops.
+lambda_gateway_stop() {
+  local sig=${1:-TERM} p i rc all=0
+  for p in "${LAMBDA_PIDS[@]}"; do kill -"$sig" "$p" 2>/dev/null; done
+  for p in "${LAMBDA_PIDS[@]}"; do
+    for i in $(seq 1 100); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$p" 2>/dev/null; then
+      fail "instance $p stops within 10 s of SIG$sig"
+      kill -KILL "$p" 2>/dev/null
+    fi
+    wait "$p" 2>/dev/null
+    rc=$?
+    [ "$rc" = 0 ] || all=$rc
+  done
+  SERVE_RC=$all
+  check_eq "every Lambda instance (${#LAMBDA_PIDS[@]}) exits 0 after SIG$sig" 0 "$all"
+  LAMBDA_PIDS=()
+  SERVER_PID=""
+  echo "      $(jq -c 'select(.kind == "response")' "$GATEWAY_REC" | wc -l) invocations answered by $(lambda_instances_used) instances"
+  check_eq "the emulator saw no /error and nothing unexpected" "" \
+    "$(jq -c 'select(.kind == "error" or .kind == "unknown" or .kind == "bad_request")' "$GATEWAY_REC" | head -3)"
+  if [ -n "$GATEWAY_PID" ]; then
+    kill -TERM "$GATEWAY_PID" 2>/dev/null
+    wait "$GATEWAY_PID" 2>/dev/null
+    GATEWAY_PID=""
+  fi
+}
+
+# lambda_instances_used: how many instances (Runtime API connections) posted a response.
+lambda_instances_used() {
+  jq -r 'select(.kind == "response") | .client' "$GATEWAY_REC" | sort -u | grep -c .
 }
 
 # http METHOD PATH [curl args...]: one request to the server. Sets STATUS,

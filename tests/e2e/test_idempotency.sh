@@ -18,6 +18,14 @@
 # dynalite has no TransactWriteItems, so the Idempotency-Key sections run
 # under with_moto.sh (MOTO_DIR set: dynamodb.e2e_idempotency_moto), where the
 # records are items of the task table (id: U+10FFFF "idem:" key).
+# With E2E_TRANSPORT=lambda (e2e.idempotency_lambda, dynamodb.*_lambda) every
+# section that talks HTTP goes through the Lambda Runtime API loop instead of
+# --serve: a loopback API Gateway in front of E2E_LAMBDA_INSTANCES taskhost
+# processes polling one Runtime API emulator (lib.sh, lambda_gateway_start), so
+# the concurrent sections race separate instances on one store.
+# A keyed POST held in flight (X-Test-Fault: hold, tests/openapi/fault.lua wrapped
+# around the real routes) while another request — another instance under
+# E2E_TRANSPORT=lambda — sends its key: 409, then the held one completes.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PY=/usr/bin/python3
@@ -33,6 +41,14 @@ else
 fi
 unset TASKHOST_IDEMPOTENCY_TTL_S
 J='Content-Type: application/json'
+# The real routes behind fault.lua's switch (without X-Test-Fault: routes.lua itself).
+mkdir -p "$TMP/routes"
+cp "$ROUTES_DIR"/*.lua "$TMP/routes/"
+mv "$TMP/routes/routes.lua" "$TMP/routes/routes_real.lua"
+cp "$SOURCE_DIR/tests/openapi/fault.lua" "$TMP/routes/routes.lua"
+export TASKHOST_ROUTES="$TMP/routes"
+# fault.lua holds a request for up to 20 s: the route's budget must outlast it.
+export TASKHOST_LUA_TIMEOUT_MS=25000
 
 sql() { "$PY" - "$DB" "$@" <<'PYEOF'
 import sqlite3, sys
@@ -90,7 +106,7 @@ rec_expires() {
   else rec_get "$1" | jq -r '.Item.expires_at.N'; fi
 }
 
-section "start (SQLite)"
+section "start (${E2E_TRANSPORT:-serve}, ${E2E_STORE:-sqlite})"
 if ! serve_start; then
   fail "server starts"
   finish
@@ -195,6 +211,36 @@ http POST /tasks -H "$J" -H 'Idempotency-Key: "busy"' -d "$BODY1"
 check_eq "past its deadline: taken over, 201" 201 "$STATUS"
 check_eq "one task" 1 "$(tasks_named 'in flight')"
 check_eq "the record completed" completed "$(rec_state busy)"
+
+section "Idempotency-Key: a request in flight meanwhile → 409, then it completes"
+release="release $$-$RANDOM"
+mkdir -p "$TMP/held.d"
+(
+  TMP=$TMP/held.d
+  http POST /tasks -H "$J" -H 'Idempotency-Key: "held"' -H 'X-Test-Fault: hold' \
+    -H "X-Test-Release: $release" -d '{"task":"held"}'
+  printf '%s\n%s' "$STATUS" "$BODY" >"$TMP/answer"
+) &
+HELD_PID=$!
+for _ in $(seq 1 300); do
+  grep -q '"contract: holding"' "$SERVE_LOG" && break
+  sleep 0.1
+done
+check_match "the held request reached the route" '"contract: holding"' "$(cat "$SERVE_LOG")"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "held"' -d '{"task":"held"}'
+check_eq "the same key while the first is in flight: 409" 409 "$STATUS"
+check_eq "409: Retry-After" 1 "$(hdr Retry-After)"
+check_jq "409 names Idempotency-Key" "$BODY" '.message | test("Idempotency-Key")'
+http POST /tasks -H "$J" -H 'Idempotency-Key: "held"' -d '{"task":"held, other body"}'
+check_eq "in flight, another body: 422" 422 "$STATUS"
+http POST /tasks -H "$J" -d "$(json_task "$release")"
+check_eq "the release task: 201" 201 "$STATUS"
+wait "$HELD_PID"
+{ IFS= read -r HELD_STATUS; HELD_BODY=$(cat); } <"$TMP/held.d/answer"
+check_eq "the held request completes: 201" "201 held" "$HELD_STATUS $(jq -r .task.task <<<"$HELD_BODY")"
+http POST /tasks -H "$J" -H 'Idempotency-Key: "held"' -d '{"task":"held"}'
+check_eq "a retry now: the held request's answer" "201 $HELD_BODY" "$STATUS $BODY"
+check_eq "one held task" 1 "$(tasks_named held)"
 
 section "Idempotency-Key: expiry (TASKHOST_IDEMPOTENCY_TTL_S, checked by timestamp)"
 http POST /tasks -H "$J" -H 'Idempotency-Key: "ttl"' -d '{"task":"ttl 1"}'
@@ -301,6 +347,10 @@ for i in $(seq 1 32); do [ "$(cat "$TMP/put.$i.code")" = 200 ] && winner=$(jq -r
 http GET "/tasks/$EID"
 check_eq "the final task is the winner's" "$winner" "$(jq -r .task <<<"$BODY")"
 check_eq "…at version 2" '"2"' "$(hdr ETag)"
+if [ "${E2E_TRANSPORT:-serve}" = lambda ]; then
+  check "the requests were spread over more than one instance ($(lambda_instances_used))" \
+    test "$(lambda_instances_used)" -ge 2
+fi
 
 section "CORS: the new request headers in preflights"
 http OPTIONS /tasks -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST'

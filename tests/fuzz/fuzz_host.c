@@ -10,6 +10,11 @@
  *                 "/tasks/" + a task that exists, followed by the path field,
  *                 bit 6 no Content-Type header, bit 7 a "dev" stage prefix
  *   path 0xFF query 0xFF content-type 0xFF method 0xFF body
+ * The content-type field's first line is the Content-Type header; each
+ * further line ("\n"-separated) "Name: value" is one more request header:
+ * the seeds carry Idempotency-Key, If-Match and If-None-Match (the guards the
+ * host applies around the routes: claim, replay, commit, 412, 304). A keyed
+ * POST's record lives in the same SQLite file.
  * The store is a temporary SQLite file holding three known tasks, rebuilt
  * every 256 inputs so it stays small. Checks: th_host_invoke returns TH_OK
  * (the event is well formed), the response is a JSON object with a statusCode
@@ -214,6 +219,30 @@ static void put_query_object(buf *b, const char *q, size_t n, int multi) {
   put(b, "}", 1);
 }
 
+/* The lines "Name: value" of s[0..n) (after the Content-Type line) as more
+ * members of the headers object; a line without a colon or with an empty
+ * name is skipped. */
+static void put_extra_headers(buf *b, const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    while (j < n && s[j] != '\n')
+      j++;
+    const char *colon = memchr(s + i, ':', j - i);
+    if (colon && colon > s + i) {
+      size_t name_n = (size_t)(colon - (s + i));
+      const char *v = colon + 1;
+      if (v < s + j && *v == ' ')
+        v++;
+      put(b, ",", 1);
+      put_jstr(b, s + i, name_n);
+      put(b, ":", 1);
+      put_jstr(b, v, (size_t)(s + j - v));
+    }
+    i = j + 1;
+  }
+}
+
 typedef struct decode_ctx {
   const char *s;
   size_t n;
@@ -351,14 +380,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       puts_(&e, ",\"queryStringParameters\":null,\"multiValueQueryStringParameters\":null");
     }
   }
+  const char *nl = memchr(ctype, '\n', ctype_n);
+  size_t ct_n = nl ? (size_t)(nl - ctype) : ctype_n;
   puts_(&e, ",\"headers\":{\"host\":\"fuzz.local\"");
   if (!(flags & 0x40)) {
     puts_(&e, ",\"content-type\":");
-    if (ctype_n)
-      put_jstr(&e, ctype, ctype_n);
+    if (ct_n)
+      put_jstr(&e, ctype, ct_n);
     else
       puts_(&e, "\"application/json\"");
   }
+  put_extra_headers(&e, ctype + ct_n, ctype_n - ct_n);
   puts_(&e, "},\"requestContext\":{\"accountId\":\"123456789012\",\"apiId\":\"fuzz\",\"stage\":");
   put_jstr(&e, stage, strlen(stage));
   puts_(&e, ",\"requestId\":\"fuzz-req\"");

@@ -84,6 +84,24 @@ for seed in [
     host(PATCH, b"/tasks"),
     host(HEAD | KNOWN_ID),
     host(OTHER, b"/tasks", method=b"propfind"),
+    # extra headers: lines after the Content-Type in its field (fuzz_host.c)
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: "fuzz-1"', body=b'{"task":"keyed"}'),
+    host(POST | V1, b"/tasks", ctype=b'application/json\nidempotency-key: fuzz-1', body=b'{"task":"keyed"}'),
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: "fuzz-1"', body=b'{"task":"other body"}'),
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: "fuzz-2"', body=b'{"task":""}'),
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: ""', body=b'{"task":"x"}'),
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: "a\\"b"', body=b'{"task":"x"}'),
+    host(POST, b"/tasks", ctype=b'\nIdempotency-Key: "' + b"k" * 256 + b'"', body=b'{"task":"x"}'),
+    host(PUT | KNOWN_ID, ctype=b'\nIf-Match: "1"', body=b'{"status":"completed"}'),
+    host(PUT | KNOWN_ID, ctype=b'\nIf-Match: "5", "1"', body=b'{"priority":"low"}'),
+    host(PUT | KNOWN_ID, ctype=b'\nIf-Match: W/"1"', body=b'{"priority":"low"}'),
+    host(PUT | KNOWN_ID | V1, ctype=b'\nIf-Match: *', body=b'{"priority":"low"}'),
+    host(PUT | KNOWN_ID, ctype=b'\nIf-Match: not-a-tag', body=b'{"priority":"low"}'),
+    host(DELETE | KNOWN_ID, ctype=b'\nIf-Match: "2"'),
+    host(DELETE, b"/tasks/00000000-0000-4000-8000-000000000000", ctype=b'\nIf-Match: *'),
+    host(GET | KNOWN_ID, ctype=b'\nIf-None-Match: "1"'),
+    host(GET | KNOWN_ID, ctype=b'\nIf-None-Match: W/"1", "7"'),
+    host(GET | KNOWN_ID, ctype=b'\nIf-None-Match: *\nIf-Match: "1"\nIdempotency-Key: "x"'),
 ]:
     write("host", seed)
 

@@ -42,6 +42,17 @@ runtime sees its connection closed); "status:CODE" answers it (and every later
 one) with CODE. With --queue-dir, `next` waits for spec files (*.json, taken
 in name order and deleted; write them elsewhere and rename them in).
 
+--gateway-port-file F: also a loopback "API Gateway" (an HTTP API, payload
+format 2.0) on another port, written to F: each HTTP request it receives
+becomes a payload-2.0 event queued here (request id "gw-<n>"), handed to
+whichever runtime asks `next` first (several runtimes may poll one server,
+as concurrent instances of one function), and the function's response is
+the HTTP answer (statusCode, headers, multiValueHeaders, cookies, body,
+isBase64Encoded, as API Gateway maps them); a post to /error answers 500
+{"message":"Internal Server Error"}; no answer within --gateway-timeout-s
+(default 30, API Gateway's own limit) answers 503 {"message":"Service
+Unavailable"}. A `next` with nothing queued then waits instead of draining.
+
 --rss-pid-file F --rss-at 100,1000: when `next` arrives after N events were
 handed out (so the runtime is idle, waiting), records the VmRSS of the pid in
 F from /proc.
@@ -75,6 +86,8 @@ class State:
         self.handed = 0          # events handed out
         self.open = {}           # request_id -> spec (awaiting a 2xx-accepted post)
         self.drained = False
+        self.waiters = {}        # request_id -> Waiter (gateway requests awaiting their answer)
+        self.gw_seq = 0
         self.rss_at = set(int(x) for x in args.rss_at.split(",") if x) if args.rss_at else set()
         self.out = open(args.record, "a", encoding="utf-8") if args.record else sys.stdout
 
@@ -271,10 +284,11 @@ class Handler(BaseHTTPRequestHandler):
                         rid = "%s-%d" % (rid, st.handed)
                     spec["_request_id"] = rid
                     return spec
-                if not args.queue_dir:
+                waiting = args.queue_dir or args.gateway_port_file
+                if not waiting:
                     first = not st.drained
                     st.drained = True
-            if not args.queue_dir:
+            if not waiting:
                 if first:
                     st.record(dict(kind="drained", t=now_ms(), handed=handed, **self.base()))
                 mode = args.on_drain
@@ -327,10 +341,139 @@ class Handler(BaseHTTPRequestHandler):
                        deadline_ms=spec.get("_deadline"), headers=headers, body=text,
                        body_bytes=len(body), answered=status, **self.base()))
         if 200 <= status <= 299:
+            with st.lock:
+                waiter = st.waiters.pop(rid, None)
+            if waiter is not None:
+                waiter.kind = parts[3]
+                waiter.body = body
+                waiter.done.set()
             self.reply(status, {"status": "OK"})
         else:
             self.reply(status, {"errorMessage": "refused by the test server",
                                 "errorType": "Test.Refused%d" % status})
+
+
+# ---- the loopback "API Gateway" (--gateway-port-file) ----
+
+HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
+
+
+class Waiter:
+    def __init__(self):
+        self.done = threading.Event()
+        self.kind = None
+        self.body = b""
+
+
+def gateway_event(handler, body, request_id):
+    """The payload-2.0 event API Gateway (HTTP API, $default route) makes of a request."""
+    from urllib.parse import parse_qsl, urlsplit
+    target = urlsplit(handler.path)
+    headers, cookies = {}, []
+    for k, v in handler.headers.items():
+        k = k.lower()
+        if k == "cookie":
+            cookies.extend(c.strip() for c in v.split(";") if c.strip())
+            continue
+        headers[k] = headers[k] + "," + v if k in headers else v
+    qsp = {}
+    for k, v in parse_qsl(target.query, keep_blank_values=True):
+        qsp[k] = qsp[k] + "," + v if k in qsp else v
+    ev = {"version": "2.0", "routeKey": "$default", "rawPath": target.path,
+          "rawQueryString": target.query, "headers": headers,
+          "requestContext": {"accountId": "123456789012", "apiId": "loopback",
+                             "domainName": headers.get("host", "127.0.0.1"),
+                             "domainPrefix": "loopback", "requestId": request_id,
+                             "routeKey": "$default", "stage": "$default",
+                             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+                             "timeEpoch": now_ms(),
+                             "http": {"method": handler.command, "path": target.path,
+                                      "protocol": handler.request_version,
+                                      "sourceIp": handler.client_address[0],
+                                      "userAgent": headers.get("user-agent", "")}},
+          "isBase64Encoded": False}
+    if cookies:
+        ev["cookies"] = cookies
+    if qsp:
+        ev["queryStringParameters"] = qsp
+    if body:
+        try:
+            ev["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+            ev["body"] = base64.b64encode(body).decode("ascii")
+            ev["isBase64Encoded"] = True
+    return ev
+
+
+class GatewayServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: 32 concurrent clients are not refused
+
+
+class GatewayHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "loopback-apigw"
+    disable_nagle_algorithm = True
+
+    def log_message(self, fmt, *a):
+        if self.server.state.args.verbose:
+            sys.stderr.write("apigw: " + (fmt % a) + "\n")
+
+    read_body = Handler.read_body
+
+    def answer(self, status, headers, body):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        no_body = self.command == "HEAD" or status in (204, 304) or status < 200
+        if not no_body or self.command == "HEAD":
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not no_body:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def handle_any(self):
+        st = self.server.state
+        body = self.read_body()
+        with st.lock:
+            st.gw_seq += 1
+            rid = "gw-%d" % st.gw_seq
+            waiter = Waiter()
+            st.waiters[rid] = waiter
+            st.queue.append({"event": gateway_event(self, body, rid), "request_id": rid})
+        base = [("Apigw-Requestid", rid)]
+        if not waiter.done.wait(st.args.gateway_timeout_s):
+            with st.lock:
+                st.waiters.pop(rid, None)
+            self.answer(503, base + [("Content-Type", "application/json")],
+                        b'{"message":"Service Unavailable"}')
+            return
+        try:
+            resp = json.loads(waiter.body) if waiter.kind == "response" else None
+        except ValueError:
+            resp = None
+        if not isinstance(resp, dict) or not isinstance(resp.get("statusCode"), int):
+            self.answer(500, base + [("Content-Type", "application/json")],
+                        b'{"message":"Internal Server Error"}')
+            return
+        headers = []
+        for k, v in (resp.get("headers") or {}).items():
+            if k.lower() not in HOP_BY_HOP:
+                headers.append((k, str(v)))
+        for k, vs in (resp.get("multiValueHeaders") or {}).items():
+            if k.lower() not in HOP_BY_HOP:
+                headers.extend((k, str(v)) for v in vs)
+        headers.extend(("Set-Cookie", c) for c in resp.get("cookies") or [])
+        out = resp.get("body") or ""
+        if resp.get("isBase64Encoded"):
+            import base64
+            out = base64.b64decode(out)
+        else:
+            out = out.encode("utf-8")
+        self.answer(resp["statusCode"], base + headers, out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
 
 def main():
@@ -346,6 +489,8 @@ def main():
     p.add_argument("--deadline-in-ms", type=int, default=60000)
     p.add_argument("--function-arn",
                    default="arn:aws:lambda:us-east-1:123456789012:function:taskhost-test")
+    p.add_argument("--gateway-port-file", help="also serve a loopback API Gateway")
+    p.add_argument("--gateway-timeout-s", type=float, default=30.0)
     p.add_argument("--rss-pid-file")
     p.add_argument("--rss-at", default="")
     p.add_argument("--timeout", type=float, default=900.0, help="stop after this many seconds")
@@ -373,10 +518,24 @@ def main():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
+    gateway = None
+    if args.gateway_port_file:
+        gateway = GatewayServer(("127.0.0.1", 0), GatewayHandler)
+        gateway.daemon_threads = True
+        gateway.state = state
+        threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        tmp = args.gateway_port_file + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write("%d\n" % gateway.server_address[1])
+        os.rename(tmp, args.gateway_port_file)
     state.stop.wait(args.timeout)
     state.stop.set()
     server.shutdown()
     server.server_close()
+    if gateway is not None:
+        gateway.shutdown()
+        gateway.server_close()
     if state.out is not sys.stdout:
         state.out.close()
     return 0

@@ -166,6 +166,32 @@ check "the start-up log line carries version, commit and build type" \
     and (.version + "+" + .commit) == $v and (.buildType | length > 0))' "$RT_LOG"
 rapi_stop
 
+section "Lambda loop: an Idempotency-Key's claim, commit and release are store calls"
+# The host writes them around the route (runtime/host.c), not the route's store module:
+# a keyed create = the claim + the commit of task and record in one transaction (the
+# route's create is deferred into it); a replay and a 422 = the claim alone; a keyed
+# request the route refuses (400) = the claim + its release.
+rapi_start --dynamic || { fail "test server starts"; finish; }
+rt_start
+KEY='Idempotency-Key: "emf-key"'
+send key-create "$TRACE" v2 POST /tasks -H "$KEY" -b '{"task":"keyed metrics"}'
+check_eq "keyed create: 201" 201 "$STATUS"
+send key-replay "$TRACE" v2 POST /tasks -H "$KEY" -b '{"task":"keyed metrics"}'
+check_eq "keyed replay: 201" 201 "$STATUS"
+send key-other "$TRACE" v2 POST /tasks -H "$KEY" -b '{"task":"another body"}'
+check_eq "same key, another body: 422" 422 "$STATUS"
+send key-invalid "$TRACE" v2 POST /tasks -H 'Idempotency-Key: "emf-bad"' -b '{"task":""}'
+check_eq "keyed, invalid body: 400" 400 "$STATUS"
+rt_term
+emf_lines "$TMP/rt.$RAPI_N.out" >"$TMP/keyed.emf"
+valid "keyed" "$TMP/keyed.emf" 4
+K=$(jq -s -c . "$TMP/keyed.emf")
+check_jq "StoreCalls: create 2 (claim, commit), replay 1, 422 1, refused 2 (claim, release)" "$K" \
+  '[.[] | [.requestId, .StoreCalls]] == [["key-create",2],["key-replay",1],["key-other",1],["key-invalid",2]]'
+check_jq "StoreLatency: > 0 on every keyed line, never above Latency" "$K" \
+  'all(.[]; .StoreLatency > 0 and .StoreLatency <= .Latency)'
+rapi_stop
+
 section "Lambda loop: TASKHOST_METRICS_NAMESPACE and the level under AWS_LAMBDA_LOG_LEVEL=ERROR; TASKHOST_METRICS=off"
 rapi_start --dynamic || { fail "test server starts"; finish; }
 TASKHOST_METRICS_NAMESPACE="taskhost/prod" AWS_LAMBDA_LOG_LEVEL=ERROR rt_start
