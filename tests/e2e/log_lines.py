@@ -21,8 +21,9 @@
       Gateway events into OUT_DIR: ev.<name>.json (the event corpus, as is)
       and host.<name>.json (a host input turned into a payload 1.0 or 2.0
       event exactly as tests/fuzz/fuzz_host.c does); lambda.jsonl (one
-      Runtime API test server spec per event) and local.txt (every EVERY-th
-      of each kind, by name, for --local; default 8).
+      Runtime API test server spec per event) and local.txt (one in EVERY
+      of each kind, chosen by a hash of the name, and every host input whose
+      path is not UTF-8, for --local; default 8).
   log_lines.py http PORT EVENT_CORPUS HOST_CORPUS
       Sends every input of both corpora that makes an HTTP request to
       taskhost --serve on 127.0.0.1:PORT over raw sockets: a host input as
@@ -33,6 +34,7 @@
       invalid UTF-8 reaches taskhost decoded) or dropped. Prints a JSON
       summary (requests sent, answered, statuses).
 """
+import hashlib
 import json
 import os
 import re
@@ -218,8 +220,13 @@ def host_event(p):
         else:
             e += b',"queryStringParameters":null,"multiValueQueryStringParameters":null'
     e += b',"headers":{"host":"fuzz.local"'
+    ctype, _, extra = p["ctype"].partition(b"\n")
     if not flags & 0x40:
-        e += b',"content-type":' + (jstr(p["ctype"]) if p["ctype"] else b'"application/json"')
+        e += b',"content-type":' + (jstr(ctype) if ctype else b'"application/json"')
+    for line in extra.split(b"\n"):  # further lines: "Name: value" request headers
+        name, colon, value = line.partition(b":")
+        if colon and name:
+            e += b"," + jstr(name) + b":" + jstr(value[1:] if value.startswith(b" ") else value)
     e += b'},"requestContext":{"accountId":"123456789012","apiId":"fuzz","stage":' + jstr(stage)
     e += b',"requestId":"fuzz-req"'
     if not v1:
@@ -233,6 +240,20 @@ def host_event(p):
     return bytes(e)
 
 
+def in_sample(name, every):
+    """One file in EVERY, by a hash of its name: a file added to a corpus never moves
+    the others in or out of the sample."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % every == 0
+
+
+def valid_utf8(b):
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def events(argv):
     ev_dir, host_dir, out = argv[0], argv[1], argv[2]
     every = int(argv[3]) if len(argv) > 3 else 8
@@ -243,7 +264,7 @@ def events(argv):
         with open(os.path.join(ev_dir, name), "rb") as src, open(dst, "wb") as f:
             f.write(src.read())
         specs.append({"event_file": dst, "request_id": "ev-%d-%s" % (n_ev, name[:12])})
-        if n_ev % every == 0:
+        if in_sample(name, every):
             local.append(dst)
         n_ev += 1
     for name in sorted(os.listdir(host_dir)):
@@ -255,7 +276,7 @@ def events(argv):
         with open(dst, "wb") as f:
             f.write(host_event(p))
         specs.append({"event_file": dst, "request_id": "host-%d-%s" % (n_host, name[:12])})
-        if n_host % every == 0:
+        if in_sample(name, every) or not valid_utf8(p["full"]):
             local.append(dst)
         n_host += 1
     with open(os.path.join(out, "lambda.jsonl"), "w") as f:

@@ -9,7 +9,7 @@
 # body and query as message, keys and values. Through it go:
 #   --local   the review's cases in payload 1.0 and 2.0 ("/tasks/a" + 200 é,
 #             /tasks/\xff\xfe, a NUL, a long invalid method, an unknown
-#             version holding bad bytes), and every 8th file (by name) of the
+#             version holding bad bytes), and one file in 8 (by a hash of its name) of the
 #             fuzz corpora of the event and host targets (tests/fuzz/corpus/)
 #   Lambda    the Runtime API loop (tests/lambda/runtime_api_server.py): every
 #             file of both corpora, and the review's cases
@@ -137,7 +137,7 @@ for v in v1 v2; do
     '.methodBytes == 403 and (.method | utf8bytelength) == 255 and (.method | test("^GET(é)+$"))'
 done
 
-section "--local: every 8th file of the event and host fuzz corpora"
+section "--local: one file in 8 of the event and host fuzz corpora"
 "$PYTHON" "$LL" events "$CORPUS/event" "$CORPUS/host" "$TMP/corpus" 8 >"$TMP/corpus.json" ||
   fail "the corpora as events"
 echo "   $(cat "$TMP/corpus.json")"
