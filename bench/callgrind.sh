@@ -13,6 +13,10 @@
 # Unstripped binaries give the same counts as stripped ones (symbols only
 # name the toggle function). Needs valgrind, node/npm (dynalite), jq, and
 # bench/.work/rapi (bench/run.sh --quick, or the cc line in bench/run.sh).
+# CG_OPS="create list" measures only those operations (the row keeps its five
+# columns, "-" for the others); CG_KEEP=1 keeps each run's callgrind file as
+# bench/.work/callgrind/LABEL.OP.out (OP "seed": the creates alone), for
+# callgrind_annotate --inclusive=yes.
 set -euo pipefail
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
@@ -35,17 +39,19 @@ ev=$cg/events
 write_events "$ev"
 
 # Total Ir of th_lambda_run (inclusive) for one plan.
-count() { # task-dir plan-file
+count() { # task-dir plan-file [kept-file]
   local dir=$1 plan=$2 out
-  out=$cg/out.$$
+  out=${3:-$cg/out.$$}
   rm -f "$out"
   lambda_env "$dir"
   (cd "$dir" && env -i "${LAMBDA_ENV[@]}" TASKHOST_STORE=dynamodb "$work/rapi" warm --plan "$plan" -- \
     /usr/bin/valgrind --tool=callgrind --callgrind-out-file="$out" --collect-atstart=no \
     --toggle-collect=th_lambda_run ./bootstrap >/dev/null 2>"$cg/valgrind.log")
   sed -n 's/^summary: *//p; s/^totals: *//p' "$out" | head -1 | awk '{ print $1 }'
-  rm -f "$out"
+  [ -n "${3:-}" ] || rm -f "$out"
 }
+ops=${CG_OPS:-create get list update delete}
+keep() { [ "${CG_KEEP:-0}" = 1 ] && echo "$cg/$1.$2.out"; return 0; }
 
 echo "| binary | create | get | list | update | delete |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -58,11 +64,12 @@ for arg in "$@"; do
   cp "$bin" "$dir/bootstrap"
   cp -r "$root/lua" "$dir/lua"
   echo "create $SEED 0 $ev/create.json" >"$cg/plan-seed"
-  base=$(count "$dir" "$cg/plan-seed")
+  base=$(count "$dir" "$cg/plan-seed" "$(keep "$label" seed)")
   row="| $label"
   for op in create get list update delete; do
+    case " $ops " in *" $op "*) ;; *) row+=" | -"; continue ;; esac
     { cat "$cg/plan-seed"; echo "$op $N 0 $ev/$op.json"; } >"$cg/plan-$op"
-    total=$(count "$dir" "$cg/plan-$op")
+    total=$(count "$dir" "$cg/plan-$op" "$(keep "$label" "$op")")
     row+=" | $(awk -v t="$total" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f K", (t - b) / n / 1000 }')"
   done
   echo "$row |"

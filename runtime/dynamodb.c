@@ -470,7 +470,7 @@ static int is_sequence(lua_State *L, int idx) {
   return count == n;
 }
 
-static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr);
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr, int plain);
 
 static int is_empty(lua_State *L, int idx) {
   lua_pushnil(L);
@@ -480,12 +480,23 @@ static int is_empty(lua_State *L, int idx) {
   return 0;
 }
 
+/* The number of an N text (integer when it is one and fits), or raises as
+ * th_av_push_plain_item does. */
+static void push_number(lua_State *L, int idx, const char *attr) {
+  const char *s = lua_tostring(L, idx);
+  if (lua_stringtonumber(L, s) == 0)
+    fail_with(L, "attribute '%.60s': stored number '%.60s' is not a number", attr, s);
+}
+
 /* Checks the AttributeValue at idx (see dynamodb.h) and marks its arrays.
  * `attr` names the top-level attribute, for the message. `depth` counts
  * AttributeValue levels (a top-level attribute is 1): in its item's JSON the
  * value's object sits at level 2 * depth and its L/M/set payload one below;
- * `jmax` caps those JSON levels (DOC_JMAX: no cap beyond AV_MAX_DEPTH). */
-static void check_av(lua_State *L, int idx, int depth, int jmax, const char *attr) {
+ * `jmax` caps those JSON levels (DOC_JMAX: no cap beyond AV_MAX_DEPTH).
+ * plain: in the same walk, pushes the plain value th_av_push_plain_item
+ * gives of it (an L, M or set payload converted in place and pushed: the
+ * AttributeValue is spent). */
+static void check_av(lua_State *L, int idx, int depth, int jmax, const char *attr, int plain) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 8, "attribute nesting");
   if (depth > AV_MAX_DEPTH)
@@ -510,9 +521,17 @@ static void check_av(lua_State *L, int idx, int depth, int jmax, const char *att
   if (!strcmp(tag, "S") || !strcmp(tag, "N") || !strcmp(tag, "B")) {
     if (vt != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': %s takes a string", attr, tag);
+    if (plain && tag[0] == 'N') {
+      push_number(L, v, attr);
+      lua_replace(L, v);
+    }
   } else if (!strcmp(tag, "BOOL") || !strcmp(tag, "NULL")) {
     if (vt != LUA_TBOOLEAN)
       fail_with(L, "attribute '%.60s': %s takes true or false", attr, tag);
+    if (plain && tag[0] == 'N') {
+      th_json_push_null(L);
+      lua_replace(L, v);
+    }
   } else if (!strcmp(tag, "L")) {
     if (vt != LUA_TTABLE || !is_sequence(L, v))
       fail_with(L, "attribute '%.60s': L takes an array", attr);
@@ -520,13 +539,15 @@ static void check_av(lua_State *L, int idx, int depth, int jmax, const char *att
     lua_Integer n = (lua_Integer)lua_rawlen(L, v);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, v, i);
-      check_av(L, -1, depth + 1, jmax, attr);
+      check_av(L, -1, depth + 1, jmax, attr, plain);
+      if (plain)
+        lua_rawseti(L, v, i);
       lua_pop(L, 1);
     }
   } else if (!strcmp(tag, "M")) {
     if (vt != LUA_TTABLE)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_map(L, v, depth + 1, jmax, attr);
+    check_map(L, v, depth + 1, jmax, attr, plain);
   } else if (!strcmp(tag, "SS") || !strcmp(tag, "NS") || !strcmp(tag, "BS")) {
     if (vt != LUA_TTABLE || !is_sequence(L, v))
       fail_with(L, "attribute '%.60s': %s takes an array of strings", attr, tag);
@@ -534,24 +555,38 @@ static void check_av(lua_State *L, int idx, int depth, int jmax, const char *att
     for (lua_Integer i = 1; i <= n; i++) {
       if (lua_rawgeti(L, v, i) != LUA_TSTRING)
         fail_with(L, "attribute '%.60s': %s takes an array of strings", attr, tag);
+      if (plain && tag[0] == 'N') {
+        push_number(L, -1, attr);
+        lua_rawseti(L, v, i);
+      }
       lua_pop(L, 1);
     }
     th_json_mark_array(L, v);
   } else {
     fail_with(L, "attribute '%.60s': unknown AttributeValue type '%.20s'", attr, tag);
   }
+  if (plain) { /* keep the value, in the tag's place */
+    lua_remove(L, v - 1);
+    return;
+  }
   lua_pop(L, 2);
 }
 
-/* An object of AttributeValues (an item, fields, or an M's value). */
-static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr) {
+/* An object of AttributeValues (an item, fields, or an M's value); plain:
+ * each replaced in place by its plain value. */
+static void check_map(lua_State *L, int idx, int depth, int jmax, const char *attr, int plain) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, "attribute nesting");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "attribute '%.60s': M takes an object", attr);
-    check_av(L, -1, depth, jmax, attr);
+    check_av(L, -1, depth, jmax, attr, plain);
+    if (plain) { /* key, av, plain: an existing field, so the walk goes on */
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    }
     lua_pop(L, 1);
   }
 }
@@ -577,7 +612,7 @@ static int load_doc(lua_State *L, const char *text, size_t len, int mode, const 
       fail_with(L, "the attribute " OWNER_ATTR " is the store's own (the owner)");
     if (mode != DOC_ANY && strcmp(name, VERSION_ATTR) == 0)
       fail_with(L, "the attribute " VERSION_ATTR " is the store's own (the item's version)");
-    check_av(L, -1, 1, DOC_JMAX, name);
+    check_av(L, -1, 1, DOC_JMAX, name, 0);
     lua_pop(L, 1);
     n++;
   }
@@ -1115,7 +1150,7 @@ static void check_item(lua_State *L, int idx, const char *what) {
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "%s is not an AttributeValue map", what);
-    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2));
+    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2), 0);
     lua_pop(L, 1);
   }
 }
@@ -1140,6 +1175,26 @@ static void strip_item(lua_State *L, int idx, int keep_version) {
 static void check_item_owned(lua_State *L, int idx, const char *what) {
   strip_item(L, idx, 0);
   check_item(L, idx, what);
+}
+
+/* check_item_owned and th_av_push_plain_item in one walk: the item at idx
+ * becomes, in place, the plain item (each attribute replaced by its plain
+ * value); the same checks and messages as check_item_owned. */
+static void plain_item_owned(lua_State *L, int idx, const char *what) {
+  idx = lua_absindex(L, idx);
+  strip_item(L, idx, 0);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    fail_with(L, "%s is not an AttributeValue map", what);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      fail_with(L, "%s is not an AttributeValue map", what);
+    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2), 1);
+    lua_pushvalue(L, -3); /* key, av, plain: an existing field, so the walk goes on */
+    lua_insert(L, -2);
+    lua_rawset(L, idx);
+    lua_pop(L, 1);
+  }
 }
 
 /* The same, then pushes its JSON text. */
@@ -1230,8 +1285,8 @@ static int job_parse_scan(lua_State *L) {
   return 3;
 }
 
-/* Arguments: j, the destination table. Appends the checked items to it;
- * returns LastEvaluatedKey id (or nil), last id (or nil). */
+/* Arguments: j, the destination table. Appends the checked items to it as
+ * plain items; returns LastEvaluatedKey id (or nil), last id (or nil). */
 static int job_push_scan(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   int items;
@@ -1239,7 +1294,7 @@ static int job_push_scan(lua_State *L) {
   lua_Integer at = (lua_Integer)lua_rawlen(L, 2);
   for (size_t i = 1; i <= j->count; i++) {
     lua_rawgeti(L, items, (lua_Integer)i);
-    check_item_owned(L, -1, "a listed item");
+    plain_item_owned(L, -1, "a listed item");
     lua_rawseti(L, 2, at + (lua_Integer)i);
   }
   return 2;

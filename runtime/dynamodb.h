@@ -261,8 +261,12 @@ void th_ddb_page_free(th_ddb_page *p);
  * failure L is as it was.
  * th_ddb_push_item: TH_OK pushes the AV map table, or nil when the member is
  * absent.
- * th_ddb_push_scan: the table on top of L receives the kept AV maps after
- * its own elements (it stays on top); out->items is NULL. */
+ * th_ddb_push_scan: the table on top of L receives the kept items after
+ * its own elements (it stays on top), already turned into plain items (what
+ * th_av_push_plain_item gives of each AV map) in the same walk that checks
+ * them; out->items is NULL. An N that is not a number, which the text path
+ * leaves to th_av_push_plain_item to raise, fails it here instead
+ * (TH_ERR_INTERNAL, `why` "... is not a number"). */
 struct lua_State;
 th_result th_ddb_push_item(struct lua_State *L, const char *body, size_t len, const char *member,
                            char *why, size_t whylen);

@@ -45,13 +45,20 @@ static int field_table(lua_State *L, int t, const char *key) {
   return 0;
 }
 
-/* Pushes the lower-case copy of the string at idx. */
+/* Pushes the lower-case copy of the string at idx: the string itself when
+ * it is lower-case already (payload 2.0's header names are), no new one. */
 static void push_lower(lua_State *L, int idx) {
-  size_t len;
+  size_t len, i = 0;
   const char *s = lua_tolstring(L, idx, &len);
+  while (i < len && tolower((unsigned char)s[i]) == (unsigned char)s[i])
+    i++;
+  if (i == len) {
+    lua_pushvalue(L, idx);
+    return;
+  }
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, len);
-  for (size_t i = 0; i < len; i++)
+  for (i = 0; i < len; i++)
     p[i] = (char)tolower((unsigned char)s[i]);
   luaL_pushresultsize(&b, len);
 }
@@ -108,8 +115,26 @@ static void add_joined(lua_State *L, int out, int name, int value, const char *s
 }
 
 /* headers: lower-cased names; multi-value lists preferred when given. */
+/* The number of keys of the table at idx. */
+static int count_keys(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
 static void push_headers(lua_State *L, int ev, th_event_version v) {
-  lua_newtable(L);
+  /* the table made at its size, not grown at each power of two */
+  int given = field_table(L, ev, v == TH_EVENT_V1 ? "multiValueHeaders" : "headers");
+  if (!given && v == TH_EVENT_V1)
+    given = field_table(L, ev, "headers");
+  int size = given ? count_keys(L, given) : 0;
+  if (given)
+    lua_pop(L, 1);
+  lua_createtable(L, 0, size);
   int out = lua_gettop(L);
   int multi = v == TH_EVENT_V1 ? field_table(L, ev, "multiValueHeaders") : 0;
   int src = multi ? multi : field_table(L, ev, "headers");

@@ -90,8 +90,8 @@ static int has_empty_marked(lua_State *L, int idx, int depth) {
     return 1;
   luaL_checkstack(L, 3, "json nesting");
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (has_empty_marked(L, lua_gettop(L), depth + 1)) {
+  while (lua_next(L, idx)) { /* only a table can hold one: no call for the rest */
+    if (lua_type(L, -1) == LUA_TTABLE && has_empty_marked(L, lua_gettop(L), depth + 1)) {
       lua_pop(L, 2);
       return 1;
     }

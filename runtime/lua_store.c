@@ -265,7 +265,7 @@ static int l_scan(lua_State *L) {
   int avs = 0;
   double t0 = th_store_call_start(b->store);
   if (lo && lo->scan) {
-    lua_createtable(L, (int)limit, 0); /* the AV maps, decoded by the backend */
+    lua_createtable(L, (int)limit, 0); /* the plain items, decoded by the backend */
     avs = lua_gettop(L);
     r = lo->scan(b->store, (int)limit, after, L, &last);
   } else {
@@ -302,13 +302,17 @@ static int l_scan(lua_State *L) {
   else
     lua_pushnil(L);
   int next_idx = lua_gettop(L);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, avs);
-  lua_createtable(L, (int)n, 0); /* n <= 1000: the limit */
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, avs, i);
-    th_av_push_plain_item(L, -1);
-    lua_rawseti(L, next_idx + 1, i);
-    lua_pop(L, 1);
+  if (lo && lo->scan) { /* plain already */
+    lua_pushvalue(L, avs);
+  } else {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, avs);
+    lua_createtable(L, (int)n, 0); /* n <= 1000: the limit */
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, avs, i);
+      th_av_push_plain_item(L, -1);
+      lua_rawseti(L, next_idx + 1, i);
+      lua_pop(L, 1);
+    }
   }
   th_json_mark_array(L, -1);
   lua_pushvalue(L, next_idx);

@@ -120,9 +120,10 @@ typedef struct th_store_idem {
  * are not encoded only to be decoded again. Same arguments, results, checks,
  * s->error and failure rules as the text operations; never raise. On TH_OK:
  * get/update/remove push the AV map table (what decoding *_out would give,
- * arrays marked); scan appends the page's AV maps to the table on top of L
- * (which stays there) and sets *last_id_out. On failure L is as it was,
- * except that scan's table may hold part of the page. */
+ * arrays marked); scan appends the page's items to the table on top of L
+ * (which stays there), each already the plain item th_av_push_plain_item
+ * makes of its AV map (lua_modules.h), and sets *last_id_out. On failure L
+ * is as it was, except that scan's table may hold part of the page. */
 typedef struct th_store_lua_ops {
   th_result (*get)(th_store *s, const char *id, struct lua_State *L);
   th_result (*update)(th_store *s, const char *id, const char *fields, struct lua_State *L);

@@ -605,8 +605,9 @@ static void t_scan(ct *c, th_store *s) {
 /* A backend with th_store_lua_ops runs the whole suite a second time through
  * them: this view's get/update/remove/scan call the backend's Lua
  * operations on a state set up by th_json_setup, check the stack rules of
- * store.h, and hand the tables back as JSON text (th_json_encode), so every
- * check above applies to that path unchanged. create is the backend's own. */
+ * store.h, and hand the tables back as JSON text (th_json_encode; a scan's
+ * plain items made AV maps again by th_av_push_item), so every check above
+ * applies to that path unchanged. create is the backend's own. */
 typedef struct lua_view {
   th_store base;
   th_store *inner;
@@ -695,6 +696,20 @@ static th_result lv_remove(th_store *s, const char *id, char **old_out) {
   return lv_item(s, in->ops->lua->remove(in, id, v->L), top, old_out, "lua remove");
 }
 
+/* The page at 1, plain items (store.h: lua ops), as AV maps again: for the
+ * text checks, which read ids and attributes as AV maps. */
+static int lv_av_page_p(lua_State *L) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+      luaL_error(L, "item %d of the page is not a table", (int)i);
+    th_av_push_item(L, -1);
+    lua_rawseti(L, 1, i);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 /* scan: the table on top receives the page and stays there. */
 static th_result lv_scan(th_store *s, int limit, const char *after_id, char **items_out,
                          char **last_id_out) {
@@ -714,6 +729,14 @@ static th_result lv_scan(th_store *s, int limit, const char *after_id, char **it
     return lv_done(s, r);
   }
   lua_settop(L, top + 1);
+  lua_pushcfunction(L, lv_av_page_p);
+  lua_pushvalue(L, -2);
+  if (!EXPECT(lua_pcall(L, 1, 0, 0) == LUA_OK, "lua scan: the page's plain items: %s",
+              lua_tostring(L, -1))) {
+    free(last);
+    lua_settop(L, top);
+    return lv_done(s, TH_ERR_INTERNAL);
+  }
   th_json_mark_array(L, -1);
   char *items = lv_take(v, top, "lua scan");
   if (!items) {

@@ -8,7 +8,9 @@
  *   th_ddb_parse_scan (take 0..31),
  *   th_ddb_error_decode,
  * and through the decode-once path (th_ddb_push_item / th_ddb_push_scan),
- * which must reach the same verdict and page figures (and give a reason);
+ * which must reach the same verdict and page figures (and give a reason) —
+ * but for a page whose conversion raises for an N that is not a number,
+ * which push_scan (checking and converting in one walk) refuses instead;
  * and every item the codec accepts goes where lua_store.c sends it: decoded
  * with th_json_decode and turned into a plain Lua table by
  * th_av_push_plain_item. Properties:
@@ -174,16 +176,43 @@ static void check_push_item(const char *text, size_t len, const char *member, th
   lua_settop(L, 0);
 }
 
+/* Whether converting the text path's page raises for an N that is not a
+ * number (what push_scan refuses in its one walk). */
+static int text_page_has_bad_number(const th_ddb_page *text_page) {
+  size_t n = strlen(text_page->items);
+  char *list = malloc(n + 3);
+  if (!list)
+    abort();
+  list[0] = '[';
+  memcpy(list + 1, text_page->items, n);
+  list[n + 1] = ']';
+  list[n + 2] = '\0';
+  plain_job j = {list, n + 2, 1};
+  lua_settop(L, 0);
+  lua_pushcfunction(L, plain_protected);
+  lua_pushlightuserdata(L, &j);
+  int bad = lua_pcall(L, 1, 0, 0) != LUA_OK && lua_tostring(L, -1) &&
+            strstr(lua_tostring(L, -1), "is not a number");
+  lua_settop(L, 0);
+  free(list);
+  return bad;
+}
+
 static void check_push_scan(const char *text, size_t len, size_t take, th_result text_r,
                             const char *text_why, const th_ddb_page *text_page) {
   char why[256] = "";
   th_ddb_page page;
   memset(&page, 0, sizeof page);
+  int bad_number = text_r == TH_OK && text_page_has_bad_number(text_page);
   lua_settop(L, 0);
   lua_newtable(L);
   th_result r = th_ddb_push_scan(L, text, len, take, &page, why, sizeof why);
-  if (r != text_r)
+  if (bad_number) {
+    if (r != TH_ERR_INTERNAL || !strstr(why, "is not a number"))
+      fail("push_scan: a page with an N that is not a number not refused", why);
+  } else if (r != text_r) {
     fail("push_scan: a verdict other than the text path's", why);
+  }
   if (lua_gettop(L) != 1 || !lua_istable(L, 1))
     fail("push_scan", "the items table is not left alone on top");
   if (r != TH_OK) {
@@ -201,7 +230,9 @@ static void check_push_scan(const char *text, size_t len, size_t take, th_result
         (page.lek_id == NULL) != (text_page->lek_id == NULL) ||
         (page.lek_id && strcmp(page.lek_id, text_page->lek_id) != 0))
       fail("push_scan", "last_id or LastEvaluatedKey differ from the text path");
-    check_pushed_plain(1);
+    for (lua_Integer i = 1; i <= (lua_Integer)page.count; i++) /* plain items already */
+      if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+        fail("push_scan", "a plain item is not a table");
   }
   th_ddb_page_free(&page);
   lua_settop(L, 0);
