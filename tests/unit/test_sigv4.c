@@ -520,6 +520,39 @@ static void test_errors(void) {
   refused("no secret", TH_ERR_INVALID, &ok, &c, &p);
   c = cred; c.session_token = "to ken";
   refused("token with a space", TH_ERR_INVALID, &ok, &c, &p);
+  c = cred; c.access_key_id = "AK,ID";
+  refused("access key with ','", TH_ERR_INVALID, &ok, &c, &p);
+  /* Every byte value in a token and a secret: only 0x21..0x7e is taken. */
+  for (int b = 1; b < 256; b++) {
+    char tok_b[] = {'T', 'O', (char)b, 'K', '\0'};
+    char label[48];
+    snprintf(label, sizeof label, "token holding byte 0x%02x", b);
+    c = cred; c.session_token = tok_b;
+    if (b >= 0x21 && b <= 0x7e) {
+      CHECK(th_sigv4_sign(&ok, &c, &p, &res, NULL) == TH_OK, "%s: signed", label);
+      th_sigv4_result_free(&res);
+    } else {
+      refused(label, TH_ERR_INVALID, &ok, &c, &p);
+    }
+    c = cred; c.secret_access_key = tok_b;
+    snprintf(label, sizeof label, "secret holding byte 0x%02x", b);
+    if (b >= 0x21 && b <= 0x7e) {
+      CHECK(th_sigv4_sign(&ok, &c, &p, &res, NULL) == TH_OK, "%s: signed", label);
+      th_sigv4_result_free(&res);
+    } else {
+      refused(label, TH_ERR_INVALID, &ok, &c, &p);
+    }
+  }
+  /* The token at its limit is taken, one byte more refused. */
+  static char long_tok[TH_SIGV4_MAX_TOKEN + 2];
+  memset(long_tok, 'a', TH_SIGV4_MAX_TOKEN);
+  long_tok[TH_SIGV4_MAX_TOKEN] = '\0';
+  c = cred; c.session_token = long_tok;
+  CHECK(th_sigv4_sign(&ok, &c, &p, &res, NULL) == TH_OK, "token of TH_SIGV4_MAX_TOKEN bytes");
+  th_sigv4_result_free(&res);
+  long_tok[TH_SIGV4_MAX_TOKEN] = 'a';
+  long_tok[TH_SIGV4_MAX_TOKEN + 1] = '\0';
+  refused("token one byte over TH_SIGV4_MAX_TOKEN", TH_ERR_INVALID, &ok, &c, &p);
 
   q = p; q.region = "us/east";
   refused("region with '/'", TH_ERR_INVALID, &ok, &cred, &q);
