@@ -18,6 +18,24 @@
 const fs = require("fs");
 const path = require("path");
 const { parse } = require("@cdktf/hcl2json");
+
+// TF_CHECK_PARSE_CACHE=DIR keeps each file's parse under the SHA-256 of its name and text:
+// the mutation test runs this script ~180 times over trees that differ in one file each, and
+// the parser (Go compiled to WebAssembly) is most of a run. A parse error is never cached.
+async function parseCached(file) {
+  const text = fs.readFileSync(file, "utf8");
+  const dir = process.env.TF_CHECK_PARSE_CACHE;
+  if (!dir) return parse(path.basename(file), text);
+  const key = require("crypto").createHash("sha256")
+    .update(path.basename(file)).update("\0").update(text).digest("hex");
+  const cached = path.join(dir, key + ".json");
+  if (fs.existsSync(cached)) return JSON.parse(fs.readFileSync(cached, "utf8"));
+  const json = await parse(path.basename(file), text);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(cached + ".tmp" + process.pid, JSON.stringify(json));
+  fs.renameSync(cached + ".tmp" + process.pid, cached);
+  return json;
+}
 const { Evaluator, EvalError, show, same } = require("./hcl_eval");
 
 const ROOT = path.resolve(process.argv[2] || path.join(__dirname, "..", ".."));
@@ -1398,7 +1416,7 @@ async function main() {
   for (const f of files) {
     let json;
     try {
-      json = await parse(path.basename(f), fs.readFileSync(f, "utf8"));
+      json = await parseCached(f);
     } catch (e) {
       report(`parse ${rel(f)}`, String(e.message || e).replace(/\s+/g, " "));
       parseFailures++;

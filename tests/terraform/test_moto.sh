@@ -173,12 +173,13 @@ run() {
   local envs=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
+  local started=$SECONDS
   set +e
   out=$(cd "$R" && env "${envs[@]+"${envs[@]}"}" "$@" </dev/null 2>&1)
   rc=$?
   set -e
   if [ "$rc" -eq "$want" ]; then
-    ok "$name (exit $rc)"
+    ok "$name (exit $rc, $((SECONDS - started)) s)"
   else
     bad "$name: exit $rc, want $want"
     tail -n 40 <<<"$out" | sed 's/^/    | /'
