@@ -1034,6 +1034,49 @@ function restChecks(modules, root) {
       need(instances(ev, { name: roleName, body: role }) === want, `the role: ${instances(ev, { name: roleName, body: role })} instances, want ${want}`);
     });
   });
+
+  check(`deployer policy: ${DEPLOYER_POLICY} allows what the REST API, its keys and plans, the logging role and the web ACL need`, () => {
+    const doc = JSON.parse(fs.readFileSync(path.join(ROOT, DEPLOYER_POLICY), "utf8"));
+    const statements = list(doc.Statement).filter((s) => s.Effect === "Allow");
+    const allowedIn = (sts, action, arn) => sts.some((s) => list(s.Action).some((a) => globMatch(a, action)) &&
+      list(s.Resource).some((r) => globMatch(r, arn)));
+    const plain = statements.filter((s) => !s.Condition);
+    const api = "arn:aws:apigateway:eu-west-1::/restapis/a1b2c3d4e5";
+    const stage = `${api}/stages/api`;
+    const acl = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/taskhost/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9";
+    const managed = "arn:aws:wafv2:eu-west-1:123456789012:regional/managedruleset/AWS/AWSManagedRulesCommonRuleSet";
+    const wafLogs = "arn:aws:logs:eu-west-1:123456789012:log-group:aws-waf-logs-taskhost";
+    const wanted = [["apigateway:POST", "arn:aws:apigateway:eu-west-1::/restapis"],
+      ["apigateway:POST", "arn:aws:apigateway:eu-west-1::/usageplans"],
+      ["apigateway:POST", "arn:aws:apigateway:eu-west-1::/apikeys"],
+      ["apigateway:PATCH", "arn:aws:apigateway:eu-west-1::/account"],
+      ["apigateway:GET", "arn:aws:apigateway:eu-west-1::/account"],
+      ["apigateway:SetWebACL", stage]].concat(
+      ["GET", "POST", "PUT", "PATCH", "DELETE"].flatMap((m) => [
+        [`apigateway:${m}`, `${api}/resources/r0ot/methods/ANY`],
+        [`apigateway:${m}`, `${api}/authorizers/xyz123`],
+        [`apigateway:${m}`, `${api}/deployments/d3pl0y`],
+        [`apigateway:${m}`, stage],
+        [`apigateway:${m}`, `${api}/gatewayresponses/DEFAULT_4XX`],
+        [`apigateway:${m}`, "arn:aws:apigateway:eu-west-1::/usageplans/p1an/keys/k3y"],
+        [`apigateway:${m}`, "arn:aws:apigateway:eu-west-1::/apikeys/k3y"]]),
+      ["CreateWebACL", "GetWebACL", "UpdateWebACL", "DeleteWebACL", "ListTagsForResource", "TagResource",
+        "AssociateWebACL", "DisassociateWebACL", "GetWebACLForResource", "PutLoggingConfiguration",
+        "GetLoggingConfiguration", "DeleteLoggingConfiguration"].map((a) => [`wafv2:${a}`, acl]),
+      ["CreateWebACL", "UpdateWebACL"].map((a) => [`wafv2:${a}`, managed]),
+      ["CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "ListTagsForResource", "TagResource"].map((a) => [`logs:${a}`, wafLogs]),
+      ["CreateRole", "GetRole", "DeleteRole", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy"].map((a) =>
+        [`iam:${a}`, "arn:aws:iam::123456789012:role/taskhost-apigw-logs-eu-west-1"]));
+    const missing = wanted.filter(([a, r]) => !allowedIn(plain, a, r)).map(([a, r]) => `${a} on ${r}`);
+    // The account setting passes the logging role to API Gateway, and to API Gateway only.
+    const passToApiGateway = statements.filter((s) => s.Condition && s.Condition.StringEquals &&
+      s.Condition.StringEquals["iam:PassedToService"] === "apigateway.amazonaws.com");
+    if (!allowedIn(passToApiGateway, "iam:PassRole", "arn:aws:iam::123456789012:role/taskhost-apigw-logs-eu-west-1"))
+      missing.push("iam:PassRole of the logging role, conditioned on iam:PassedToService apigateway.amazonaws.com");
+    if (plain.some((s) => list(s.Action).some((a) => globMatch(a, "iam:PassRole"))))
+      missing.push("(iam:PassRole is also allowed without a iam:PassedToService condition)");
+    need(missing.length === 0, `not allowed: ${missing.join("; ")}`);
+  });
 }
 
 // ------------------------------------------------------------------ monitoring (monitoring.tf)

@@ -272,6 +272,13 @@ mutate 'dashboard: a percentile of a count' $W 's/\[var\.metrics_namespace, "2xx
 mutate 'dashboard_url not the dashboard' $O 's/#dashboards:name=\$\{aws_cloudwatch_dashboard\.main\.dashboard_name\}/#dashboards:name=\${var.name}/' 'dashboard_url opens this stack'
 mutate 'deployer may not put alarms' terraform/deployer-policy.json 's/"cloudwatch:PutMetricAlarm", //' 'deployer policy: .* alarm topic'
 mutate 'deployer may not create the topic' terraform/deployer-policy.json 's/"sns:CreateTopic", //' 'deployer policy: .* alarm topic'
+P=terraform/deployer-policy.json
+mutate 'deployer may not touch the REST API' $P 's/"arn:aws:apigateway:\*::\/restapis", "arn:aws:apigateway:\*::\/restapis\/\*",//' 'deployer policy: .* REST API'
+mutate 'deployer may not create API keys' $P 's/"arn:aws:apigateway:\*::\/apikeys", //' 'deployer policy: .* REST API'
+mutate 'deployer may not set the web ACL on the stage' $P 's/"Action": "apigateway:SetWebACL"/"Action": "apigateway:GET"/' 'deployer policy: .* REST API'
+mutate 'deployer may not associate the web ACL' $P 's/"wafv2:AssociateWebACL", //' 'deployer policy: .* REST API'
+mutate 'deployer may not log WAF to its group' $P 's/"arn:aws:logs:\*:\*:log-group:aws-waf-logs-taskhost",//' 'deployer policy: .* REST API'
+mutate 'the logging role passed to any service' $P 's/"iam:PassedToService": "apigateway.amazonaws.com"/"iam:PassedToService": "lambda.amazonaws.com"/' 'deployer policy: .* REST API'
 # api_type = "rest" (rest.tf): the REST API, its authorizer, keys, usage plans and WAF.
 R=terraform/rest.tf
 mutate 'rest + jwt planned' $R 's/condition     = var\.auth != "jwt"/condition     = true/' 'refused at plan time (REST APIs have no JWT authorizer)'
