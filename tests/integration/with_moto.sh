@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# with_moto.sh CMD [ARG...] — runs CMD against a fresh moto_server (moto's
+# with_moto.sh CMD [ARG...] — runs CMD against a fresh moto server (moto's
 # DynamoDB, which has TransactWriteItems: dynalite has not) on a free
-# loopback port, with the task table (TTL on expires_at), and returns CMD's
-# exit status. CMD sees what with_dynalite.sh gives (AWS_ENDPOINT_URL_DYNAMODB,
+# loopback port, serving one request at a time (moto_serial.py), with the
+# task table (TTL on expires_at), and returns CMD's exit status. CMD sees what with_dynalite.sh gives (AWS_ENDPOINT_URL_DYNAMODB,
 # AWS_REGION, dummy credentials, TABLE_NAME, TASKHOST_STORE=dynamodb) and
 # MOTO_DIR (the server's log). The server is stopped however CMD ends (trap).
 # moto_server missing from PATH: exit 1 with a FAIL line (CI carries it).
@@ -29,7 +29,23 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$moto" -H 127.0.0.1 -p "$port" >"$MOTO_DIR/moto.log" 2>&1 &
+# moto's app served one request at a time (moto_serial.py says why), by the Python that runs
+# moto_server (a pyenv shim or a script with a shebang).
+moto_script=$moto
+if ! head -n 1 "$moto_script" | grep -q '^#!.*python'; then # a pyenv shim is a bash script
+  moto_script=$(pyenv which moto_server 2>/dev/null) || moto_script=""
+fi
+moto_py=""
+if [ -n "$moto_script" ]; then
+  read -r shebang_cmd shebang_arg _ < <(head -n 1 "$moto_script" | sed 's/^#! *//')
+  case $shebang_cmd in
+    */env) moto_py=$(command -v "$shebang_arg" || true) ;;
+    *python*) moto_py=$shebang_cmd ;;
+  esac
+fi
+[ -n "$moto_py" ] && "$moto_py" -c 'import moto.moto_server.werkzeug_app' 2>/dev/null ||
+  { echo "FAIL - no Python with moto behind $moto (needed to serve moto one request at a time)"; exit 1; }
+"$moto_py" "$(dirname "${BASH_SOURCE[0]}")/moto_serial.py" 127.0.0.1 "$port" >"$MOTO_DIR/moto.log" 2>&1 &
 moto_pid=$!
 endpoint=http://127.0.0.1:$port
 for _ in $(seq 1 150); do
