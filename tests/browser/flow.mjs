@@ -146,9 +146,14 @@ try {
   await page.waitForFunction(() => document.body.dataset.loaded);
 
   // ---- create: 7 tasks, one of them HTML (shown as text, never run) ------------------------
+  // The page size's change reloads the list: wait for that load, or the first create's wait
+  // below would take it for its own and the next task be typed while that create is running.
+  const sized = await loadedAt();
   await page.select("#page-size", "5");
+  await waitLoaded(sized);
   const texts = ["first", "second", "third", "fourth", "<img src=x onerror=\"window.__xss=1\"><b>bold?</b>", "sixth", "seventh"];
   for (const [i, text] of texts.entries()) {
+    await page.waitForFunction(() => !document.querySelector("#create-submit").disabled);
     const t = await loadedAt();
     await page.$eval("#new-task", (el) => { el.value = ""; });
     await page.type("#new-task", text);
