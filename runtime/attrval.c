@@ -144,19 +144,6 @@ void th_av_push_item(lua_State *L, int idx) {
 
 static void push_plain(lua_State *L, int idx, int depth);
 
-/* The number of keys of the table at idx: a table built for them at once
- * is not rehashed at every power of two on the way (a list page builds
- * thousands). */
-static int count_keys(lua_State *L, int idx) {
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    n++;
-  }
-  return n;
-}
-
 /* N text → integer when it is one and fits, else the nearest float. */
 static void push_number_from_text(lua_State *L, const char *s) {
   if (lua_stringtonumber(L, s) == 0)
@@ -207,7 +194,7 @@ static void push_plain(lua_State *L, int idx, int depth) {
       th_json_mark_array(L, -1);
     }
   } else if (strcmp(type, "M") == 0 && lua_type(L, payload) == LUA_TTABLE) {
-    lua_createtable(L, 0, count_keys(L, payload));
+    lua_createtable(L, 0, th_lua_count_keys(L, payload));
     int out = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, payload)) { /* key, av */
@@ -227,7 +214,7 @@ static void push_plain(lua_State *L, int idx, int depth) {
 void th_av_push_plain_item(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_createtable(L, 0, count_keys(L, idx));
+  lua_createtable(L, 0, th_lua_count_keys(L, idx));
   int out = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) { /* key, av */

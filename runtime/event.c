@@ -115,23 +115,12 @@ static void add_joined(lua_State *L, int out, int name, int value, const char *s
 }
 
 /* headers: lower-cased names; multi-value lists preferred when given. */
-/* The number of keys of the table at idx. */
-static int count_keys(lua_State *L, int idx) {
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    n++;
-  }
-  return n;
-}
-
 static void push_headers(lua_State *L, int ev, th_event_version v) {
   /* the table made at its size, not grown at each power of two */
   int given = field_table(L, ev, v == TH_EVENT_V1 ? "multiValueHeaders" : "headers");
   if (!given && v == TH_EVENT_V1)
     given = field_table(L, ev, "headers");
-  int size = given ? count_keys(L, given) : 0;
+  int size = given ? th_lua_count_keys(L, given) : 0;
   if (given)
     lua_pop(L, 1);
   lua_createtable(L, 0, size);

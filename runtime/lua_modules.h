@@ -60,5 +60,8 @@ int luaopen_th_store(lua_State *L); /* upvalue 1: lightuserdata th_store_binding
 /* The request id the log module and the store errors are tagged with. */
 void th_lua_set_request_id(lua_State *L, const char *request_id);
 const char *th_lua_request_id(lua_State *L);
+/* The number of keys of the table at idx, so a table copied from it can be created at its
+ * size (lua_createtable) instead of rehashed at every power of two on the way. */
+int th_lua_count_keys(lua_State *L, int idx);
 
 #endif

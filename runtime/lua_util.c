@@ -16,6 +16,17 @@ void th_lua_set_request_id(lua_State *L, const char *request_id) {
   lua_setfield(L, LUA_REGISTRYINDEX, REQUEST_ID_KEY);
 }
 
+int th_lua_count_keys(lua_State *L, int idx) {
+  int n = 0;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
 const char *th_lua_request_id(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_ID_KEY);
   const char *id = lua_tostring(L, -1); /* anchored in the registry */
