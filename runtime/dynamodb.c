@@ -1141,8 +1141,10 @@ static int load_response(lua_State *L, job *j) {
   return lua_gettop(L);
 }
 
-/* Checks the item at idx as an AV map (and marks its arrays). */
-static void check_item(lua_State *L, int idx, const char *what) {
+/* Checks the item at idx as an AV map (and marks its arrays). With plain, the
+ * item becomes, in place, the plain item: each attribute replaced by its plain
+ * value in the same walk (check_av converts), with the same checks and messages. */
+static void check_item(lua_State *L, int idx, const char *what, int plain) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     fail_with(L, "%s is not an AttributeValue map", what);
@@ -1150,7 +1152,12 @@ static void check_item(lua_State *L, int idx, const char *what) {
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING)
       fail_with(L, "%s is not an AttributeValue map", what);
-    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2), 0);
+    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2), plain);
+    if (plain) {
+      lua_pushvalue(L, -3); /* key, av, plain: an existing field, so the walk goes on */
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    }
     lua_pop(L, 1);
   }
 }
@@ -1174,27 +1181,14 @@ static void strip_item(lua_State *L, int idx, int keep_version) {
 
 static void check_item_owned(lua_State *L, int idx, const char *what) {
   strip_item(L, idx, 0);
-  check_item(L, idx, what);
+  check_item(L, idx, what, 0);
 }
 
 /* check_item_owned and th_av_push_plain_item in one walk: the item at idx
- * becomes, in place, the plain item (each attribute replaced by its plain
- * value); the same checks and messages as check_item_owned. */
+ * becomes, in place, the plain item. */
 static void plain_item_owned(lua_State *L, int idx, const char *what) {
-  idx = lua_absindex(L, idx);
   strip_item(L, idx, 0);
-  if (lua_type(L, idx) != LUA_TTABLE)
-    fail_with(L, "%s is not an AttributeValue map", what);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING)
-      fail_with(L, "%s is not an AttributeValue map", what);
-    check_av(L, -1, 1, ITEM_JMAX, lua_tostring(L, -2), 1);
-    lua_pushvalue(L, -3); /* key, av, plain: an existing field, so the walk goes on */
-    lua_insert(L, -2);
-    lua_rawset(L, idx);
-    lua_pop(L, 1);
-  }
+  check_item(L, idx, what, 1);
 }
 
 /* The same, then pushes its JSON text. */
@@ -1218,7 +1212,7 @@ static int job_push_item(lua_State *L) {
   int resp = load_response(L, j);
   if (lua_getfield(L, resp, j->member) != LUA_TNIL) {
     strip_item(L, -1, 1); /* the version stays: the store reads it (th_ddb_push_item) */
-    check_item(L, -1, j->member);
+    check_item(L, -1, j->member, 0);
   }
   return 1;
 }
